@@ -4,10 +4,11 @@ Algorithm 1 (training)                          Algorithm 2 (sampling)
   1: repeat                                       1: x_T ~ N(0, I)
   2:   x0 ~ q(x0)                                 2: for t = T, ..., 1 do
   3:   t ~ Uniform({1, ..., T})                   3:   z ~ N(0, I) if t > 1, else z = 0
-  4:   eps ~ N(0, I)                              4:   x_{t-1} = 1/sqrt(alpha_t) (x_t - beta_t/sqrt(1 - alpha_bar_t) eps_theta(x_t, t)) + sigma_t z
+  4:   eps ~ N(0, I)                              4:   x_{t-1} = mu_theta(x_t, t) + sigma_t z
   5:   gradient step on ||eps - eps_theta(x_t, t)||^2   5: end for
   6: until converged                              6: return x0
 
+with mu_theta(x_t, t) = 1/sqrt(alpha_t) (x_t - beta_t / sqrt(1 - alpha_bar_t) eps_theta(x_t, t)).
 sigma_t^2 is beta_t or beta_tilde_t (`NoiseSchedule.reverse_variances`).
 """
 
@@ -112,12 +113,14 @@ def ddpm_sample(eps_model: EpsModel, schedule: NoiseSchedule, shape: Sequence[in
 
     x_T: start from this noise instead of drawing it (shape must equal `shape`).
     """
-    x = _initial_noise(shape, device, dtype, generator) if x_T is None else x_T
-    if tuple(x.shape) != tuple(shape):
-        raise ValueError(f"x_T has shape {tuple(x.shape)}, expected {tuple(shape)}")
-    for _, x in ddpm_reverse(eps_model, schedule, x, variance, generator, progress):
+    if x_T is None:
+        x_T = _initial_noise(shape, device, dtype, generator)
+    if tuple(x_T.shape) != tuple(shape):
+        raise ValueError(f"x_T has shape {tuple(x_T.shape)}, expected {tuple(shape)}")
+    x0 = x_T
+    for _, x0 in ddpm_reverse(eps_model, schedule, x_T, variance, generator, progress):
         pass
-    return x
+    return x0
 
 
 def ddpm_trajectory(eps_model: EpsModel, schedule: NoiseSchedule, shape: Sequence[int], save_at: Sequence[int],
@@ -131,9 +134,9 @@ def ddpm_trajectory(eps_model: EpsModel, schedule: NoiseSchedule, shape: Sequenc
     wanted = [int(s) for s in save_at]
     if not wanted or min(wanted) < 0 or max(wanted) > schedule.T:
         raise ValueError(f"save_at must be a non-empty list of steps in 0..T={schedule.T}, got {list(save_at)}")
-    x = _initial_noise(shape, device, dtype, generator)
-    kept = {schedule.T: x}
-    for t, x in ddpm_reverse(eps_model, schedule, x, variance, generator, progress):
+    x_T = _initial_noise(shape, device, dtype, generator)
+    kept = {schedule.T: x_T}
+    for t, x_t in ddpm_reverse(eps_model, schedule, x_T, variance, generator, progress):
         if t in wanted:
-            kept[t] = x
+            kept[t] = x_t
     return torch.stack([kept[s] for s in wanted])
