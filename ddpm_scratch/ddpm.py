@@ -98,11 +98,16 @@ def ddpm_reverse(eps_model: EpsModel, schedule: NoiseSchedule, x_T: Tensor, vari
         yield t - 1, x
 
 
-def _initial_noise(shape: Sequence[int], device: torch.device | str | None, dtype: torch.dtype,
-                   generator: torch.Generator | None) -> Tensor:
+def _start(shape: Sequence[int], x_T: Tensor | None, device: torch.device | str | None, dtype: torch.dtype,
+           generator: torch.Generator | None) -> Tensor:
+    """x_T ~ N(0, I) of the given shape (Algorithm 2, line 1), or the caller's x_T after checking its shape."""
     if len(shape) < 2 or any(int(s) <= 0 for s in shape):
         raise ValueError(f"shape must be (B, ...) with positive sizes, got {tuple(shape)}")
-    return torch.randn(tuple(shape), generator=generator, device=device, dtype=dtype)  # line 1
+    if x_T is None:
+        return torch.randn(tuple(shape), generator=generator, device=device, dtype=dtype)
+    if tuple(x_T.shape) != tuple(shape):
+        raise ValueError(f"x_T has shape {tuple(x_T.shape)}, expected {tuple(shape)}")
+    return x_T
 
 
 def ddpm_sample(eps_model: EpsModel, schedule: NoiseSchedule, shape: Sequence[int],
@@ -113,10 +118,7 @@ def ddpm_sample(eps_model: EpsModel, schedule: NoiseSchedule, shape: Sequence[in
 
     x_T: start from this noise instead of drawing it (shape must equal `shape`).
     """
-    if x_T is None:
-        x_T = _initial_noise(shape, device, dtype, generator)
-    if tuple(x_T.shape) != tuple(shape):
-        raise ValueError(f"x_T has shape {tuple(x_T.shape)}, expected {tuple(shape)}")
+    x_T = _start(shape, x_T, device, dtype, generator)
     x0 = x_T
     for _, x0 in ddpm_reverse(eps_model, schedule, x_T, variance, generator, progress):
         pass
@@ -126,15 +128,16 @@ def ddpm_sample(eps_model: EpsModel, schedule: NoiseSchedule, shape: Sequence[in
 def ddpm_trajectory(eps_model: EpsModel, schedule: NoiseSchedule, shape: Sequence[int], save_at: Sequence[int],
                     generator: torch.Generator | None = None, variance: str | Tensor = "beta",
                     device: torch.device | str | None = None, dtype: torch.dtype = torch.float32,
-                    progress: bool = False) -> Tensor:
+                    x_T: Tensor | None = None, progress: bool = False) -> Tensor:
     """Ancestral sampling that keeps x_t at the requested steps.
 
     save_at: steps in 0..T (T keeps x_T).  Returns (len(save_at), B, ...) in the order of save_at.
+    x_T: start from this noise instead of drawing it (shape must equal `shape`).
     """
     wanted = [int(s) for s in save_at]
     if not wanted or min(wanted) < 0 or max(wanted) > schedule.T:
         raise ValueError(f"save_at must be a non-empty list of steps in 0..T={schedule.T}, got {list(save_at)}")
-    x_T = _initial_noise(shape, device, dtype, generator)
+    x_T = _start(shape, x_T, device, dtype, generator)
     kept = {schedule.T: x_T}
     for t, x_t in ddpm_reverse(eps_model, schedule, x_T, variance, generator, progress):
         if t in wanted:

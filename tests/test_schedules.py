@@ -1,0 +1,122 @@
+"""Lecture 1: noise schedules. References are computed independently with numpy / plain Python."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given
+from hypothesis import strategies as st
+
+from ddpm_scratch.schedules import NoiseSchedule, broadcast, timesteps
+
+betas_lists = st.lists(st.floats(1e-5, 0.5), min_size=1, max_size=60)
+
+
+def test_linear_schedule_matches_ddpm_paper():
+    s = NoiseSchedule.linear()
+    assert s.T == 1000 and s.betas.shape == (1001,) and s.betas.dtype == torch.float64
+    assert s.betas[0] == 0 and s.alpha_bars[0] == 1
+    assert s.betas[1].item() == pytest.approx(1e-4) and s.betas[-1].item() == pytest.approx(0.02)
+    reference = np.prod(1 - np.linspace(1e-4, 0.02, 1000))
+    assert s.alpha_bars[-1].item() == pytest.approx(reference, rel=1e-10)
+    assert 3.5e-5 < s.alpha_bars[-1].item() < 4.5e-5  # "alpha_bar_T ~ 4e-5" (DDPM)
+
+
+def test_cosine_schedule_follows_its_definition_until_clipping():
+    T, s_off = 1000, 0.008
+    s = NoiseSchedule.cosine(T=T, s=s_off)
+    f = [math.cos((t / T + s_off) / (1 + s_off) * math.pi / 2) ** 2 for t in range(T + 1)]
+    expected = np.array(f) / f[0]
+    clipped = (s.betas >= 0.999 - 1e-12).nonzero()
+    first_clipped = int(clipped[0]) if len(clipped) else T + 1
+    np.testing.assert_allclose(s.alpha_bars[:first_clipped].numpy(), expected[:first_clipped], rtol=1e-9)
+    assert (s.betas[1:] <= 0.999).all()
+    assert (s.alpha_bars[1:] < s.alpha_bars[:-1]).all()
+
+
+@given(betas_lists)
+def test_from_betas_fields_match_their_definitions(betas):
+    s = NoiseSchedule.from_betas(betas)
+    assert s.T == len(betas)
+    alpha_bar, expected = 1.0, [1.0]
+    for b in betas:
+        alpha_bar *= 1 - b
+        expected.append(alpha_bar)
+    np.testing.assert_allclose(s.alpha_bars.numpy(), expected, rtol=1e-12)
+    np.testing.assert_allclose(s.alphas.numpy(), [1.0] + [1 - b for b in betas])
+    # beta_tilde_t = (1 - abar_{t-1}) / (1 - abar_t) beta_t, and 0 <= beta_tilde_t <= beta_t
+    for t in range(1, s.T + 1):
+        bt = (1 - expected[t - 1]) / (1 - expected[t]) * betas[t - 1]
+        assert s.posterior_variances[t].item() == pytest.approx(bt, rel=1e-9, abs=1e-300)
+        assert 0 <= s.posterior_variances[t] <= s.betas[t] * (1 + 1e-12)
+    assert s.posterior_variances[1] == 0
+
+
+@given(betas_lists)
+def test_snr_is_decreasing_and_infinite_at_the_data(betas):
+    s = NoiseSchedule.from_betas(betas)
+    snr = s.snr(torch.arange(s.T + 1))
+    assert math.isinf(snr[0].item())
+    assert (snr[1:] < snr[:-1]).all()
+    assert s.snr(1).item() == pytest.approx((1 - betas[0]) / betas[0], rel=1e-9)
+
+
+def test_reverse_variances_choices():
+    s = NoiseSchedule.linear(T=50)
+    assert torch.equal(s.reverse_variances("beta"), s.betas)
+    post = s.reverse_variances("posterior")
+    assert post[1] == s.posterior_variances[2] and torch.equal(post[2:], s.posterior_variances[2:])
+    custom = torch.full((51,), 0.1, dtype=torch.float64)
+    assert torch.equal(s.reverse_variances(custom), custom)
+    with pytest.raises(ValueError, match="variance"):
+        s.reverse_variances("small")
+    with pytest.raises(ValueError, match="variance"):
+        s.reverse_variances(torch.ones(10))
+
+
+@pytest.mark.parametrize("betas", [[0.1, 1.0], [0.0, 0.1], [-0.1], [0.2, float("nan")], [1.5]])
+def test_betas_outside_the_open_unit_interval_are_rejected(betas):
+    with pytest.raises(ValueError, match=r"betas\[1..T\].*\(0, 1\)"):
+        NoiseSchedule.from_betas(betas)
+
+
+def test_bad_constructor_arguments():
+    with pytest.raises(ValueError, match="betas\\[0\\]"):
+        NoiseSchedule(torch.tensor([0.1, 0.2], dtype=torch.float64))
+    with pytest.raises(ValueError, match="T must be"):
+        NoiseSchedule.linear(T=0)
+    with pytest.raises(ValueError, match="beta_start"):
+        NoiseSchedule.linear(beta_start=0.0)
+    with pytest.raises(ValueError, match="max_beta"):
+        NoiseSchedule.cosine(max_beta=1.0)
+    with pytest.raises(TypeError, match="betas"):
+        NoiseSchedule([0.0, 0.1])  # type: ignore[arg-type]
+
+
+def test_timesteps_validation():
+    assert timesteps(3, 10, batch=4).tolist() == [3, 3, 3, 3]
+    assert timesteps(torch.tensor([1, 10]), 10).tolist() == [1, 10]
+    assert timesteps(0, 10, low=0).item() == 0
+    with pytest.raises(ValueError, match=r"t must lie in 1..T=10"):
+        timesteps(0, 10)
+    with pytest.raises(ValueError, match=r"t must lie in 1..T=10"):
+        timesteps(torch.tensor([5, 11]), 10)
+    with pytest.raises(TypeError, match="integer"):
+        timesteps(torch.tensor([0.5]), 10)
+    with pytest.raises(TypeError, match="t must be"):
+        timesteps(2.0, 10)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="batch"):
+        timesteps(torch.tensor([1, 2, 3]), 10, batch=2)
+    with pytest.raises(ValueError, match="shape"):
+        timesteps(torch.ones(2, 2, dtype=torch.long), 10)
+
+
+@given(st.integers(1, 5), st.integers(1, 4))
+def test_broadcast_shape_dtype_and_values(batch, extra_dims):
+    s = NoiseSchedule.linear(T=20)
+    like = torch.zeros(batch, *([3] * extra_dims), dtype=torch.float32)
+    t = torch.randint(1, 21, (batch,))
+    coef = broadcast(s.alpha_bars, t, like)
+    assert coef.shape == (batch,) + (1,) * extra_dims and coef.dtype == torch.float32
+    assert torch.allclose(coef.flatten(), s.alpha_bars[t].float())
