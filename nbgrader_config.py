@@ -32,6 +32,14 @@ c.CourseDirectory.autograded_directory = os.path.join("grading", "autograded")
 c.CourseDirectory.feedback_directory = os.path.join("grading", "feedback")
 c.CourseDirectory.db_url = "sqlite:///" + os.path.join(GRADING, "gradebook.db")
 
+# `nbgrader zip_collect <ps>`: submissions downloaded from an LMS go to grading/downloaded/<ps>/archive/, one
+# folder or zip file per student named by the student id (alice/<ps>.ipynb or alice.zip); they are extracted to
+# grading/downloaded/<ps>/extracted/<student>/ and collected into grading/submitted/<student>/<ps>/.
+c.ZipCollectApp.downloaded_directory = os.path.join("grading", "downloaded")
+c.FileNameCollectorPlugin.named_regexp = (
+    r".*[/\\]extracted[/\\](?P<student_id>[^/\\]+)[/\\](?:.*[/\\])?(?P<file_id>[^/\\]+\.ipynb)$"
+)
+
 # Seconds per cell when nbgrader executes a notebook (autograde, validate). A cell that runs longer (an infinite
 # loop) is interrupted and its tests score 0; the rest of the notebook still runs.
 c.Execute.timeout = 60
