@@ -1,0 +1,143 @@
+"""Command line: `ddpm-scratch demo | train | sample` (also `python -m ddpm_scratch ...`)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from .data import DATASETS, TOY_DATASETS
+
+EPILOG = """examples:
+  ddpm-scratch demo                                   train on digits (~5 min on 2 CPU cores), write outputs/demo/
+  ddpm-scratch train --dataset two_moons --steps 3000 --out runs/moons
+  ddpm-scratch train --out runs/moons --resume --steps 6000     continue a run, here to 6000 steps
+  ddpm-scratch sample --run runs/moons --n 2000 --out moons.png
+"""
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="ddpm-scratch",
+        description="Denoising diffusion models from scratch: train a DDPM and sample from it.",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="command", required=True, metavar="{demo,train,sample}")
+
+    d = sub.add_parser("demo", help="train on the built-in digits and write samples, pictures and a report",
+                       description="Train a small DDPM on scikit-learn's 8x8 digits with the settings of the demo, "
+                                   "sample with the EMA weights and write samples.png, reverse_process.png/.gif, "
+                                   "loss.png and report.md (Frechet distance vs the real-vs-real floor).")
+    d.add_argument("--out", type=Path, default=Path("outputs/demo"), help="output folder (default: %(default)s)")
+    d.add_argument("--steps", type=_positive_int, default=3000, help="training steps (default: %(default)s)")
+    d.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
+    d.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:N (default: auto)")
+
+    t = sub.add_parser("train", help="train an eps-network on a dataset",
+                       description="Train an eps-network with L_simple (Algorithm 1). Writes config.json, loss.csv "
+                                   "and checkpoint.pt to --out; --resume continues exactly where a run stopped.")
+    t.add_argument("--dataset", choices=DATASETS, default="digits",
+                   help=f"digits (8x8 images) or a 2-D toy set: {', '.join(TOY_DATASETS)} (default: digits)")
+    t.add_argument("--steps", type=_positive_int, default=None,
+                   help="total training steps (default: 4000; with --resume, the run's own total)")
+    t.add_argument("--batch-size", type=_positive_int, default=128, help="batch size (default: %(default)s)")
+    t.add_argument("--lr", type=float, default=2e-3, help="peak learning rate of AdamW (default: %(default)s)")
+    t.add_argument("--schedule", choices=["linear", "cosine"], default="linear", help="noise schedule")
+    t.add_argument("--T", type=_positive_int, default=1000, help="number of diffusion steps (default: %(default)s)")
+    t.add_argument("--ema-decay", type=float, default=0.999, help="EMA decay (default: %(default)s)")
+    t.add_argument("--precision", choices=["fp32", "bf16", "fp16"], default="fp32",
+                   help="fp32, bf16 autocast, or fp16 autocast with a GradScaler (CUDA only)")
+    t.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
+    t.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:N (default: auto)")
+    t.add_argument("--out", type=Path, required=True, help="run folder (config.json, loss.csv, checkpoint.pt)")
+    t.add_argument("--resume", action="store_true",
+                   help="continue the run in --out from its checkpoint (its settings are kept; --steps may grow)")
+    t.add_argument("--checkpoint-every", type=_positive_int, default=500, help="steps between checkpoints")
+
+    s = sub.add_parser("sample", help="draw samples from a trained run and save a picture",
+                       description="Ancestral sampling (Algorithm 2) from a checkpoint: a grid of images for digits, "
+                                   "a scatter plot for 2-D data; the tensor is saved beside the picture as .pt.")
+    src = s.add_mutually_exclusive_group(required=True)
+    src.add_argument("--run", type=Path, help="run folder written by `train` (uses its checkpoint.pt)")
+    src.add_argument("--checkpoint", type=Path, help="path of a checkpoint.pt")
+    s.add_argument("--n", type=_positive_int, default=64, help="number of samples (default: %(default)s)")
+    s.add_argument("--out", type=Path, default=Path("samples.png"), help="picture to write (default: %(default)s)")
+    s.add_argument("--variance", choices=["beta", "posterior"], default="beta",
+                   help="sigma_t^2 = beta_t or the posterior variance beta_tilde_t (default: beta)")
+    s.add_argument("--no-ema", action="store_true", help="use the raw weights instead of the EMA weights")
+    s.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
+    s.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:N (default: auto)")
+    return p
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+
+    result = run_demo(args.out, steps=args.steps, seed=args.seed, device=args.device)
+    print(f"wrote {args.out}/samples.png, reverse_process.png/.gif, loss.png, report.md")
+    print(f"FD samples vs test {result.fd.fd:.3f} | real-vs-real floor {result.fd.floor:.3f} | "
+          f"ratio {result.fd.ratio:.2f} | train {result.train_seconds:.0f} s, sampling {result.sample_seconds:.0f} s")
+    return 0
+
+
+def _train(args: argparse.Namespace) -> int:
+    from .train import CHECKPOINT, TrainConfig, load_checkpoint, train
+
+    if args.resume:
+        config = TrainConfig.from_dict(load_checkpoint(args.out / CHECKPOINT)["config"])
+        config.steps = args.steps or config.steps
+    else:
+        config = TrainConfig(dataset=args.dataset, steps=args.steps or 4000, batch_size=args.batch_size, lr=args.lr,
+                             schedule=args.schedule, T=args.T, ema_decay=args.ema_decay, precision=args.precision,
+                             seed=args.seed, device=args.device, checkpoint_every=args.checkpoint_every)
+    result = train(config, out=args.out, resume=args.resume)
+    print(f"trained {config.steps} steps on {config.dataset}: final loss {result.final_loss:.4f}, "
+          f"{result.steps_per_second:.1f} steps/s; checkpoint in {args.out / CHECKPOINT}")
+    return 0
+
+
+def _sample(args: argparse.Namespace) -> int:
+    import torch
+
+    from .ddpm import ddpm_sample
+    from .train import CHECKPOINT, load_model, select_device
+    from .viz import save_grid, save_scatter
+
+    path = args.checkpoint or args.run / CHECKPOINT
+    device = select_device(args.device)
+    model, schedule, config = load_model(path, ema=not args.no_ema, device=device)
+    shape = (args.n, 1, 8, 8) if config.dataset == "digits" else (args.n, 2)
+    g = torch.Generator(device=device).manual_seed(args.seed)
+    x0 = ddpm_sample(model, schedule, shape, generator=g, variance=args.variance, device=device, progress=True).cpu()
+    if config.dataset == "digits":
+        save_grid(x0, args.out)
+    else:
+        save_scatter(x0, args.out, title=f"{args.n} samples, {config.dataset}")
+    torch.save(x0, args.out.with_suffix(".pt"))
+    print(f"wrote {args.out} and {args.out.with_suffix('.pt')}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    from .train import TrainingDiverged
+
+    try:
+        return {"demo": _demo, "train": _train, "sample": _sample}[args.command](args)
+    except TrainingDiverged as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    except (ValueError, FileNotFoundError) as e:
+        parser.error(str(e))
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
