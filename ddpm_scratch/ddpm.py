@@ -119,10 +119,10 @@ def ddpm_sample(eps_model: EpsModel, schedule: NoiseSchedule, shape: Sequence[in
     x_T: start from this noise instead of drawing it (shape must equal `shape`).
     """
     x_T = _start(shape, x_T, device, dtype, generator)
-    x0 = x_T
-    for _, x0 in ddpm_reverse(eps_model, schedule, x_T, variance, generator, progress):
+    x_t = x_T
+    for _, x_t in ddpm_reverse(eps_model, schedule, x_T, variance, generator, progress):  # noqa: B007
         pass
-    return x0
+    return x_t  # the last step returns x_0
 
 
 def ddpm_trajectory(eps_model: EpsModel, schedule: NoiseSchedule, shape: Sequence[int], save_at: Sequence[int],

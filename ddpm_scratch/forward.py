@@ -88,7 +88,8 @@ def q_posterior(schedule: NoiseSchedule, x0: Tensor, x_t: Tensor, t: int | Tenso
     alpha = broadcast(schedule.alphas, t, x0)
     alpha_bar = broadcast(schedule.alpha_bars, t, x0)
     alpha_bar_prev = broadcast(schedule.alpha_bars, t - 1, x0)
-    # DDPM eq. 7: mu_tilde = sqrt(abar_{t-1}) beta_t / (1 - abar_t) x0 + sqrt(alpha_t) (1 - abar_{t-1}) / (1 - abar_t) x_t
+    # DDPM eq. 7: mu_tilde = sqrt(abar_{t-1}) beta_t / (1 - abar_t) x0
+    #                      + sqrt(alpha_t) (1 - abar_{t-1}) / (1 - abar_t) x_t
     mean = (alpha_bar_prev.sqrt() * beta / (1 - alpha_bar)) * x0 \
         + (alpha.sqrt() * (1 - alpha_bar_prev) / (1 - alpha_bar)) * x_t
     variance = broadcast(schedule.posterior_variances, t, x0)

@@ -49,7 +49,8 @@ class NoiseSchedule:
         if not isinstance(betas, Tensor):
             raise TypeError(f"betas must be a torch.Tensor, got {type(betas).__name__}")
         if betas.dim() != 1 or betas.numel() < 2:
-            raise ValueError(f"betas must be 1-D of length T+1 >= 2 (index 0 is the data), got shape {tuple(betas.shape)}")
+            raise ValueError(f"betas must be 1-D of length T+1 >= 2 (index 0 is the data), "
+                             f"got shape {tuple(betas.shape)}")
         betas = betas.detach().to(device="cpu", dtype=torch.float64)
         if betas[0] != 0:
             raise ValueError(f"betas[0] must be 0 (index 0 is the data), got {betas[0].item()}")

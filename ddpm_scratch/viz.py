@@ -16,7 +16,8 @@ from matplotlib.figure import Figure
 from PIL import Image
 from torch import Tensor
 
-__all__ = ["to_uint8", "image_grid", "save_grid", "save_gif", "save_strip", "save_scatter", "plot_loss", "read_loss_log"]
+__all__ = ["to_uint8", "image_grid", "save_grid", "save_gif", "save_strip", "save_scatter", "plot_loss",
+           "read_loss_log"]
 
 
 def to_uint8(x: Tensor) -> np.ndarray:
