@@ -72,7 +72,7 @@ def test_exact_eps_sampler_returns_the_gaussian(s2):
     save_at = [150, 20, 1]
     traj = ddpm_trajectory(gaussian_eps(S, mu, s2), S, (n, 2), save_at=save_at, variance=variance,
                            generator=g, x_T=x_T)
-    for x, t in zip(traj, save_at):
+    for x, t in zip(traj, save_at, strict=True):
         ab = S.alpha_bars[t].item()
         v = ab * s2 + 1 - ab
         # CLT: sample mean has sd sqrt(v/n); a sample covariance entry has sd <= v sqrt(2/n); 5 sds

@@ -8,8 +8,15 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ddpm_scratch.forward import (
-    eps_from_score, eps_from_x0, frequency_snr, q_posterior, q_sample, q_step,
-    radial_power_spectrum, score_from_eps, x0_from_eps,
+    eps_from_score,
+    eps_from_x0,
+    frequency_snr,
+    q_posterior,
+    q_sample,
+    q_step,
+    radial_power_spectrum,
+    score_from_eps,
+    x0_from_eps,
 )
 from ddpm_scratch.schedules import NoiseSchedule
 

@@ -10,8 +10,13 @@ from torch.distributions import Normal, kl_divergence
 
 from ddpm_scratch.forward import eps_from_x0, q_posterior, q_sample
 from ddpm_scratch.losses import (
-    discretized_gaussian_log_likelihood, gaussian_kl, l_simple, prior_bpd, sample_timesteps,
-    variational_bound, vlb_weights,
+    discretized_gaussian_log_likelihood,
+    gaussian_kl,
+    l_simple,
+    prior_bpd,
+    sample_timesteps,
+    variational_bound,
+    vlb_weights,
 )
 from ddpm_scratch.schedules import NoiseSchedule
 
