@@ -1,0 +1,585 @@
+# ---
+# jupyter:
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown] id="intro"
+# # Problem set 1 — the diffusion kernel
+#
+# The forward process of a diffusion model corrupts a data point $\mathbf{x}_0$ in $T$ small Gaussian steps,
+#
+# $$q(\mathbf{x}_t \mid \mathbf{x}_{t-1})
+# = \mathcal{N}\big(\mathbf{x}_t;\ \sqrt{1-\beta_t}\,\mathbf{x}_{t-1},\ \beta_t \mathbf{I}\big),
+# \qquad t = 1, \dots, T .$$
+#
+# In this problem set you turn the lecture's claims about this process into code and check every one of them
+# numerically:
+#
+# | part | what you show | points |
+# |---|---|---|
+# | A | $\bar\alpha_t$ with the course's index convention | 2 |
+# | B | sampling the diffusion kernel $q(\mathbf{x}_t \mid \mathbf{x}_0)$ by reparameterisation | 2 |
+# | C | one-step kernels compose into the closed-form kernel: exactly, by simulation, on paper | 2 + 2 + 1 + 3 |
+# | D | the posterior $q(\mathbf{x}_{t-1} \mid \mathbf{x}_t, \mathbf{x}_0)$, checked against Bayes' rule on a grid | 3 |
+# | E | $q(\mathbf{x}_T) \approx \mathcal{N}(\mathbf{0}, \mathbf{I})$: the prior term $L_T$ in bits/dim | 2 + 2 |
+# | F | the Fourier view: high frequencies drown first | 2 |
+#
+# **How to work.** Fill in every cell that says `YOUR CODE HERE` (remove the `raise NotImplementedError()`), and
+# keep the function names and signatures: the grader calls them. The cell after each answer holds tests. Some of
+# them are visible (they catch wrong shapes and obvious slips); more are hidden and run when your work is graded:
+# they compare your functions with independent computations (closed forms, Bayes' rule on a grid, Monte Carlo with
+# error bars). Passing the visible tests is necessary, not sufficient. Write your answers with `torch` (and `math`);
+# do not import `ddpm_scratch`: the point is to write these yourself.
+#
+# **Conventions of the course.** Arrays indexed by time have length $T+1$ and index $t$ is the lecture's $t$; index
+# $0$ is the data itself, so `betas[0] = 0` and `alpha_bar[0] = 1`. This notebook computes in float64 (set below):
+# some of the quantities you will meet are of order $10^{-5}$ and float32 would round them away.
+
+# %% id="setup"
+import math
+
+import torch
+from torch import Tensor
+
+torch.set_default_dtype(torch.float64)
+torch.set_num_threads(1)  # the tensors here are small: one thread is faster than two that wait for each other
+
+
+def linear_betas(T: int = 1000, beta_start: float = 1e-4, beta_end: float = 0.02) -> Tensor:
+    """DDPM's linear schedule in the course's convention: (T+1,), betas[0] = 0, betas[1..T] linear in t."""
+    return torch.cat([torch.zeros(1), torch.linspace(beta_start, beta_end, T)])
+
+
+# %% [markdown] id="part_a"
+# ## Part A — the signal coefficient $\bar\alpha_t$ (2 points)
+#
+# Write $\alpha_t = 1 - \beta_t$ and $\bar\alpha_t = \prod_{s=1}^{t} \alpha_s$. With the course's convention the
+# array `alpha_bar` has length $T+1$, `alpha_bar[t]` is $\bar\alpha_t$, and `alpha_bar[0]` $= 1$ (the empty product:
+# at $t = 0$ nothing has been added yet). Take care that `alpha_bar[t]` contains $\alpha_t$ itself, not only the
+# factors before it.
+
+# %% id="alpha_bar" kind="solution"
+def alpha_bar_from_betas(betas: Tensor) -> Tensor:
+    """alpha_bar_t = prod_{s=1..t} (1 - beta_s) for every t = 0..T.
+
+    betas: (T+1,) float, betas[0] = 0 (index 0 is the data), betas[1..T] in (0, 1).
+    Returns alpha_bar: (T+1,), alpha_bar[0] = 1.
+    """
+    ### BEGIN SOLUTION
+    return torch.cumprod(1 - betas, dim=0)
+    ### END SOLUTION
+
+
+# %% id="alpha_bar_tests" kind="tests" points=2
+# A schedule small enough to check by hand: alpha_bar = 1, 0.9, 0.9 * 0.8, 0.9 * 0.8 * 0.7.
+_betas = torch.tensor([0.0, 0.1, 0.2, 0.3])
+_ab = alpha_bar_from_betas(_betas)
+assert isinstance(_ab, Tensor) and _ab.shape == (4,), f"alpha_bar must have shape (T+1,) = (4,), got {_ab.shape}"
+assert _ab[0] == 1, "alpha_bar[0] must be 1 (index 0 is the data)"
+assert torch.allclose(_ab, torch.tensor([1.0, 0.9, 0.72, 0.504])), f"wrong alpha_bar for betas 0, .1, .2, .3: {_ab}"
+### BEGIN HIDDEN TESTS
+def _alpha_bar_loop(betas):
+    # independent reference: the product written out as a Python loop
+    out, prod = [1.0], 1.0
+    for b in betas[1:].tolist():
+        prod *= 1.0 - b
+        out.append(prod)
+    return torch.tensor(out)
+
+
+_gen = torch.Generator().manual_seed(1)
+_betas = torch.cat([torch.zeros(1), 0.01 + 0.4 * torch.rand(50, generator=_gen)])
+_ab = alpha_bar_from_betas(_betas)
+assert _ab.shape == (51,), "alpha_bar must have shape (T+1,)"
+assert torch.allclose(_ab, _alpha_bar_loop(_betas), rtol=1e-12, atol=0), "alpha_bar_t = prod_{s=1..t} (1 - beta_s)"
+# alpha_bar_t / alpha_bar_{t-1} = alpha_t: position t of the array is the lecture's t
+assert torch.allclose(_ab[1:] / _ab[:-1], 1 - _betas[1:], rtol=1e-12, atol=0), "index t must be the lecture's t"
+# DDPM's linear schedule: alpha_bar_T = exp(sum_t log(1 - beta_t)) ~ 4.0e-5
+_betas = linear_betas(1000)
+_ab = alpha_bar_from_betas(_betas)
+_ab_T = math.exp(math.fsum(math.log1p(-b) for b in _betas[1:].tolist()))
+assert 3.9e-5 < _ab_T < 4.2e-5
+assert abs(_ab[-1].item() - _ab_T) < 1e-10 * _ab_T, "alpha_bar_T of the linear schedule"
+### END HIDDEN TESTS
+
+# %% [markdown] id="part_b"
+# ## Part B — sampling the diffusion kernel (2 points)
+#
+# The lecture's diffusion kernel is $q(\mathbf{x}_t \mid \mathbf{x}_0) = \mathcal{N}(\mathbf{x}_t;
+# \sqrt{\bar\alpha_t}\,\mathbf{x}_0, (1-\bar\alpha_t)\mathbf{I})$, so a sample is an affine function of a standard
+# normal $\boldsymbol\epsilon$ (the reparameterisation):
+#
+# $$\mathbf{x}_t = \sqrt{\bar\alpha_t}\,\mathbf{x}_0 + \sqrt{1-\bar\alpha_t}\,\boldsymbol\epsilon,
+# \qquad \boldsymbol\epsilon \sim \mathcal{N}(\mathbf{0}, \mathbf{I}).$$
+#
+# Implement it for a batch in which every example has its own $t$. The noise is passed in, so the function itself is
+# deterministic. The coefficient `alpha_bar[t]` has shape `(B,)`; reshape it so that it multiplies a batch of any
+# shape `(B, ...)` (vectors `(B, D)` as well as images `(B, C, H, W)`).
+
+# %% id="q_sample" kind="solution"
+def q_sample(x0: Tensor, t: Tensor, alpha_bar: Tensor, eps: Tensor) -> Tensor:
+    """x_t = sqrt(alpha_bar_t) x0 + sqrt(1 - alpha_bar_t) eps, a sample of q(x_t | x0).
+
+    x0:        (B, ...) data.
+    t:         (B,) long, each example's timestep in 0..T (t = 0 gives back x0).
+    alpha_bar: (T+1,) as returned by alpha_bar_from_betas.
+    eps:       (B, ...) standard normal noise, the shape of x0.
+    Returns x_t: (B, ...), the shape of x0.
+    """
+    ### BEGIN SOLUTION
+    coef = alpha_bar[t].reshape(-1, *([1] * (x0.dim() - 1)))  # (B, 1, ..., 1)
+    return coef.sqrt() * x0 + (1 - coef).sqrt() * eps
+    ### END SOLUTION
+
+
+# %% id="q_sample_tests" kind="tests" points=2
+_ab = torch.tensor([1.0, 0.5, 0.0])  # a made-up alpha_bar with T = 2
+_gen = torch.Generator().manual_seed(0)
+_x0, _eps = torch.randn(4, 2, generator=_gen), torch.randn(4, 2, generator=_gen)
+_x_t = q_sample(_x0, torch.tensor([0, 1, 2, 1]), _ab, _eps)
+assert _x_t.shape == (4, 2), f"x_t must have the shape of x0, (4, 2), got {_x_t.shape}"
+assert torch.allclose(_x_t[0], _x0[0]), "t = 0 must give back x0"
+assert torch.allclose(_x_t[2], _eps[2]), "alpha_bar_t = 0 must give pure noise eps"
+_img = torch.randn(3, 1, 4, 4, generator=_gen)
+assert q_sample(_img, torch.tensor([0, 1, 2]), _ab, torch.randn_like(_img)).shape == (3, 1, 4, 4), \
+    "q_sample must work for images (B, C, H, W)"
+### BEGIN HIDDEN TESTS
+# independent reference: one example at a time, scalar square roots
+_gen = torch.Generator().manual_seed(2)
+_betas = linear_betas(1000)
+_ab = torch.tensor([math.prod(1 - b for b in _betas[1:t + 1].tolist()) for t in range(1001)])
+_x0 = torch.rand(6, 3, 5, 5, generator=_gen) * 2 - 1
+_eps = torch.randn(6, 3, 5, 5, generator=_gen)
+_t = torch.tensor([0, 1, 10, 250, 600, 1000])
+_x_t = q_sample(_x0, _t, _ab, _eps)
+assert _x_t.shape == _x0.shape
+for _i, _ti in enumerate(_t.tolist()):
+    _a = _ab[_ti].item()
+    assert torch.allclose(_x_t[_i], math.sqrt(_a) * _x0[_i] + math.sqrt(1 - _a) * _eps[_i], rtol=1e-10, atol=1e-12), \
+        f"wrong x_t at t = {_ti}"
+### END HIDDEN TESTS
+
+# %% [markdown] id="part_c"
+# ## Part C — one-step kernels compose into the diffusion kernel (2 + 2 + 1 + 3 points)
+#
+# The lecture states that running $t$ one-step kernels from $\mathbf{x}_0$ lands exactly on
+# $q(\mathbf{x}_t \mid \mathbf{x}_0) = \mathcal{N}(\sqrt{\bar\alpha_t}\,\mathbf{x}_0, (1-\bar\alpha_t)\mathbf{I})$.
+# You check it three ways for one coordinate (the coordinates are independent): exactly, by propagating the mean and
+# variance step by step; by simulation; and on paper (C4).
+#
+# **C1 (2 points).** If $x_{t-1}$ has mean $m_{t-1}$ and variance $v_{t-1}$, then
+# $x_t = \sqrt{1-\beta_t}\,x_{t-1} + \sqrt{\beta_t}\,\epsilon$ with $\epsilon$ independent of $x_{t-1}$ has
+#
+# $$m_t = \sqrt{1-\beta_t}\; m_{t-1}, \qquad v_t = (1-\beta_t)\, v_{t-1} + \beta_t ,$$
+#
+# starting from $m_0 = x_0$, $v_0 = 0$. Implement this recursion, a loop over $t$; do not use $\bar\alpha_t$ here
+# (the point is to compare the recursion with the closed form).
+
+# %% id="propagate" kind="solution"
+def propagate_moments(x0: float, betas: Tensor) -> tuple[Tensor, Tensor]:
+    """Mean and variance of x_t given x_0 = x0 for every t, by composing one-step kernels.
+
+    x0: a float, the starting point.  betas: (T+1,), betas[0] = 0.
+    Returns (mean, var), each (T+1,): mean[0] = x0, var[0] = 0.
+    """
+    ### BEGIN SOLUTION
+    T = betas.numel() - 1
+    mean, var = torch.empty(T + 1), torch.empty(T + 1)
+    mean[0], var[0] = x0, 0.0
+    for t in range(1, T + 1):
+        mean[t] = (1 - betas[t]).sqrt() * mean[t - 1]
+        var[t] = (1 - betas[t]) * var[t - 1] + betas[t]
+    return mean, var
+    ### END SOLUTION
+
+
+# %% id="propagate_tests" kind="tests" points=2
+_mean, _var = propagate_moments(2.0, torch.tensor([0.0, 0.1, 0.2, 0.3]))
+assert _mean.shape == (4,) and _var.shape == (4,), "mean and var must have shape (T+1,)"
+assert _mean[0] == 2.0 and _var[0] == 0.0, "at t = 0, x_0 is known: mean x0, variance 0"
+assert torch.allclose(_var, torch.tensor([0.0, 0.1, 0.28, 0.496])), f"wrong variances for betas 0, .1, .2, .3: {_var}"
+### BEGIN HIDDEN TESTS
+# the closed form sqrt(alpha_bar_t) x0 and 1 - alpha_bar_t, alpha_bar from an independent loop
+for _betas in (linear_betas(1000), torch.cat([torch.zeros(1), torch.linspace(0.05, 0.5, 30)])):
+    _ab = torch.tensor([math.prod(1 - b for b in _betas[1:t + 1].tolist()) for t in range(_betas.numel())])
+    _mean, _var = propagate_moments(-0.7, _betas)
+    assert torch.allclose(_mean, _ab.sqrt() * -0.7, rtol=1e-10, atol=1e-14), "mean must be sqrt(alpha_bar_t) x0"
+    assert torch.allclose(_var, 1 - _ab, rtol=1e-10, atol=1e-14), "variance must be 1 - alpha_bar_t"
+### END HIDDEN TESTS
+
+# %% [markdown] id="part_c2"
+# **C2 (2 points).** Now simulate: start $n$ independent chains at $x_0$ and apply the one-step kernel $t$ times,
+# drawing fresh noise at every step. Draw the noise with `torch.randn(shape, generator=generator)` so that a seeded
+# generator makes the result reproducible.
+
+# %% id="forward_chain" kind="solution"
+def forward_chain(x0: Tensor, betas: Tensor, t: int, generator: torch.Generator | None = None) -> Tensor:
+    """Sample x_t by applying q(x_s | x_{s-1}) for s = 1..t, starting from x0.
+
+    x0: (n,) or (B, ...) starting points.  betas: (T+1,), betas[0] = 0.  t: int in 0..T.
+    generator: source of the noise (torch.randn(..., generator=generator)).
+    Returns x_t: the shape of x0.
+    """
+    ### BEGIN SOLUTION
+    x = x0
+    for s in range(1, t + 1):
+        eps = torch.randn(x.shape, generator=generator, dtype=x.dtype)
+        x = (1 - betas[s]).sqrt() * x + betas[s].sqrt() * eps
+    return x
+    ### END SOLUTION
+
+
+# %% id="forward_chain_tests" kind="tests" points=2
+_betas = linear_betas(100)
+_x0 = torch.full((7,), 0.5)
+assert forward_chain(_x0, _betas, 30, torch.Generator().manual_seed(0)).shape == (7,), "x_t must have x0's shape"
+assert torch.equal(forward_chain(_x0, _betas, 0, torch.Generator().manual_seed(0)), _x0), "t = 0 must return x0"
+assert torch.equal(forward_chain(_x0, _betas, 30, torch.Generator().manual_seed(3)),
+                   forward_chain(_x0, _betas, 30, torch.Generator().manual_seed(3))), \
+    "draw the noise from `generator`: the same seed must give the same x_t"
+### BEGIN HIDDEN TESTS
+# Monte Carlo against the closed-form kernel N(sqrt(alpha_bar_t) x0, 1 - alpha_bar_t), n chains.
+# Tolerances: 5 standard errors. For n i.i.d. Gaussian draws of variance v the sample mean has standard error
+# sqrt(v / n) and the unbiased sample variance has standard error v sqrt(2 / (n - 1)) (Var s^2 = 2 v^2 / (n - 1)).
+_n = 20_000
+_betas = linear_betas(1000)
+_ab = torch.tensor([math.prod(1 - b for b in _betas[1:t + 1].tolist()) for t in range(1001)])
+for _x0_value in (0.8, -1.0):
+    for _t in (1, 30, 300, 1000):
+        _x_t = forward_chain(torch.full((_n,), _x0_value), _betas, _t, torch.Generator().manual_seed(_t))
+        _m, _v = math.sqrt(_ab[_t]) * _x0_value, 1 - _ab[_t].item()
+        assert abs(_x_t.mean().item() - _m) < 5 * math.sqrt(_v / _n), f"mean of x_{_t} off for x0 = {_x0_value}"
+        assert abs(_x_t.var().item() - _v) < 5 * _v * math.sqrt(2 / (_n - 1)), f"variance of x_{_t} off"
+### END HIDDEN TESTS
+
+# %% [markdown] id="part_c3"
+# **C3 (1 point).** A Monte Carlo check needs an error bar derived from the sample size, not a tolerance tuned until
+# the test passes. For $n$ i.i.d. draws from $\mathcal{N}(m, v)$ derive the standard error (standard deviation) of
+# the sample mean $\bar x = \frac1n\sum_i x_i$ and of the unbiased sample variance
+# $s^2 = \frac{1}{n-1}\sum_i (x_i - \bar x)^2$ (hint: $(n-1)s^2/v$ follows a $\chi^2$ distribution with $n-1$
+# degrees of freedom, whose variance is twice its degrees of freedom), and return $k$ standard errors of each.
+
+# %% id="mc_tolerance" kind="solution"
+def mc_tolerances(var: float, n: int, k: float = 5.0) -> tuple[float, float]:
+    """k standard errors of the sample mean and of the unbiased sample variance of n Gaussian draws of variance var.
+
+    Returns (tol_mean, tol_var) as floats.
+    """
+    ### BEGIN SOLUTION
+    return k * math.sqrt(var / n), k * var * math.sqrt(2 / (n - 1))
+    ### END SOLUTION
+
+
+# %% id="mc_tolerance_tests" kind="tests" points=1
+_tol_mean, _tol_var = mc_tolerances(0.3, 1000)
+assert _tol_mean > 0 and _tol_var > 0, "tolerances must be positive"
+assert abs(mc_tolerances(0.3, 4000)[0] - _tol_mean / 2) < 1e-12, "the standard error of a mean shrinks like 1/sqrt(n)"
+assert abs(mc_tolerances(0.3, 1000, k=1.0)[0] * 5 - _tol_mean) < 1e-12, "tolerances are k standard errors"
+### BEGIN HIDDEN TESTS
+# large n: the closed forms (n or n - 1 in the variance's error bar both accepted)
+_tm, _tv = mc_tolerances(2.0, 10_000, k=3.0)
+assert abs(_tm - 3 * math.sqrt(2.0 / 10_000)) < 1e-9, "standard error of the sample mean"
+assert abs(_tv / (3 * 2.0 * math.sqrt(2 / 10_000)) - 1) < 1e-3, "standard error of the sample variance"
+# empirically: R repetitions of an n-sample experiment; the spread of the R sample means (variances) is their
+# standard error. The sample standard deviation of R draws with kurtosis kappa has relative standard error
+# sqrt((kappa - 1) / (4 R)); kappa = 3 for the mean, 3 + 12 / (n - 1) for the variance (chi^2 with n - 1 dof).
+_R, _n, _v = 20_000, 64, 2.0
+_x = 0.3 + math.sqrt(_v) * torch.randn(_R, _n, generator=torch.Generator().manual_seed(4))
+_se_mean, _se_var = mc_tolerances(_v, _n, k=1.0)
+_rel_mean = math.sqrt(2 / (4 * _R))
+_rel_var = math.sqrt((2 + 12 / (_n - 1)) / (4 * _R))
+assert abs(_x.mean(dim=1).std().item() / _se_mean - 1) < 5 * _rel_mean, "standard error of the mean"
+assert abs(_x.var(dim=1).std().item() / _se_var - 1) < 5 * _rel_var, "standard error of the variance"
+### END HIDDEN TESTS
+
+# %% [markdown] id="part_c_demo"
+# Put C2 and C3 together (nothing to write here): simulate $n$ chains and compare their moments with the closed-form
+# kernel, within your error bars.
+
+# %% id="c_demo"
+_betas = linear_betas(1000)
+_alpha_bar = alpha_bar_from_betas(_betas)
+_n, _x0_value = 20_000, 0.8
+for _t in (1, 10, 100, 1000):
+    _x_t = forward_chain(torch.full((_n,), _x0_value), _betas, _t, generator=torch.Generator().manual_seed(_t))
+    _m, _v = _alpha_bar[_t].sqrt().item() * _x0_value, 1 - _alpha_bar[_t].item()
+    _tol_m, _tol_v = mc_tolerances(_v, _n)
+    print(f"t={_t:4d}  mean {_x_t.mean():+.4f} vs {_m:+.4f} (tol {_tol_m:.4f})   "
+          f"var {_x_t.var():.5f} vs {_v:.5f} (tol {_tol_v:.5f})")
+
+# %% [markdown] id="part_c4"
+# **C4 (3 points, graded by hand).** Prove by induction on $t$ that composing the one-step kernels gives
+#
+# $$q(\mathbf{x}_t \mid \mathbf{x}_0) = \mathcal{N}\big(\mathbf{x}_t;\ \sqrt{\bar\alpha_t}\,\mathbf{x}_0,\
+# (1-\bar\alpha_t)\mathbf{I}\big).$$
+#
+# State the base case, the induction hypothesis, and say where you use the Markov property and the independence of
+# the noise draws. Write in the cell below (Markdown, LaTeX between dollar signs).
+
+# %% [markdown] id="kernel_proof" kind="manual" points=3
+# ### BEGIN SOLUTION
+# **Claim.** For every $t \ge 0$, $q(\mathbf{x}_t \mid \mathbf{x}_0) = \mathcal{N}(\sqrt{\bar\alpha_t}\,\mathbf{x}_0,
+# (1-\bar\alpha_t)\mathbf{I})$, with $\bar\alpha_0 = 1$.
+#
+# **Base case.** $t = 0$: $\bar\alpha_0 = 1$ and the distribution is the point mass at $\mathbf{x}_0$ (zero
+# variance). (Equivalently $t = 1$: $\bar\alpha_1 = 1-\beta_1$, and $\mathcal{N}(\sqrt{1-\beta_1}\,\mathbf{x}_0,
+# \beta_1\mathbf{I})$ is the one-step kernel itself.)
+#
+# **Induction step.** Assume the claim for $t-1$. Then $\mathbf{x}_{t-1} = \sqrt{\bar\alpha_{t-1}}\,\mathbf{x}_0 +
+# \sqrt{1-\bar\alpha_{t-1}}\,\boldsymbol\epsilon'$ with $\boldsymbol\epsilon' \sim \mathcal{N}(\mathbf{0},\mathbf{I})$.
+# The forward process is Markov, so given $\mathbf{x}_{t-1}$ the next state depends on nothing earlier:
+# $\mathbf{x}_t = \sqrt{\alpha_t}\,\mathbf{x}_{t-1} + \sqrt{\beta_t}\,\boldsymbol\epsilon$ with
+# $\boldsymbol\epsilon \sim \mathcal{N}(\mathbf{0},\mathbf{I})$ drawn independently of $\boldsymbol\epsilon'$.
+# Substituting,
+#
+# $$\mathbf{x}_t = \sqrt{\alpha_t\bar\alpha_{t-1}}\,\mathbf{x}_0 + \sqrt{\alpha_t(1-\bar\alpha_{t-1})}\,
+# \boldsymbol\epsilon' + \sqrt{\beta_t}\,\boldsymbol\epsilon .$$
+#
+# The first coefficient is $\sqrt{\bar\alpha_t}$ because $\alpha_t\bar\alpha_{t-1} = \bar\alpha_t$. The last two
+# terms are independent zero-mean Gaussians, so their sum is a zero-mean Gaussian whose covariance is the sum of the
+# covariances: $\big(\alpha_t - \alpha_t\bar\alpha_{t-1} + 1 - \alpha_t\big)\mathbf{I} = (1-\bar\alpha_t)\mathbf{I}$.
+# Hence $\mathbf{x}_t \mid \mathbf{x}_0 \sim \mathcal{N}(\sqrt{\bar\alpha_t}\,\mathbf{x}_0,
+# (1-\bar\alpha_t)\mathbf{I})$, the claim for $t$. (Written as an integral,
+# $q(\mathbf{x}_t\mid\mathbf{x}_0) = \int q(\mathbf{x}_t\mid\mathbf{x}_{t-1})\,q(\mathbf{x}_{t-1}\mid\mathbf{x}_0)\,
+# d\mathbf{x}_{t-1}$, the same step is a convolution of two Gaussians and gives the same answer.)
+#
+# *Mark scheme:* 1 base case; 1 induction step with the Markov property / independent noise made explicit;
+# 1 mean and variance algebra ($\alpha_t\bar\alpha_{t-1} = \bar\alpha_t$, $\alpha_t(1-\bar\alpha_{t-1}) + \beta_t =
+# 1-\bar\alpha_t$).
+# ### END SOLUTION
+
+# %% [markdown] id="part_d"
+# ## Part D — the posterior $q(\mathbf{x}_{t-1} \mid \mathbf{x}_t, \mathbf{x}_0)$ (3 points)
+#
+# The true denoising distribution $q(\mathbf{x}_{t-1} \mid \mathbf{x}_t)$ is intractable, but once $\mathbf{x}_0$ is
+# given it is a Gaussian. By Bayes' rule and the Markov property,
+#
+# $$q(\mathbf{x}_{t-1} \mid \mathbf{x}_t, \mathbf{x}_0) \ \propto\
+# \underbrace{q(\mathbf{x}_t \mid \mathbf{x}_{t-1})}_{\text{one step}}\;
+# \underbrace{q(\mathbf{x}_{t-1} \mid \mathbf{x}_0)}_{\text{kernel at } t-1}
+# = \mathcal{N}\big(\mathbf{x}_{t-1};\ \tilde{\boldsymbol\mu}_t(\mathbf{x}_t, \mathbf{x}_0),\
+# \tilde\beta_t\mathbf{I}\big).$$
+#
+# Derive $\tilde{\boldsymbol\mu}_t$ and $\tilde\beta_t$ by completing the square in $\mathbf{x}_{t-1}$ (the
+# precisions — inverse variances — of the two factors add up; the mean is the precision-weighted combination), and
+# implement them for $t = 1, \dots, T$. At $t = 1$ the formula must give back $\mathbf{x}_0$ with variance $0$.
+# Your answer is checked against Bayes' rule evaluated numerically on a fine grid.
+
+# %% id="posterior" kind="solution"
+def q_posterior(x0: Tensor, x_t: Tensor, t: int, betas: Tensor, alpha_bar: Tensor) -> tuple[Tensor, Tensor]:
+    """Mean and variance of q(x_{t-1} | x_t, x0).
+
+    x0, x_t: (B, ...) of the same shape.  t: int in 1..T.  betas, alpha_bar: (T+1,).
+    Returns (mean, var): mean (B, ...) the shape of x0; var a 0-d tensor (the same for every coordinate).
+    """
+    ### BEGIN SOLUTION
+    beta_t, alpha_t = betas[t], 1 - betas[t]
+    alpha_bar_t, alpha_bar_prev = alpha_bar[t], alpha_bar[t - 1]
+    var = (1 - alpha_bar_prev) / (1 - alpha_bar_t) * beta_t
+    mean = (alpha_bar_prev.sqrt() * beta_t / (1 - alpha_bar_t)) * x0 \
+        + (alpha_t.sqrt() * (1 - alpha_bar_prev) / (1 - alpha_bar_t)) * x_t
+    return mean, var
+    ### END SOLUTION
+
+
+# %% id="posterior_tests" kind="tests" points=3
+_betas = torch.tensor([0.0, 0.1, 0.2, 0.3])
+_ab = torch.tensor([1.0, 0.9, 0.72, 0.504])
+_x0, _x_t = torch.tensor([[0.5, -1.0], [0.2, 0.1]]), torch.tensor([[0.3, 0.4], [-2.0, 1.0]])
+_mean, _var = q_posterior(_x0, _x_t, 2, _betas, _ab)
+assert _mean.shape == (2, 2), f"the mean must have x0's shape (2, 2), got {_mean.shape}"
+assert torch.as_tensor(_var).numel() == 1, "the variance is one number (the same for every coordinate)"
+assert 0 < _var < _betas[2], "conditioning on x0 as well must make the variance smaller than beta_t"
+_mean, _var = q_posterior(_x0, _x_t, 1, _betas, _ab)
+assert torch.allclose(_mean, _x0) and abs(float(_var)) < 1e-12, "at t = 1, x_{t-1} = x0 is known exactly"
+### BEGIN HIDDEN TESTS
+def _log_normal(x, mean, var):
+    return -0.5 * math.log(2 * math.pi * var) - (x - mean) ** 2 / (2 * var)
+
+
+def _bayes_on_grid(x0, x_t, t, betas, ab):
+    # posterior ∝ q(x_t | x_{t-1}) q(x_{t-1} | x0), normalised on a grid whose spacing (2.5e-4) is far below the
+    # smallest posterior standard deviation tested (7e-3), so the Riemann sums are exact to rounding
+    grid = torch.linspace(-6.0, 6.0, 48_001)
+    log_w = _log_normal(grid, math.sqrt(ab[t - 1]) * x0, 1 - ab[t - 1]) \
+        + _log_normal(x_t, math.sqrt(1 - betas[t]) * grid, betas[t])
+    w = torch.softmax(log_w, dim=0)
+    mean = (w * grid).sum().item()
+    return mean, (w * (grid - mean) ** 2).sum().item()
+
+
+_schedules = [linear_betas(1000), torch.cat([torch.zeros(1), torch.linspace(0.05, 0.3, 10)])]
+_pairs = torch.tensor([[0.7, -0.2], [-1.0, 1.5], [0.3, 0.25]])  # rows (x0, x_t)
+for _betas in _schedules:
+    _T = _betas.numel() - 1
+    _ab = [math.prod(1 - b for b in _betas[1:t + 1].tolist()) for t in range(_T + 1)]
+    for _t in sorted({2, 3, 10, _T // 2, _T}):
+        _mean, _var = q_posterior(_pairs[:, 0], _pairs[:, 1], _t, _betas, torch.tensor(_ab))
+        for _i in range(len(_pairs)):
+            _m_ref, _v_ref = _bayes_on_grid(_pairs[_i, 0].item(), _pairs[_i, 1].item(), _t, _betas.tolist(), _ab)
+            assert abs(float(_var) - _v_ref) < 1e-6 * _v_ref, f"posterior variance wrong at t = {_t} (T = {_T})"
+            assert abs(_mean[_i].item() - _m_ref) < 1e-7, f"posterior mean wrong at t = {_t} (T = {_T})"
+### END HIDDEN TESTS
+
+# %% [markdown] id="part_e"
+# ## Part E — $q(\mathbf{x}_T)$ is close to $\mathcal{N}(\mathbf{0}, \mathbf{I})$ (2 + 2 points)
+#
+# The schedule is chosen so that $\bar\alpha_T \to 0$: the last step forgets the data and the generator can start
+# from $p(\mathbf{x}_T) = \mathcal{N}(\mathbf{0}, \mathbf{I})$. How close is close? The variational bound of DDPM
+# measures it with the prior term
+#
+# $$L_T = D_{\mathrm{KL}}\big(q(\mathbf{x}_T \mid \mathbf{x}_0)\ \big\|\ \mathcal{N}(\mathbf{0}, \mathbf{I})\big).$$
+#
+# **E1 (2 points).** Implement the KL divergence between two univariate Gaussians,
+# $D_{\mathrm{KL}}\big(\mathcal{N}(\mu_1, v_1)\,\|\,\mathcal{N}(\mu_2, v_2)\big)$, in nats, elementwise over
+# tensors that broadcast against each other (derive it from $\mathbb{E}_{x\sim\mathcal{N}(\mu_1, v_1)}[\log
+# \mathcal{N}(x;\mu_1,v_1) - \log\mathcal{N}(x;\mu_2,v_2)]$). Note the order: the first Gaussian is the one the
+# expectation is taken under.
+
+# %% id="gaussian_kl" kind="solution"
+def gaussian_kl(mean1: Tensor, var1: Tensor, mean2: Tensor, var2: Tensor) -> Tensor:
+    """KL(N(mean1, var1) || N(mean2, var2)) in nats, elementwise; the arguments broadcast against each other."""
+    ### BEGIN SOLUTION
+    return 0.5 * (torch.log(var2) - torch.log(var1) + (var1 + (mean1 - mean2) ** 2) / var2 - 1)
+    ### END SOLUTION
+
+
+# %% id="gaussian_kl_tests" kind="tests" points=2
+_m, _v = torch.tensor([0.0, 1.5, -2.0]), torch.tensor([1.0, 0.2, 3.0])
+assert gaussian_kl(_m, _v, _m, _v).abs().max() < 1e-12, "KL of a distribution to itself is 0"
+_kl = gaussian_kl(_m, _v, torch.zeros(3), torch.ones(3))
+assert _kl.shape == (3,) and (_kl >= 0).all(), "KL is elementwise and never negative"
+assert gaussian_kl(torch.zeros(4, 1), torch.ones(4, 1), torch.zeros(5), torch.ones(5)).shape == (4, 5), \
+    "the arguments must broadcast"
+### BEGIN HIDDEN TESTS
+def _log_normal(x, mean, var):
+    return -0.5 * math.log(2 * math.pi * var) - (x - mean) ** 2 / (2 * var)
+
+
+def _kl_by_quadrature(m1, v1, m2, v2):
+    # E_{x ~ N(m1, v1)} [log N(x; m1, v1) - log N(x; m2, v2)] by the trapezoidal rule over m1 +- 15 std;
+    # for a smooth integrand that decays like a Gaussian the rule is exact to rounding at this spacing
+    s1 = math.sqrt(v1)
+    x = torch.linspace(m1 - 15 * s1, m1 + 15 * s1, 100_001)
+    log_p1, log_p2 = _log_normal(x, m1, v1), _log_normal(x, m2, v2)
+    return torch.trapezoid(log_p1.exp() * (log_p1 - log_p2), x).item()
+
+
+_cases = [(1.0, 2.0, 0.0, 1.0), (0.0, 0.5, 1.0, 3.0), (2.0, 0.1, -1.0, 0.7), (-0.3, 4.0, 0.2, 0.25),
+          (0.0, 1.0, 0.0, 1.0), (0.5, 1 - 4e-5, 0.0, 1.0)]
+_kl = gaussian_kl(*(torch.tensor([c[j] for c in _cases]) for j in range(4)))
+for _c, _k in zip(_cases, _kl.tolist(), strict=True):
+    _ref = _kl_by_quadrature(*_c)
+    assert abs(_k - _ref) < 1e-9 * max(1.0, abs(_ref)) + 1e-13, f"KL{_c} = {_ref:.6g}, got {_k:.6g}"
+### END HIDDEN TESTS
+
+# %% [markdown] id="part_e2"
+# **E2 (2 points).** With E1, compute $L_T$ for a batch of data points in **bits per dimension**: the KL summed over
+# the coordinates of $\mathbf{x}_0$, divided by the number of coordinates $D$ and by $\ln 2$ (so that it is in bits).
+# Every coordinate of $q(\mathbf{x}_T \mid \mathbf{x}_0)$ is $\mathcal{N}(\sqrt{\bar\alpha_T}\,x_0,\ 1-\bar\alpha_T)$.
+# For DDPM's linear schedule and data in $[-1, 1]$ the DDPM paper reports $L_T \approx 10^{-5}$ bits/dim: the prior
+# matches to within a rounding error, and $L_T$ can be dropped from training.
+
+# %% id="prior_bpd" kind="solution"
+def prior_bits_per_dim(x0: Tensor, alpha_bar_T: float) -> Tensor:
+    """L_T = KL(q(x_T | x0) || N(0, I)) in bits per dimension, one value per example.
+
+    x0: (B, ...) data.  alpha_bar_T: float, alpha_bar at t = T.  Returns (B,).
+    """
+    ### BEGIN SOLUTION
+    mean = math.sqrt(alpha_bar_T) * x0
+    var = torch.full_like(x0, 1 - alpha_bar_T)
+    kl = gaussian_kl(mean, var, torch.zeros_like(x0), torch.ones_like(x0))  # nats, per coordinate
+    return kl.flatten(1).mean(dim=1) / math.log(2)
+    ### END SOLUTION
+
+
+# %% id="prior_bpd_tests" kind="tests" points=2
+_x0 = torch.rand(3, 1, 4, 4, generator=torch.Generator().manual_seed(0)) * 2 - 1
+_bpd = prior_bits_per_dim(_x0, 0.01)
+assert _bpd.shape == (3,), f"one value per example: expected shape (3,), got {_bpd.shape}"
+assert (_bpd > 0).all(), "L_T is a KL divergence: positive unless x_T is exactly N(0, I)"
+assert prior_bits_per_dim(_x0, 0.0).abs().max() < 1e-12, "alpha_bar_T = 0 makes q(x_T | x0) = N(0, I): L_T = 0"
+### BEGIN HIDDEN TESTS
+# DDPM's setting: linear schedule (alpha_bar_T from an independent product), 8-bit images scaled to [-1, 1].
+_betas = linear_betas(1000).tolist()
+_ab_T = math.exp(math.fsum(math.log1p(-b) for b in _betas[1:]))
+_x0 = torch.randint(0, 256, (8, 3, 8, 8), generator=torch.Generator().manual_seed(5)) / 127.5 - 1
+_bpd = prior_bits_per_dim(_x0, _ab_T)
+assert _bpd.shape == (8,)
+# series in a = alpha_bar_T: KL per coordinate = a x0^2 / 2 + a^2 / 4 + a^3 / 6 + O(a^4) (a^4 ~ 3e-18 is negligible)
+_series = (_ab_T * _x0**2 / 2 + _ab_T**2 / 4 + _ab_T**3 / 6).flatten(1).mean(dim=1) / math.log(2)
+assert torch.allclose(_bpd, _series, rtol=1e-6, atol=0), "L_T in bits/dim for the linear schedule"
+assert ((5e-6 < _bpd) & (_bpd < 2e-5)).all(), "DDPM's order of magnitude, ~1e-5 bits/dim"
+# a large alpha_bar_T, against quadrature of the KL integral (coordinates averaged, nats -> bits)
+def _log_normal(x, mean, var):
+    return -0.5 * math.log(2 * math.pi * var) - (x - mean) ** 2 / (2 * var)
+
+
+def _kl_by_quadrature(m1, v1, m2, v2):
+    s1 = math.sqrt(v1)
+    x = torch.linspace(m1 - 15 * s1, m1 + 15 * s1, 100_001)
+    log_p1, log_p2 = _log_normal(x, m1, v1), _log_normal(x, m2, v2)
+    return torch.trapezoid(log_p1.exp() * (log_p1 - log_p2), x).item()
+
+
+_x0 = torch.tensor([[0.9, -0.4, 0.0], [-1.0, 1.0, 0.25]])
+_bpd = prior_bits_per_dim(_x0, 0.3)
+for _i in range(2):
+    _ref = sum(_kl_by_quadrature(math.sqrt(0.3) * v, 0.7, 0.0, 1.0) for v in _x0[_i].tolist()) / 3 / math.log(2)
+    assert abs(_bpd[_i].item() - _ref) < 1e-9, f"L_T for x0 = {_x0[_i].tolist()}, alpha_bar_T = 0.3"
+### END HIDDEN TESTS
+
+# %% [markdown] id="part_f"
+# ## Part F — the Fourier view: high frequencies drown first (2 points)
+#
+# The Fourier transform is linear, so $\mathcal{F}(\mathbf{x}_t) = \sqrt{\bar\alpha_t}\,\mathcal{F}(\mathbf{x}_0)
+# + \sqrt{1-\bar\alpha_t}\,\mathcal{F}(\boldsymbol\epsilon)$. With the orthonormal transform, white noise
+# $\boldsymbol\epsilon$ has expected power $1$ at every frequency, while images put most of their power $P_k$ at low
+# frequencies (roughly $P_k \propto k^{-2}$). The signal-to-noise ratio of frequency $k$ at step $t$ is therefore
+#
+# $$\mathrm{SNR}_k(t) = \frac{\bar\alpha_t\, P_k}{1-\bar\alpha_t}.$$
+#
+# Say that frequency $k$ *drowns* at the first step $t \in \{1, \dots, T\}$ with $\mathrm{SNR}_k(t) < 1$ (and at
+# $T+1$ if it never does). Compute the drowning step of every frequency, given its power. Because $\bar\alpha_t$
+# decreases in $t$, a frequency with less power drowns earlier: with a power spectrum that falls with $k$, the
+# forward process erases fine detail first and coarse structure last.
+
+# %% id="drowning" kind="solution"
+def drowning_step(power: Tensor, alpha_bar: Tensor) -> Tensor:
+    """The first t in 1..T with alpha_bar_t P_k / (1 - alpha_bar_t) < 1, for every frequency k (T + 1 if none).
+
+    power: (K,) signal power P_k >= 0 per frequency.  alpha_bar: (T+1,).  Returns (K,) long.
+    """
+    ### BEGIN SOLUTION
+    T = alpha_bar.numel() - 1
+    a = alpha_bar[1:, None]  # (T, 1): t = 1..T
+    below = a * power[None, :] / (1 - a) < 1  # (T, K)
+    first = below.to(torch.uint8).argmax(dim=0) + 1  # argmax returns the first maximal index
+    return torch.where(below.any(dim=0), first, torch.full_like(first, T + 1))
+    ### END SOLUTION
+
+
+# %% id="drowning_tests" kind="tests" points=2
+_ab = torch.tensor([1.0, 0.8, 0.5, 0.1])  # alpha_bar_t / (1 - alpha_bar_t) = 4, 1, 1/9
+_steps = drowning_step(torch.tensor([0.0, 1.0, 0.5, 1e9]), _ab)
+assert _steps.shape == (4,) and _steps.dtype == torch.long, "one integer step per frequency"
+assert _steps[0] == 1, "a frequency with no power is below the noise from t = 1 on"
+assert _steps[-1] == 4, "a frequency that never drowns gets T + 1"
+### BEGIN HIDDEN TESTS
+# brute force over t for a power-law spectrum P_k = 1e4 / k^2 on DDPM's linear schedule
+_betas = linear_betas(1000).tolist()
+_ab = [1.0]
+for _b in _betas[1:]:
+    _ab.append(_ab[-1] * (1 - _b))
+_power = 1e4 / torch.arange(1, 65, dtype=torch.float64) ** 2
+_steps = drowning_step(_power, torch.tensor(_ab))
+_ref = [next((t for t in range(1, 1001) if _ab[t] * p / (1 - _ab[t]) < 1), 1001) for p in _power.tolist()]
+assert _steps.tolist() == _ref, "drowning steps for P_k = 1e4 / k^2"
+assert all(_ref[i] >= _ref[i + 1] for i in range(63)) and _ref[0] > _ref[-1]  # high frequencies drown first
+_steps = drowning_step(torch.tensor([0.2, 0.9, 3.0, 8.0]), torch.tensor([1.0, 0.8, 0.5, 0.2, 0.1]))
+assert _steps.tolist() == [1, 2, 3, 4]  # SNR_k(t) = P_k a_t / (1 - a_t) with a_t / (1 - a_t) = 4, 1, 1/4, 1/9
+### END HIDDEN TESTS

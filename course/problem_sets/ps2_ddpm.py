@@ -1,0 +1,616 @@
+# ---
+# jupyter:
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown] id="intro"
+# # Problem set 2 — learning to denoise: $L_\text{simple}$ and DDPM sampling
+#
+# DDPM trains a network $\boldsymbol\epsilon_\theta(\mathbf{x}_t, t)$ to predict the noise that the forward process
+# mixed into $\mathbf{x}_t = \sqrt{\bar\alpha_t}\,\mathbf{x}_0 + \sqrt{1-\bar\alpha_t}\,\boldsymbol\epsilon$, and
+# generates by running the learned reverse chain from $\mathbf{x}_T \sim \mathcal{N}(\mathbf{0}, \mathbf{I})$ down to
+# $\mathbf{x}_0$. In this problem set you write both algorithms of the DDPM paper and prove numerically that they do
+# what the lecture says:
+#
+# | part | what you show | points |
+# |---|---|---|
+# | A | the loss $L_\text{simple}$ of Algorithm 1 | 2 |
+# | B | one step of ancestral sampling (Algorithm 2, line 4) | 3 |
+# | C | the exact noise predictor $\mathbb{E}[\boldsymbol\epsilon \mid \mathbf{x}_t]$ for Gaussian data | 3 |
+# | D | the true reverse variance for Gaussian data lies between DDPM's two choices of $\sigma_t^2$ | 2 |
+# | E | the sampler with the exact noise predictor returns the data distribution | 3 |
+# | F | the weight $\lambda_t$ that turns the bound's KL terms into $\lVert\boldsymbol\epsilon -
+# \boldsymbol\epsilon_\theta\rVert^2$ | 2 |
+# | G | one training step (Algorithm 1), a tiny model trained on 2-D data, and what $L_\text{simple}$ changes | 2 + 2 |
+#
+# **How to work.** Fill in every cell that says `YOUR CODE HERE` (remove the `raise NotImplementedError()`) and keep
+# the names and signatures: the grader calls them. The cell after each answer holds tests: the visible ones catch
+# wrong shapes and obvious slips, hidden ones run at grading time and compare your functions with independent
+# computations (closed forms, automatic differentiation, Monte Carlo with error bars derived from the sample size).
+# Write your answers with `torch` and `math`; do not import `ddpm_scratch`.
+#
+# **Conventions.** As in problem set 1: arrays over time have length $T+1$, index $t$ is the lecture's $t$, index 0
+# is the data. The schedule below gives you $\beta_t$, $\alpha_t = 1-\beta_t$, $\bar\alpha_t$ and the posterior
+# variance $\tilde\beta_t = \frac{1-\bar\alpha_{t-1}}{1-\bar\alpha_t}\beta_t$ (you derived them in problem set 1).
+# An *eps-model* is any callable `eps_model(x_t, t)` taking `x_t` of shape `(B, ...)` and `t` of shape `(B,)`
+# (long, values in $1..T$) and returning a tensor shaped like `x_t`. The notebook computes in float64.
+
+# %% id="setup"
+import math
+from typing import NamedTuple
+
+import matplotlib.pyplot as plt
+import torch
+from torch import Tensor, nn
+
+torch.set_default_dtype(torch.float64)
+torch.set_num_threads(1)  # the tensors here are small: one thread is faster than two that wait for each other
+
+
+class Schedule(NamedTuple):
+    """A variance schedule in the course's convention: every field has shape (T+1,) and index t is the lecture's t."""
+
+    betas: Tensor  # beta_t, betas[0] = 0
+    alphas: Tensor  # alpha_t = 1 - beta_t
+    alpha_bars: Tensor  # alpha_bar_t = prod_{s <= t} alpha_s, alpha_bars[0] = 1
+    beta_tildes: Tensor  # beta_tilde_t = (1 - alpha_bar_{t-1}) / (1 - alpha_bar_t) * beta_t, 0 at t = 0 and t = 1
+
+    @property
+    def T(self) -> int:
+        return self.betas.numel() - 1
+
+
+def linear_schedule(T: int = 1000, beta_start: float = 1e-4, beta_end: float = 0.02) -> Schedule:
+    """DDPM's linear schedule, beta_1 = beta_start ... beta_T = beta_end."""
+    betas = torch.cat([torch.zeros(1), torch.linspace(beta_start, beta_end, T)])
+    alpha_bars = torch.cumprod(1 - betas, dim=0)
+    beta_tildes = torch.zeros(T + 1)
+    beta_tildes[1:] = (1 - alpha_bars[:-1]) / (1 - alpha_bars[1:]) * betas[1:]
+    return Schedule(betas, 1 - betas, alpha_bars, beta_tildes)
+
+
+# %% [markdown] id="part_a"
+# ## Part A — the loss $L_\text{simple}$ (2 points)
+#
+# Ho et al. train with
+#
+# $$L_\text{simple} = \mathbb{E}_{\mathbf{x}_0,\ \boldsymbol\epsilon \sim \mathcal{N}(\mathbf{0}, \mathbf{I}),\
+# t \sim \mathcal{U}\{1..T\}} \Big[\big\lVert \boldsymbol\epsilon - \boldsymbol\epsilon_\theta\big(\sqrt{\bar\alpha_t}
+# \,\mathbf{x}_0 + \sqrt{1-\bar\alpha_t}\,\boldsymbol\epsilon,\ t\big) \big\rVert^2\Big].$$
+#
+# Write its estimate on one batch: the caller has already drawn $t$ and $\boldsymbol\epsilon$ (one per example).
+# Average the squared error over the examples **and** the coordinates (a per-coordinate mean squared error), and
+# keep the computation differentiable so that `loss.backward()` reaches the model's parameters.
+
+# %% id="l_simple" kind="solution"
+def l_simple(eps_model, x0: Tensor, t: Tensor, eps: Tensor, alpha_bar: Tensor) -> Tensor:
+    """Mean over examples and coordinates of (eps - eps_model(x_t, t))^2, x_t = sqrt(alpha_bar_t) x0 + ... eps.
+
+    eps_model: callable (x_t (B, ...), t (B,) long) -> (B, ...).  x0: (B, ...) data.  t: (B,) long in 1..T.
+    eps: (B, ...) the noise that makes x_t.  alpha_bar: (T+1,).
+    Returns a 0-d tensor.
+    """
+    ### BEGIN SOLUTION
+    coef = alpha_bar[t].reshape(-1, *([1] * (x0.dim() - 1)))  # (B, 1, ..., 1)
+    x_t = coef.sqrt() * x0 + (1 - coef).sqrt() * eps
+    return (eps - eps_model(x_t, t)).pow(2).mean()
+    ### END SOLUTION
+
+
+# %% id="l_simple_tests" kind="tests" points=2
+_sched = linear_schedule(1000)
+_gen = torch.Generator().manual_seed(0)
+_x0, _eps = torch.rand(8, 2, generator=_gen) * 2 - 1, torch.randn(8, 2, generator=_gen)
+_t = torch.randint(1, 1001, (8,), generator=_gen)
+_loss = l_simple(lambda x, t: torch.zeros_like(x), _x0, _t, _eps, _sched.alpha_bars)
+assert isinstance(_loss, Tensor) and _loss.dim() == 0, "L_simple of a batch is a single number (0-d tensor)"
+assert torch.allclose(_loss, _eps.pow(2).mean()), "with eps_theta = 0 the loss is the mean of eps^2"
+_lin = nn.Linear(2, 2)
+l_simple(lambda x, t: _lin(x), _x0, _t, _eps, _sched.alpha_bars).backward()
+assert _lin.weight.grad is not None and _lin.weight.grad.abs().sum() > 0, "the loss must carry gradients to the model"
+### BEGIN HIDDEN TESTS
+_ab = [1.0]
+for _b in _sched.betas[1:].tolist():
+    _ab.append(_ab[-1] * (1 - _b))
+_x0 = torch.rand(5, 3, 4, 4, generator=_gen) * 2 - 1
+_eps = torch.randn(5, 3, 4, 4, generator=_gen)
+_t = torch.tensor([1, 2, 100, 700, 1000])
+
+
+def _oracle(x_t, t):
+    # knows x0, so it recovers the noise exactly by inverting the kernel: L_simple must vanish
+    out = torch.empty_like(x_t)
+    for i, ti in enumerate(t.tolist()):
+        out[i] = (x_t[i] - math.sqrt(_ab[ti]) * _x0[i]) / math.sqrt(1 - _ab[ti])
+    return out
+
+
+assert l_simple(_oracle, _x0, _t, _eps, torch.tensor(_ab)).item() < 1e-20, "the exact noise must give zero loss"
+
+
+def _model(x_t, t):
+    return torch.tanh(x_t) * (t / 1000).reshape(-1, 1, 1, 1)
+
+
+_ref = sum(((_eps[i] - _model((math.sqrt(_ab[ti]) * _x0[i] + math.sqrt(1 - _ab[ti]) * _eps[i])[None],
+                              _t[i:i + 1])[0]) ** 2).sum().item() for i, ti in enumerate(_t.tolist())) / _x0.numel()
+assert abs(l_simple(_model, _x0, _t, _eps, torch.tensor(_ab)).item() - _ref) < 1e-10 * _ref
+### END HIDDEN TESTS
+
+# %% [markdown] id="part_b"
+# ## Part B — one step of ancestral sampling (3 points)
+#
+# Algorithm 2 generates with the reverse chain $p_\theta(\mathbf{x}_{t-1} \mid \mathbf{x}_t) =
+# \mathcal{N}(\boldsymbol\mu_\theta(\mathbf{x}_t, t), \sigma_t^2\mathbf{I})$, one step at a time:
+#
+# $$\mathbf{x}_{t-1} = \frac{1}{\sqrt{\alpha_t}}\Big(\mathbf{x}_t - \frac{1-\alpha_t}{\sqrt{1-\bar\alpha_t}}\,
+# \boldsymbol\epsilon_\theta(\mathbf{x}_t, t)\Big) + \sigma_t\,\mathbf{z}, \qquad
+# \mathbf{z} \sim \mathcal{N}(\mathbf{0}, \mathbf{I}) \text{ for } t > 1,\quad \mathbf{z} = \mathbf{0} \text{ for }
+# t = 1.$$
+#
+# Implement the step with the predicted noise and the noise $\mathbf{z}$ given. The caller chooses the variance
+# $\sigma_t^2$ (DDPM uses $\sigma_t^2 = \beta_t$ or $\sigma_t^2 = \tilde\beta_t$); mind that the function receives
+# the *variance* $\sigma_t^2$ while the formula needs the standard deviation $\sigma_t$. The last step ($t = 1$)
+# returns the mean without noise.
+
+# %% id="p_sample_step" kind="solution"
+def p_sample_step(eps_hat: Tensor, x_t: Tensor, t: int, sched: Schedule, sigma2: float, z: Tensor) -> Tensor:
+    """x_{t-1} from x_t (Algorithm 2, lines 3-4).
+
+    eps_hat: (B, ...) predicted noise eps_theta(x_t, t).  x_t: (B, ...).  t: int in 1..T.
+    sigma2: float, the variance sigma_t^2 of the step.  z: (B, ...) standard normal, not used at t = 1.
+    Returns x_{t-1}: (B, ...).
+    """
+    ### BEGIN SOLUTION
+    alpha_t, beta_t, alpha_bar_t = sched.alphas[t], sched.betas[t], sched.alpha_bars[t]
+    mean = (x_t - beta_t / (1 - alpha_bar_t).sqrt() * eps_hat) / alpha_t.sqrt()
+    if t == 1:
+        return mean
+    return mean + math.sqrt(sigma2) * z
+    ### END SOLUTION
+
+
+# %% id="p_sample_step_tests" kind="tests" points=3
+_sched = linear_schedule(1000)
+_gen = torch.Generator().manual_seed(1)
+_x_t, _eps, _z = (torch.randn(4, 3, generator=_gen) for _ in range(3))
+_x = p_sample_step(_eps, _x_t, 500, _sched, _sched.betas[500].item(), _z)
+assert _x.shape == (4, 3), f"x_{{t-1}} must have the shape of x_t, got {_x.shape}"
+assert torch.allclose(p_sample_step(torch.zeros(4, 3), _x_t, 500, _sched, 0.0, _z), _x_t / _sched.alphas[500].sqrt()), \
+    "with eps_hat = 0 and sigma_t = 0 the step is x_t / sqrt(alpha_t)"
+assert torch.equal(p_sample_step(_eps, _x_t, 1, _sched, 0.3, _z), p_sample_step(_eps, _x_t, 1, _sched, 0.3, 2 * _z)), \
+    "the last step (t = 1) adds no noise"
+### BEGIN HIDDEN TESTS
+# The mean by another route: predict x0 by inverting the kernel, x0_hat = (x_t - sqrt(1 - abar_t) eps_hat) /
+# sqrt(abar_t), then take the mean of the posterior q(x_{t-1} | x_t, x0_hat) (problem set 1). The noise enters as
+# sigma_t z = sqrt(sigma_t^2) z for t > 1.
+_betas = _sched.betas.tolist()
+_ab = [1.0]
+for _b in _betas[1:]:
+    _ab.append(_ab[-1] * (1 - _b))
+for _t in (1, 2, 50, 500, 1000):
+    _a, _abt, _abp = 1 - _betas[_t], _ab[_t], _ab[_t - 1]
+    _x0_hat = (_x_t - math.sqrt(1 - _abt) * _eps) / math.sqrt(_abt)
+    _mu = math.sqrt(_abp) * _betas[_t] / (1 - _abt) * _x0_hat + math.sqrt(_a) * (1 - _abp) / (1 - _abt) * _x_t
+    for _s2 in (_betas[_t], (1 - _abp) / (1 - _abt) * _betas[_t], 0.7):
+        _expected = _mu + (math.sqrt(_s2) * _z if _t > 1 else 0.0)
+        _x = p_sample_step(_eps, _x_t, _t, _sched, _s2, _z)
+        assert torch.allclose(_x, _expected, rtol=1e-9, atol=1e-10), f"wrong x_(t-1) at t = {_t}, sigma_t^2 = {_s2:.3g}"
+### END HIDDEN TESTS
+
+# %% [markdown] id="part_c"
+# ## Part C — the exact noise predictor for Gaussian data (3 points)
+#
+# Among all functions of $\mathbf{x}_t$, the squared error $\mathbb{E}\lVert\boldsymbol\epsilon -
+# f(\mathbf{x}_t)\rVert^2$ is smallest for the conditional mean $f(\mathbf{x}_t) = \mathbb{E}[\boldsymbol\epsilon
+# \mid \mathbf{x}_t]$: this is what a perfectly trained $\boldsymbol\epsilon_\theta$ would output. For most data it
+# has no closed form, but for Gaussian data $q(\mathbf{x}_0) = \mathcal{N}(\boldsymbol\mu, s^2\mathbf{I})$ the pair
+# $(\boldsymbol\epsilon, \mathbf{x}_t)$ is jointly Gaussian, and the conditional mean of one jointly Gaussian variable
+# given another is linear:
+#
+# $$\mathbb{E}[\boldsymbol\epsilon \mid \mathbf{x}_t] = \mathbb{E}[\boldsymbol\epsilon] +
+# \frac{\operatorname{Cov}(\boldsymbol\epsilon, \mathbf{x}_t)}{\operatorname{Var}(\mathbf{x}_t)}
+# \big(\mathbf{x}_t - \mathbb{E}[\mathbf{x}_t]\big)
+# \quad\text{(coordinate by coordinate).}$$
+#
+# Work out the three moments from $\mathbf{x}_t = \sqrt{\bar\alpha_t}\,\mathbf{x}_0 +
+# \sqrt{1-\bar\alpha_t}\,\boldsymbol\epsilon$ and implement the predictor. (Lecture 3 will show that the exact
+# predictor is the score in disguise, $\mathbb{E}[\boldsymbol\epsilon\mid\mathbf{x}_t] = -\sqrt{1-\bar\alpha_t}\,
+# \nabla_{\mathbf{x}_t}\log q(\mathbf{x}_t)$; the hidden tests use that identity with automatic differentiation, and
+# also fit the conditional mean by least squares on simulated pairs.)
+
+# %% id="gaussian_eps" kind="solution"
+def gaussian_eps(x_t: Tensor, t: Tensor, mu: Tensor, s2: float, alpha_bar: Tensor) -> Tensor:
+    """E[eps | x_t] for data q(x0) = N(mu, s2 I).
+
+    x_t: (B, D).  t: (B,) long in 1..T.  mu: (D,) data mean.  s2: float > 0, data variance per coordinate.
+    alpha_bar: (T+1,).  Returns (B, D).
+    """
+    ### BEGIN SOLUTION
+    a = alpha_bar[t].unsqueeze(-1)  # (B, 1)
+    var_t = a * s2 + 1 - a  # Var(x_t) per coordinate
+    return (1 - a).sqrt() * (x_t - a.sqrt() * mu) / var_t  # Cov(eps, x_t) = sqrt(1 - alpha_bar_t)
+    ### END SOLUTION
+
+
+# %% id="gaussian_eps_tests" kind="tests" points=3
+_sched = linear_schedule(1000)
+_x_t = torch.randn(5, 2, generator=torch.Generator().manual_seed(2))
+_t = torch.tensor([1, 10, 100, 500, 1000])
+_e = gaussian_eps(_x_t, _t, torch.zeros(2), 1.0, _sched.alpha_bars)
+assert _e.shape == (5, 2), f"expected shape (B, D) = (5, 2), got {_e.shape}"
+assert torch.allclose(_e, (1 - _sched.alpha_bars[_t]).sqrt()[:, None] * _x_t), \
+    "for N(0, I) data, x_t ~ N(0, I) and E[eps | x_t] = sqrt(1 - alpha_bar_t) x_t"
+### BEGIN HIDDEN TESTS
+_ab = [1.0]
+for _b in _sched.betas[1:].tolist():
+    _ab.append(_ab[-1] * (1 - _b))
+_mu, _s2 = torch.tensor([0.5, -1.0]), 0.25
+# 1) Tweedie: E[eps | x_t] = -sqrt(1 - abar_t) grad log q(x_t), q(x_t) = N(sqrt(abar_t) mu, abar_t s2 + 1 - abar_t)
+_x = (2 * torch.randn(5, 2, generator=torch.Generator().manual_seed(3))).requires_grad_(True)
+_a = torch.tensor([_ab[t] for t in _t.tolist()])[:, None]
+_v = _a * _s2 + 1 - _a
+_log_q = (-0.5 * torch.log(2 * math.pi * _v) - (_x - _a.sqrt() * _mu) ** 2 / (2 * _v)).sum()
+(_score,) = torch.autograd.grad(_log_q, _x)
+assert torch.allclose(gaussian_eps(_x.detach(), _t, _mu, _s2, torch.tensor(_ab)), -(1 - _a).sqrt() * _score,
+                      rtol=1e-10, atol=1e-12), "E[eps | x_t] disagrees with -sqrt(1 - alpha_bar_t) * score"
+# 2) least squares on n simulated pairs (1-D): the regression of eps on x_t is the conditional mean, a line.
+# Tolerance: 5 standard errors of the fitted intercept and slope, from the usual formulas
+# se(slope)^2 = s_r^2 / (n var(x)), se(intercept)^2 = s_r^2 (1/n + mean(x)^2 / (n var(x))), s_r^2 = residual variance.
+_n, _tt, _m1 = 200_000, 300, 0.5
+_g = torch.Generator().manual_seed(4)
+_x0 = _m1 + math.sqrt(_s2) * torch.randn(_n, generator=_g)
+_e = torch.randn(_n, generator=_g)
+_xt = math.sqrt(_ab[_tt]) * _x0 + math.sqrt(1 - _ab[_tt]) * _e
+_xm, _em = _xt.mean(), _e.mean()
+_slope = ((_xt - _xm) * (_e - _em)).mean() / (_xt - _xm).pow(2).mean()
+_icpt = _em - _slope * _xm
+_sr2 = (_e - _icpt - _slope * _xt).pow(2).mean()
+_se_slope = math.sqrt(_sr2 / (_n * (_xt - _xm).pow(2).mean()))
+_se_icpt = math.sqrt(_sr2 * (1 / _n + _xm**2 / (_n * (_xt - _xm).pow(2).mean())))
+_pred = gaussian_eps(torch.tensor([[0.0], [1.0]]), torch.tensor([_tt, _tt]), torch.tensor([_m1]), _s2,
+                     torch.tensor(_ab))
+assert abs(_pred[0, 0] - _icpt) < 5 * _se_icpt, "E[eps | x_t = 0] disagrees with the regression on simulated data"
+assert abs(_pred[1, 0] - _pred[0, 0] - _slope) < 5 * _se_slope, "the slope of E[eps | x_t] disagrees with the data"
+### END HIDDEN TESTS
+
+# %% [markdown] id="part_d"
+# ## Part D — the true reverse variance brackets DDPM's choices (2 points)
+#
+# For Gaussian data the true denoising distribution $q(\mathbf{x}_{t-1} \mid \mathbf{x}_t)$ is Gaussian too (the pair
+# $(\mathbf{x}_{t-1}, \mathbf{x}_t)$ is jointly Gaussian), with a variance that depends on the data. Write
+# $v_t = \operatorname{Var}(x_t) = \bar\alpha_t s^2 + 1 - \bar\alpha_t$ for one coordinate and compute the
+# conditional variance $\operatorname{Var}(x_{t-1} \mid x_t)$ from $v_{t-1}$, $v_t$ and the covariance of
+# $x_{t-1}$ and $x_t = \sqrt{\alpha_t}\,x_{t-1} + \sqrt{\beta_t}\,\epsilon$.
+#
+# DDPM's two choices of $\sigma_t^2$ are the extreme cases: $\tilde\beta_t$ is exact when the data are a single point
+# ($s^2 = 0$) and $\beta_t$ when they are standard normal ($s^2 = 1$). The tests check that for every
+# $0 \le s^2 \le 1$ your variance lies in between.
+
+# %% id="reverse_variance" kind="solution"
+def gaussian_reverse_variance(t: int, s2: float, sched: Schedule) -> float:
+    """Var(x_{t-1} | x_t), per coordinate, for data q(x0) = N(mu, s2 I); t in 1..T. Returns a float."""
+    ### BEGIN SOLUTION
+    a_prev, a_t = sched.alpha_bars[t - 1].item(), sched.alpha_bars[t].item()
+    v_prev, v_t = a_prev * s2 + 1 - a_prev, a_t * s2 + 1 - a_t
+    return sched.betas[t].item() * v_prev / v_t  # v_prev - alpha_t v_prev^2 / v_t, with v_t = alpha_t v_prev + beta_t
+    ### END SOLUTION
+
+
+# %% id="reverse_variance_tests" kind="tests" points=2
+_sched = linear_schedule(1000)
+assert isinstance(gaussian_reverse_variance(10, 0.5, _sched), float), "return a float"
+assert abs(gaussian_reverse_variance(10, 1.0, _sched) - _sched.betas[10].item()) < 1e-15, "N(0, I) data: beta_t"
+assert abs(gaussian_reverse_variance(10, 0.0, _sched) - _sched.beta_tildes[10].item()) < 1e-15, \
+    "a single data point: beta_tilde_t"
+### BEGIN HIDDEN TESTS
+# Conditional variance from the joint covariance of (x_{t-1}, x_t) (a Schur complement), moments built by composing
+# the forward steps one at a time from Var(x_0) = s2.
+_betas = _sched.betas.tolist()
+for _s2 in (0.0, 0.1, 0.25, 0.6, 1.0):
+    _var_prev = _s2
+    for _t in range(1, 1001):
+        _var_t = (1 - _betas[_t]) * _var_prev + _betas[_t]
+        if _t in (1, 2, 3, 10, 100, 500, 1000):
+            _cov = math.sqrt(1 - _betas[_t]) * _var_prev
+            _ref = _var_prev - _cov**2 / _var_t
+            _got = gaussian_reverse_variance(_t, _s2, _sched)
+            assert abs(_got - _ref) < 1e-9 * _betas[_t], f"wrong variance at t = {_t}, s2 = {_s2}"
+            _lo, _hi = _sched.beta_tildes[_t].item(), _betas[_t]
+            assert _lo * (1 - 1e-12) <= _got <= _hi * (1 + 1e-12), f"outside [beta_tilde_t, beta_t] at t = {_t}"
+        _var_prev = _var_t
+### END HIDDEN TESTS
+
+# %% [markdown] id="part_e"
+# ## Part E — the exact-eps sampler returns the data distribution (3 points)
+#
+# Write Algorithm 2 in full with your `p_sample_step`: start from the given $\mathbf{x}_T$, and for
+# $t = T, \dots, 1$ call the eps-model on the whole batch (with `t` as a `(B,)` long tensor), draw $\mathbf{z}$ with
+# `torch.randn(shape, generator=generator)`, and step with $\sigma_t^2$ taken from the array `sigma2`.
+#
+# The hidden tests run your sampler with the exact noise predictor of Gaussian data. If the reverse variances are the
+# true ones (Part D; for $s^2 = 1$ that is $\sigma_t^2 = \beta_t$) every step samples the true
+# $q(\mathbf{x}_{t-1}\mid\mathbf{x}_t)$, so $\mathbf{x}_0$ must follow $\mathcal{N}(\boldsymbol\mu, s^2\mathbf{I})$:
+# the tests compare the sample mean and covariance of $n$ samples with $\boldsymbol\mu$ and $s^2\mathbf{I}$ within five
+# standard errors. (Two small biases remain, both far below the error bars: $\mathbf{x}_T$ is drawn from
+# $\mathcal{N}(\mathbf{0}, \mathbf{I})$ instead of $q(\mathbf{x}_T)$, and the step $t = 1$ adds no noise.)
+
+# %% id="sampler" kind="solution"
+def ddpm_sample(eps_model, sched: Schedule, x_T: Tensor, sigma2: Tensor,
+                generator: torch.Generator | None = None) -> Tensor:
+    """Algorithm 2 from x_T down to x_0.
+
+    eps_model: callable (x_t (B, D), t (B,) long) -> (B, D).  x_T: (B, D) the starting noise.
+    sigma2: (T+1,) the reverse variances sigma_t^2.  generator: the source of z.
+    Returns x_0: (B, D).
+    """
+    ### BEGIN SOLUTION
+    x = x_T
+    for t in range(sched.T, 0, -1):
+        t_batch = torch.full((x.shape[0],), t, dtype=torch.long)
+        z = torch.randn(x.shape, generator=generator)
+        x = p_sample_step(eps_model(x, t_batch), x, t, sched, float(sigma2[t]), z)
+    return x
+    ### END SOLUTION
+
+
+# %% id="sampler_tests" kind="tests" points=3
+_sched = linear_schedule(3)
+_calls = []
+
+
+def _spy(x, t):
+    _calls.append(t.clone())
+    return torch.zeros_like(x)
+
+
+_x_T = torch.randn(4, 2, generator=torch.Generator().manual_seed(5))
+_x0 = ddpm_sample(_spy, _sched, _x_T, torch.zeros(4), torch.Generator().manual_seed(0))
+assert _x0.shape == (4, 2), f"x_0 must have the shape of x_T, got {_x0.shape}"
+assert [c.tolist() for c in _calls] == [[3] * 4, [2] * 4, [1] * 4], "call the model at t = T..1, t of shape (B,)"
+assert torch.allclose(_x0, _x_T / _sched.alpha_bars[3].sqrt()), "eps = 0, sigma = 0: x_0 = x_T / sqrt(alpha_bar_T)"
+### BEGIN HIDDEN TESTS
+# Mechanics first. With eps_theta = 0 every step is x_{t-1} = x_t / sqrt(alpha_t) + sigma_t z_t, so for T = 3
+# x_0 - x_T / sqrt(abar_3) = sigma_3 z_3 / sqrt(alpha_1 alpha_2) + sigma_2 z_2 / sqrt(alpha_1) (no noise at t = 1):
+# each coordinate has variance v = sigma_3^2 / (alpha_1 alpha_2) + sigma_2^2 / alpha_1, independently of the other,
+# if the sampler uses the variances it is given and fresh noise at every step. Tolerances: 5 standard errors (below).
+_n = 20_000
+_g = torch.Generator().manual_seed(11)
+_x_T = torch.randn(_n, 2, generator=_g)
+_diff = ddpm_sample(lambda x, t: torch.zeros_like(x), linear_schedule(3, 0.1, 0.3), _x_T,
+                    torch.tensor([0.0, 0.0, 0.5, 2.0]), _g) - _x_T / math.sqrt(0.9 * 0.8 * 0.7)
+_v = 2.0 / (0.9 * 0.8) + 0.5 / 0.9
+_cov = torch.cov(_diff.T)
+assert _diff.mean(dim=0).abs().max() < 5 * math.sqrt(_v / _n), "the noise must have mean zero"
+assert (_cov.diagonal() - _v).abs().max() < 5 * _v * math.sqrt(2 / (_n - 1)), \
+    "step t must add noise of variance sigma2[t], drawn afresh at every step"
+assert abs(_cov[0, 1]) < 5 * _v * math.sqrt(1 / (_n - 1)), "the noise must be independent across coordinates"
+
+_sched = linear_schedule(1000)
+_betas = _sched.betas.tolist()
+
+
+def _check_returns_gaussian(mu, s2, sigma2, seed, n=10_000):
+    # exact eps of N(mu, s2 I) data, written independently of Part C
+    ab = torch.cumprod(1 - torch.tensor(_betas), dim=0)
+
+    def eps_model(x, t):
+        a = ab[t][:, None]
+        return (1 - a).sqrt() * (x - a.sqrt() * mu) / (a * s2 + 1 - a)
+
+    g = torch.Generator().manual_seed(seed)
+    x0 = ddpm_sample(eps_model, _sched, torch.randn(n, 2, generator=g), sigma2, g)
+    assert x0.shape == (n, 2)
+    # 5 standard errors: sample mean sqrt(s2 / n); sample covariance of Gaussian data,
+    # Var(S_ij) = (S_ii S_jj + S_ij^2) / (n - 1): diagonal s2 sqrt(2 / (n - 1)), off-diagonal s2 sqrt(1 / (n - 1))
+    mean, cov = x0.mean(dim=0), torch.cov(x0.T)
+    assert (mean - mu).abs().max() < 5 * math.sqrt(s2 / n), f"sample mean {mean.tolist()} vs {mu.tolist()}"
+    assert (cov.diagonal() - s2).abs().max() < 5 * s2 * math.sqrt(2 / (n - 1)), f"sample variances {cov.diagonal()}"
+    assert abs(cov[0, 1]) < 5 * s2 * math.sqrt(1 / (n - 1)), f"sample covariance {cov[0, 1]:.4f} vs 0"
+
+
+# unit-variance data: sigma_t^2 = beta_t is the true reverse variance
+_check_returns_gaussian(torch.tensor([1.5, -0.5]), 1.0, _sched.betas, seed=6)
+# s2 = 0.25: the true reverse variances, from the joint covariance of (x_{t-1}, x_t)
+_s2, _var, _sigma2 = 0.25, [0.25], [0.0]
+for _t in range(1, 1001):
+    _var.append((1 - _betas[_t]) * _var[-1] + _betas[_t])
+    _sigma2.append(_var[-2] - (1 - _betas[_t]) * _var[-2] ** 2 / _var[-1])
+_check_returns_gaussian(torch.tensor([0.5, -1.0]), _s2, torch.tensor(_sigma2), seed=7)
+### END HIDDEN TESTS
+
+# %% [markdown] id="part_f"
+# ## Part F — the bound's weights $\lambda_t$ (2 points)
+#
+# The variational bound contains, for $t \ge 2$, the terms $L_{t-1} = D_\mathrm{KL}\big(q(\mathbf{x}_{t-1} \mid
+# \mathbf{x}_t, \mathbf{x}_0)\,\|\,p_\theta(\mathbf{x}_{t-1} \mid \mathbf{x}_t)\big)$, a KL divergence between the
+# posterior $\mathcal{N}(\tilde{\boldsymbol\mu}_t, \tilde\beta_t\mathbf{I})$ and the model
+# $\mathcal{N}(\boldsymbol\mu_\theta, \sigma_t^2\mathbf{I})$. Two facts make it simple:
+#
+# * the posterior mean can be written exactly like the model's mean of Algorithm 2, with the true noise in place of
+#   the prediction: $\tilde{\boldsymbol\mu}_t = \frac{1}{\sqrt{\alpha_t}}\big(\mathbf{x}_t -
+#   \frac{\beta_t}{\sqrt{1-\bar\alpha_t}}\boldsymbol\epsilon\big)$ when $\mathbf{x}_t = \sqrt{\bar\alpha_t}\,
+#   \mathbf{x}_0 + \sqrt{1-\bar\alpha_t}\,\boldsymbol\epsilon$;
+# * the KL divergence between two Gaussians with fixed variances depends on the means only through
+#   $\lVert\tilde{\boldsymbol\mu}_t - \boldsymbol\mu_\theta\rVert^2 / (2\sigma_t^2)$.
+#
+# Hence $L_{t-1} = \lambda_t\,\lVert\boldsymbol\epsilon - \boldsymbol\epsilon_\theta(\mathbf{x}_t, t)\rVert^2 + C_t$
+# with a constant $C_t$ that does not depend on $\theta$ (DDPM eq. 12). Compute $\lambda_t$; $L_\text{simple}$ is the
+# same sum with every $\lambda_t$ replaced by one.
+
+# %% id="vlb_weight" kind="solution"
+def vlb_weight(t: int, sched: Schedule, sigma2: float) -> float:
+    """lambda_t with L_{t-1} = lambda_t ||eps - eps_theta||^2 + C_t, for t in 2..T and model variance sigma2."""
+    ### BEGIN SOLUTION
+    beta_t, alpha_t, alpha_bar_t = (sched.betas[t].item(), sched.alphas[t].item(), sched.alpha_bars[t].item())
+    return beta_t**2 / (2 * sigma2 * alpha_t * (1 - alpha_bar_t))
+    ### END SOLUTION
+
+
+# %% id="vlb_weight_tests" kind="tests" points=2
+_sched = linear_schedule(1000)
+_lam = vlb_weight(100, _sched, _sched.betas[100].item())
+assert isinstance(_lam, float) and _lam > 0, "lambda_t is a positive float"
+assert abs(vlb_weight(100, _sched, 2 * _sched.betas[100].item()) - _lam / 2) < 1e-12 * _lam, \
+    "the mean term of the KL is divided by sigma_t^2"
+### BEGIN HIDDEN TESTS
+# The KL computed directly, with the posterior mean from x0 (problem set 1) and the model's mean from eps_theta,
+# minus the same KL with eps_theta = eps (which is the constant C_t): the rest must be lambda_t ||eps - eps_theta||^2.
+def _kl(m1, v1, m2, v2):
+    return 0.5 * (math.log(v2 / v1) + (v1 + (m1 - m2) ** 2) / v2 - 1)
+
+
+_betas = _sched.betas.tolist()
+_ab = [1.0]
+for _b in _betas[1:]:
+    _ab.append(_ab[-1] * (1 - _b))
+_g = torch.Generator().manual_seed(8)
+_x0, _eps, _eps_theta = (torch.randn(3, generator=_g) for _ in range(3))
+for _t in (2, 10, 500, 1000):
+    _a, _abt, _abp = 1 - _betas[_t], _ab[_t], _ab[_t - 1]
+    _x_t = math.sqrt(_abt) * _x0 + math.sqrt(1 - _abt) * _eps
+    _beta_tilde = (1 - _abp) / (1 - _abt) * _betas[_t]
+
+    _c0, _ct = math.sqrt(_abp) * _betas[_t] / (1 - _abt), math.sqrt(_a) * (1 - _abp) / (1 - _abt)  # DDPM eq. 7
+    _mu_true = _c0 * _x0 + _ct * _x_t
+    for _s2 in (_betas[_t], _beta_tilde):
+        _kls = []
+        for _e in (_eps_theta, _eps):
+            _mu_model = _c0 * (_x_t - math.sqrt(1 - _abt) * _e) / math.sqrt(_abt) + _ct * _x_t
+            _kls.append(sum(_kl(m1, _beta_tilde, m2, _s2) for m1, m2 in zip(_mu_true.tolist(), _mu_model.tolist(),
+                                                                           strict=True)))
+        _lhs = _kls[0] - _kls[1]
+        _rhs = vlb_weight(_t, _sched, _s2) * (_eps - _eps_theta).pow(2).sum().item()
+        assert abs(_lhs - _rhs) < 1e-7 * abs(_lhs), f"lambda_t wrong at t = {_t}, sigma_t^2 = {_s2:.3g}"
+### END HIDDEN TESTS
+
+# %% [markdown] id="part_g"
+# ## Part G — training (2 points) and what $L_\text{simple}$ changes (2 points)
+#
+# **G1.** Write one iteration of Algorithm 1 for a batch whose $t$ and $\boldsymbol\epsilon$ the caller has drawn:
+# clear the old gradients, evaluate your `l_simple`, back-propagate, and let the optimizer take its step. Return the
+# loss (before the step) as a Python float.
+
+# %% id="train_step" kind="solution"
+def train_step(eps_model: nn.Module, optimizer: torch.optim.Optimizer, x0: Tensor, t: Tensor, eps: Tensor,
+               alpha_bar: Tensor) -> float:
+    """One gradient step on L_simple (Algorithm 1, line 5). Shapes as in l_simple. Returns the loss as a float."""
+    ### BEGIN SOLUTION
+    optimizer.zero_grad()
+    loss = l_simple(eps_model, x0, t, eps, alpha_bar)
+    loss.backward()
+    optimizer.step()
+    return loss.item()
+    ### END SOLUTION
+
+
+# %% id="train_step_tests" kind="tests" points=2
+class _TinyEps(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.lin = nn.Linear(2, 2)
+
+    def forward(self, x, t):
+        return self.lin(x) * (1 + t[:, None] / 1000)
+
+
+_sched = linear_schedule(1000)
+torch.manual_seed(9)
+_net = _TinyEps()
+_opt = torch.optim.SGD(_net.parameters(), lr=0.05)
+_g = torch.Generator().manual_seed(10)
+_x0, _eps, _t = torch.randn(16, 2, generator=_g), torch.randn(16, 2, generator=_g), torch.randint(1, 1001, (16,),
+                                                                                                    generator=_g)
+_before = [p.detach().clone() for p in _net.parameters()]
+_loss = train_step(_net, _opt, _x0, _t, _eps, _sched.alpha_bars)
+assert isinstance(_loss, float), "return the loss as a Python float (loss.item())"
+assert any(not torch.equal(p, q) for p, q in zip(_net.parameters(), _before, strict=True)), "the parameters must move"
+### BEGIN HIDDEN TESTS
+# each call must be exactly one SGD step on the gradient of this batch's loss alone (p <- p - lr * grad)
+for _k in range(3):
+    _x0, _eps = torch.randn(16, 2, generator=_g), torch.randn(16, 2, generator=_g)
+    _t = torch.randint(1, 1001, (16,), generator=_g)
+    _before = [p.detach().clone() for p in _net.parameters()]
+    _ref_loss = l_simple(_net, _x0, _t, _eps, _sched.alpha_bars)
+    _grads = torch.autograd.grad(_ref_loss, list(_net.parameters()))
+    _loss = train_step(_net, _opt, _x0, _t, _eps, _sched.alpha_bars)
+    assert abs(_loss - _ref_loss.item()) < 1e-12 * max(1.0, _ref_loss.item()), "return the loss before the step"
+    for _p, _p0, _gr in zip(_net.parameters(), _before, _grads, strict=True):
+        assert torch.allclose(_p.detach(), _p0 - 0.05 * _gr, rtol=1e-10, atol=1e-12), \
+            f"step {_k}: the update is not one SGD step on this batch's gradient (old gradients cleared?)"
+### END HIDDEN TESTS
+
+# %% [markdown] id="part_g_demo"
+# Nothing to write here: the cell trains a small network on 2-D data (four Gaussians on the unit circle) with your
+# `train_step`, then samples with your `ddpm_sample`, in a few seconds. It uses a short schedule, $T = 100$, so that
+# sampling is fast; with a correct implementation most samples land on the four modes.
+
+# %% id="g_demo"
+class _MLP(nn.Module):
+    """eps_theta(x_t, t) for 2-D data; the time enters through a few sinusoidal features."""
+
+    def __init__(self, T: int, width: int = 64):
+        super().__init__()
+        self.T = T
+        self.net = nn.Sequential(nn.Linear(2 + 8, width), nn.SiLU(), nn.Linear(width, width), nn.SiLU(),
+                                 nn.Linear(width, 2))
+
+    def forward(self, x, t):
+        angles = 2.0 ** torch.arange(4) * (math.pi / 2) * (t[:, None] / self.T)  # (B, 4)
+        return self.net(torch.cat([x, angles.sin(), angles.cos()], dim=1))
+
+
+def _four_modes(n, generator):
+    angle = (math.pi / 2) * torch.randint(0, 4, (n,), generator=generator)
+    return torch.stack([angle.cos(), angle.sin()], dim=1) + 0.1 * torch.randn(n, 2, generator=generator)
+
+
+_demo = linear_schedule(100, 1e-3, 0.2)
+_steps, _batch = 1500, 256
+torch.manual_seed(0)
+_g = torch.Generator().manual_seed(0)
+_model = _MLP(_demo.T)
+_opt = torch.optim.Adam(_model.parameters(), lr=1e-2)
+_lr = torch.optim.lr_scheduler.LambdaLR(_opt, lambda i: 1 - i / _steps)  # linear decay to 0
+_losses = []
+for _ in range(_steps):
+    _t = torch.randint(1, _demo.T + 1, (_batch,), generator=_g)
+    _eps = torch.randn(_batch, 2, generator=_g)
+    _losses.append(train_step(_model, _opt, _four_modes(_batch, _g), _t, _eps, _demo.alpha_bars))
+    _lr.step()
+with torch.no_grad():
+    _samples = ddpm_sample(_model, _demo, torch.randn(2000, 2, generator=_g), _demo.betas, _g)
+_data = _four_modes(2000, _g)
+_fig, _axes = plt.subplots(1, 3, figsize=(12, 3.6))
+_axes[0].plot(torch.tensor(_losses).reshape(-1, 50).mean(dim=1))
+_axes[0].set(title="L_simple, mean of 50 steps", xlabel="step / 50")
+for _ax, _x, _title, _color in ((_axes[1], _data, "data", "C0"), (_axes[2], _samples, "DDPM samples", "C1")):
+    _ax.scatter(_x[:, 0], _x[:, 1], s=2, color=_color)
+    _ax.set(title=_title, aspect="equal", xlim=(-1.8, 1.8), ylim=(-1.8, 1.8))
+plt.show()
+
+# %% [markdown] id="part_g2"
+# **G2 (2 points, graded by hand).** Evaluate your `vlb_weight` with $\sigma_t^2 = \beta_t$ at a few $t$ (for example
+# $t = 2, 10, 100, 1000$ on `linear_schedule(1000)`; add a scratch cell if you like). In a few sentences: how do the
+# bound's weights $\lambda_t$ change with $t$, which timesteps does $L_\text{simple}$ (all weights one) emphasise
+# relative to the bound, and why does that help the samples even though the bound is no longer optimised exactly?
+
+# %% [markdown] id="lsimple_explanation" kind="manual" points=2
+# ### BEGIN SOLUTION
+# With $\sigma_t^2 = \beta_t$, $\lambda_t = \beta_t / (2\alpha_t(1-\bar\alpha_t))$: $0.50$ at $t = 1$, $0.27$ at
+# $t = 2$, $0.07$ at $t = 10$, $0.01$ at $t = 100$, about $0.005$ in the middle of the chain and $0.01$ again at
+# $t = T$. The bound therefore weights the first few, almost noise-free steps one to two orders of magnitude more than
+# all the others. $L_\text{simple}$ sets every weight to one, so relative to the bound it down-weights the small-$t$
+# terms and up-weights the large-$t$ ones. The small-$t$ steps remove a little noise and decide only imperceptible
+# fine detail (the high frequencies drown first, so they are all that is left to generate there); the large-$t$ steps
+# are the hard denoising tasks that decide the coarse content. Spending the network's capacity on them gives better
+# samples (DDPM's FID improves) at the price of a slightly worse likelihood, since the bound itself is no longer the
+# objective.
+#
+# *Mark scheme:* 1 for the trend of $\lambda_t$ (largest at the first steps, one to two orders of magnitude smaller
+# beyond them), 1 for the consequence ($L_\text{simple}$ emphasises larger $t$, i.e. coarse content: better samples,
+# a looser bound).
+# ### END SOLUTION
