@@ -346,7 +346,7 @@ for _t in (1, 10, 100, 1000):
 # $q(\mathbf{x}_t\mid\mathbf{x}_0) = \int q(\mathbf{x}_t\mid\mathbf{x}_{t-1})\,q(\mathbf{x}_{t-1}\mid\mathbf{x}_0)\,
 # d\mathbf{x}_{t-1}$, the same step is a convolution of two Gaussians and gives the same answer.)
 #
-# *Mark scheme:* 1 base case; 1 induction step with the Markov property / independent noise made explicit;
+# *Marking:* 1 base case; 1 induction step with the Markov property / independent noise made explicit;
 # 1 mean and variance algebra ($\alpha_t\bar\alpha_{t-1} = \bar\alpha_t$, $\alpha_t(1-\bar\alpha_{t-1}) + \beta_t =
 # 1-\bar\alpha_t$).
 # ### END SOLUTION

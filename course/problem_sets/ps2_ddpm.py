@@ -610,7 +610,7 @@ plt.show()
 # samples (DDPM's FID improves) at the price of a slightly worse likelihood, since the bound itself is no longer the
 # objective.
 #
-# *Mark scheme:* 1 for the trend of $\lambda_t$ (largest at the first steps, one to two orders of magnitude smaller
+# *Marking:* 1 for the trend of $\lambda_t$ (largest at the first steps, one to two orders of magnitude smaller
 # beyond them), 1 for the consequence ($L_\text{simple}$ emphasises larger $t$, i.e. coarse content: better samples,
 # a looser bound).
 # ### END SOLUTION
