@@ -35,13 +35,14 @@ lab: $(STAMP)  ## open JupyterLab on the course (lessons/, assignments/)
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/jupyter lab
 
 notebooks: $(STAMP)  ## build lessons/*.ipynb and solutions/ from the jupytext sources in course/
-	$(BIN)/python -m course.build
+	$(BIN)/python tools/build_notebooks.py
 
-release: notebooks  ## regenerate the student release assignments/ from solutions/
-	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m course.release
+release: notebooks  ## regenerate the student release assignments/ from solutions/ (nbgrader)
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python tools/release.py
 
-bench: $(STAMP)  ## print the speed and quality tables
-	$(BIN)/python benchmarks/train_throughput.py
+bench: $(STAMP)  ## print the speed table, then run the demo and print its quality figures (~6 minutes)
+	$(BIN)/python -m benchmarks.train_throughput
+	$(BIN)/python -m benchmarks.demo_quality
 
 lint: $(STAMP)  ## ruff
 	$(BIN)/ruff check .

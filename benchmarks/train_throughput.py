@@ -1,0 +1,74 @@
+"""Training and sampling throughput of the demo's network on digits, and the networks' sizes.
+
+    python -m benchmarks.train_throughput [--repeats 5] [--steps 20] [--device auto]
+
+Prints one table: for each network configuration, parameters, training steps/s and images/s (Algorithm 1,
+batch 128, AdamW + clipping), and reverse steps/s when sampling a batch of 1000 (Algorithm 2). Each figure
+is the median of --repeats timed runs after one warm-up run.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import torch
+
+from benchmarks.common import machine, median_seconds
+from ddpm_scratch.ddpm import p_sample_step, train_step
+from ddpm_scratch.nets import UNet, count_parameters
+from ddpm_scratch.schedules import NoiseSchedule
+from ddpm_scratch.train import DIGITS_UNET, select_device
+
+CONFIGS = {
+    "demo (default)": DIGITS_UNET,
+    "no attention": DIGITS_UNET | {"attention_resolutions": ()},
+    "adagn": DIGITS_UNET | {"time_injection": "adagn"},
+    "wider (64)": DIGITS_UNET | {"base_channels": 64},
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--steps", type=int, default=20, help="training steps per timed run")
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--sample-batch", type=int, default=1000)
+    parser.add_argument("--device", default="auto")
+    args = parser.parse_args()
+    device = select_device(args.device)
+    schedule = NoiseSchedule.linear()
+    g = torch.Generator(device=device).manual_seed(0)
+    x0 = torch.rand(args.batch_size, 1, 8, 8, device=device) * 2 - 1
+
+    print(f"machine: {machine()}; device {device}")
+    print(f"median of {args.repeats} runs ({args.steps} training steps or 10 reverse steps each) after a warm-up\n")
+    print("| network | parameters | train steps/s | train images/s | reverse steps/s (batch "
+          f"{args.sample_batch}) |")
+    print("|---|---:|---:|---:|---:|")
+    for name, kwargs in CONFIGS.items():
+        torch.manual_seed(0)
+        model = UNet(in_channels=1, **kwargs).to(device)
+        opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+
+        def train_run() -> None:
+            for _ in range(args.steps):
+                train_step(model, opt, schedule, x0, generator=g, max_grad_norm=1.0)
+
+        x_t = torch.randn(args.sample_batch, 1, 8, 8, device=device)
+        t = torch.full((args.sample_batch,), 500, device=device)
+
+        @torch.no_grad()
+        def sample_run() -> None:
+            for _ in range(10):
+                p_sample_step(schedule, model(x_t, t), x_t, t, generator=g)
+
+        train_s, _, _ = median_seconds(train_run, args.repeats)
+        model.eval()
+        sample_s, _, _ = median_seconds(sample_run, args.repeats)
+        steps_per_s = args.steps / train_s
+        print(f"| {name} | {count_parameters(model):,} | {steps_per_s:.1f} | {steps_per_s * args.batch_size:,.0f} "
+              f"| {10 / sample_s:.1f} |")
+
+
+if __name__ == "__main__":
+    main()
