@@ -27,6 +27,33 @@ CONFIGS = {
 }
 
 
+def measure(kwargs: dict, args: argparse.Namespace, device: torch.device) -> tuple[int, float, float]:
+    """(parameters, training steps/s, reverse steps/s) of one U-Net configuration."""
+    schedule = NoiseSchedule.linear()
+    g = torch.Generator(device=device).manual_seed(0)
+    x0 = torch.rand(args.batch_size, 1, 8, 8, device=device) * 2 - 1
+    torch.manual_seed(0)
+    model = UNet(in_channels=1, **kwargs).to(device)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+
+    def train_run() -> None:
+        for _ in range(args.steps):
+            train_step(model, opt, schedule, x0, generator=g, max_grad_norm=1.0)  # Algorithm 1
+
+    x_t = torch.randn(args.sample_batch, 1, 8, 8, device=device)
+    t = torch.full((args.sample_batch,), 500, device=device)
+
+    @torch.no_grad()
+    def sample_run() -> None:
+        for _ in range(10):
+            p_sample_step(schedule, model(x_t, t), x_t, t, generator=g)  # Algorithm 2, one step
+
+    train_s, _, _ = median_seconds(train_run, args.repeats)
+    model.eval()
+    sample_s, _, _ = median_seconds(sample_run, args.repeats)
+    return count_parameters(model), args.steps / train_s, 10 / sample_s
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=5)
@@ -36,38 +63,14 @@ def main() -> None:
     parser.add_argument("--device", default="auto")
     args = parser.parse_args()
     device = select_device(args.device)
-    schedule = NoiseSchedule.linear()
-    g = torch.Generator(device=device).manual_seed(0)
-    x0 = torch.rand(args.batch_size, 1, 8, 8, device=device) * 2 - 1
-
     print(f"machine: {machine()}; device {device}")
     print(f"median of {args.repeats} runs ({args.steps} training steps or 10 reverse steps each) after a warm-up\n")
-    print("| network | parameters | train steps/s | train images/s | reverse steps/s (batch "
-          f"{args.sample_batch}) |")
+    print(f"| network | parameters | train steps/s | train images/s | reverse steps/s (batch {args.sample_batch}) |")
     print("|---|---:|---:|---:|---:|")
     for name, kwargs in CONFIGS.items():
-        torch.manual_seed(0)
-        model = UNet(in_channels=1, **kwargs).to(device)
-        opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
-
-        def train_run() -> None:
-            for _ in range(args.steps):
-                train_step(model, opt, schedule, x0, generator=g, max_grad_norm=1.0)
-
-        x_t = torch.randn(args.sample_batch, 1, 8, 8, device=device)
-        t = torch.full((args.sample_batch,), 500, device=device)
-
-        @torch.no_grad()
-        def sample_run() -> None:
-            for _ in range(10):
-                p_sample_step(schedule, model(x_t, t), x_t, t, generator=g)
-
-        train_s, _, _ = median_seconds(train_run, args.repeats)
-        model.eval()
-        sample_s, _, _ = median_seconds(sample_run, args.repeats)
-        steps_per_s = args.steps / train_s
-        print(f"| {name} | {count_parameters(model):,} | {steps_per_s:.1f} | {steps_per_s * args.batch_size:,.0f} "
-              f"| {10 / sample_s:.1f} |")
+        params, steps_per_s, reverse_per_s = measure(kwargs, args, device)
+        print(f"| {name} | {params:,} | {steps_per_s:.1f} | {steps_per_s * args.batch_size:,.0f} "
+              f"| {reverse_per_s:.1f} |", flush=True)
 
 
 if __name__ == "__main__":
