@@ -43,3 +43,5 @@ c.FileNameCollectorPlugin.named_regexp = (
 # Seconds per cell when nbgrader executes a notebook (autograde, validate). A cell that runs longer (an infinite
 # loop) is interrupted and its tests score 0; the rest of the notebook still runs.
 c.Execute.timeout = 60
+# Kill the kernel when a notebook is done instead of asking it to exit and waiting (about 2 s per submission).
+c.Execute.shutdown_kernel = "immediate"

@@ -4,10 +4,11 @@
     python tools/release.py ps1_diffusion_kernel    # just these
     python tools/release.py --check                 # write nothing; list differences, exit 1 if any
 
-`nbgrader generate_assignment` runs in a scratch copy of the course (this repository's nbgrader_config.py and
-solutions/<ps>/ only, with a throwaway gradebook and no user Jupyter config), so the instructor's gradebook in
-grading/ is never touched; the result then replaces assignments/<ps>/. The release is a function of solutions/
-alone: nbgrader's checksums are deterministic and the cell ids come from the build (tools/build_notebooks.py).
+`nbgrader generate_assignment` runs in scratch copies of the course (this repository's nbgrader_config.py and
+solutions/<ps>/ only, one per problem set, two at a time, with throwaway gradebooks and no user Jupyter config), so
+the instructor's gradebook in grading/ is never touched; the result then replaces assignments/<ps>/. The release is
+a function of solutions/ alone: nbgrader's checksums are deterministic and the cell ids come from the build
+(tools/build_notebooks.py).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -45,17 +47,17 @@ def problem_sets(root: Path = ROOT) -> list[str]:
     return sorted(p.parent.name for p in (root / "solutions").glob("*/*.ipynb") if p.stem == p.parent.name)
 
 
-def generate(root: Path, names: list[str], workspace: Path) -> Path:
-    """Run `nbgrader generate_assignment` for each problem set in `workspace` (a scratch copy of root's
-    nbgrader_config.py and solutions/<ps>/); return the folder that holds the releases."""
+def generate(root: Path, name: str, workspace: Path) -> Path:
+    """Run `nbgrader generate_assignment <name>` in `workspace`, a scratch copy of root's nbgrader_config.py and
+    solutions/<name>/; return the release folder it made."""
+    workspace.mkdir(parents=True, exist_ok=True)
     shutil.copy2(root / "nbgrader_config.py", workspace / "nbgrader_config.py")
-    for name in names:
-        shutil.copytree(root / "solutions" / name, workspace / "solutions" / name,
-                        ignore=shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__", "*.pyc"))
-        done = nbgrader(["generate_assignment", name, "--force"], cwd=workspace)
-        if done.returncode != 0:
-            raise RuntimeError(f"nbgrader generate_assignment {name} failed:\n{done.stdout}\n{done.stderr}")
-    return workspace / "assignments"
+    shutil.copytree(root / "solutions" / name, workspace / "solutions" / name,
+                    ignore=shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__", "*.pyc"))
+    done = nbgrader(["generate_assignment", name, "--force"], cwd=workspace)
+    if done.returncode != 0:
+        raise RuntimeError(f"nbgrader generate_assignment {name} failed:\n{done.stdout}\n{done.stderr}")
+    return workspace / "assignments" / name
 
 
 def differences(expected: Path, actual: Path) -> list[str]:
@@ -79,14 +81,14 @@ def release(root: Path = ROOT, names: list[str] | None = None, check: bool = Fal
         raise ValueError(f"no source notebook solutions/<ps>/<ps>.ipynb for {unknown}; known: {every}")
     names = names or every
     found = []
-    with tempfile.TemporaryDirectory(prefix="ddpm_release_") as tmp:
-        fresh = generate(root, names, Path(tmp))
+    with tempfile.TemporaryDirectory(prefix="ddpm_release_") as tmp, ThreadPoolExecutor(max_workers=2) as pool:
+        fresh = dict(zip(names, pool.map(lambda n: generate(root, n, Path(tmp) / n), names), strict=True))
         for name in names:
-            changed = differences(fresh / name, root / "assignments" / name)
+            changed = differences(fresh[name], root / "assignments" / name)
             found += [f"assignments/{name}/{line}" for line in changed]
             if changed and not check:
                 shutil.rmtree(root / "assignments" / name, ignore_errors=True)
-                shutil.copytree(fresh / name, root / "assignments" / name)
+                shutil.copytree(fresh[name], root / "assignments" / name)
     if names == every:
         found += [f"assignments/{p.name}: release without a source in solutions/ (remove it)"
                   for p in sorted((root / "assignments").glob("*")) if p.name not in every]
