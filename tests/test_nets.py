@@ -132,6 +132,22 @@ def test_fourier_features_closed_form_and_fixed_frequencies():
     assert not torch.equal(RandomFourierFeatures(4000, seed=4).w, rff.w)
 
 
+def test_attention_matches_a_loop_over_positions():
+    """Each position n gets x_n + W_out sum_m softmax_m(q_n . k_m / sqrt(d)) v_m, head by head."""
+    torch.manual_seed(0)
+    attn, x = Attention(8, groups=2, heads=2), torch.randn(2, 8, 3, 3)
+    qkv = attn.qkv(attn.norm(x)).reshape(2, 3, 8, 9).double()
+    mixed = torch.zeros(2, 8, 9, dtype=torch.float64)
+    for b in range(2):
+        for head in (slice(0, 4), slice(4, 8)):
+            q, k, v = qkv[b, 0, head], qkv[b, 1, head], qkv[b, 2, head]
+            for n in range(9):
+                w = torch.softmax(torch.stack([q[:, n] @ k[:, m] for m in range(9)]) / math.sqrt(4), dim=0)
+                mixed[b, head, n] = sum(w[m] * v[:, m] for m in range(9))
+    expected = x + attn.out(mixed.float().reshape(2, 8, 3, 3))
+    torch.testing.assert_close(attn(x), expected, atol=1e-5, rtol=1e-5)
+
+
 # ---------------------------------------------------------------- conditioning
 
 
