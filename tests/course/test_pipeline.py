@@ -94,7 +94,7 @@ def per_student_seconds(log: str) -> dict[str, float]:
         if student:
             starts.append((student.group(5), seconds_of(student)))
     ends = [t for _, t in starts[1:]] + [last]
-    return {name: end - start for (name, start), end in zip(starts, ends, strict=True)}
+    return {name: (end - start) % 86400 for (name, start), end in zip(starts, ends, strict=True)}  # past midnight
 
 
 @dataclass
