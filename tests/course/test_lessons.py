@@ -40,6 +40,8 @@ def test_lesson_opens_with_a_parameters_cell(lesson):
 
 def test_lesson_runs_in_fast_mode(lesson, tmp_path, monkeypatch, record_property):
     monkeypatch.setenv("DDPM_SCRATCH_FAST", "1")  # the kernel inherits this process's environment
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # as tests/conftest.py: two busy workers on two cores; torch's spinning
+    monkeypatch.setenv("MKL_NUM_THREADS", "1")  # threads would otherwise make a lesson several times slower
     nb = lesson_notebook(lesson)
     client = NotebookClient(nb, timeout=CELL_TIMEOUT, kernel_name="python3",
                             resources={"metadata": {"path": str(tmp_path)}})

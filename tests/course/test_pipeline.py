@@ -146,9 +146,10 @@ def submit(graded: Graded, student: str, replace: dict[str, str]) -> None:
 
 def autograde(graded: Graded, label: str, *options: str) -> float:
     """`nbgrader autograde <ps>` over every submission not yet graded; return its wall time."""
+    env = nbgrader_env(graded.root / ".jupyter")
+    env.update(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")  # one torch thread per kernel, as in tests/conftest.py
     start = time.perf_counter()
-    done = nbgrader(["autograde", graded.name, *LOG_FORMAT, *options], cwd=graded.root,
-                    env=nbgrader_env(graded.root / ".jupyter"))
+    done = nbgrader(["autograde", graded.name, *LOG_FORMAT, *options], cwd=graded.root, env=env)
     wall = time.perf_counter() - start
     graded.logs[label] = done.stdout + done.stderr
     assert done.returncode == 0, f"nbgrader autograde ({label}) failed:\n{graded.logs[label][-6000:]}"
