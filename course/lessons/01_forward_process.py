@@ -1,0 +1,530 @@
+# ---
+# jupyter:
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown] id="title"
+# # Lesson 1 — the forward diffusion process
+#
+# A diffusion model has two halves. The **forward process** takes a data point $\mathbf{x}_0$ and destroys it, a
+# little at a time, by adding Gaussian noise in $T$ steps until nothing of the data is left. The **reverse process**
+# is a neural network that learns to undo one such step; chaining it $T$ times turns pure noise into data. This
+# lesson is about the first half only. It has no parameters to learn, which is exactly why everything about it can be
+# written down in closed form: that is what makes the second half trainable (lesson 2).
+#
+# What you will see:
+#
+# 1. the one-step kernel $q(\mathbf{x}_t \mid \mathbf{x}_{t-1})$ and how to sample it;
+# 2. the closed-form kernel $q(\mathbf{x}_t \mid \mathbf{x}_0)$, checked against a simulated chain;
+# 3. the marginal $q(\mathbf{x}_t)$: the data distribution, shrunk and blurred by a Gaussian;
+# 4. noise schedules (linear vs cosine), $\bar\alpha_t$ and the signal-to-noise ratio;
+# 5. a Fourier view: why fine detail disappears before coarse shape;
+# 6. the posterior $q(\mathbf{x}_{t-1} \mid \mathbf{x}_t, \mathbf{x}_0)$ by completing the square;
+# 7. the prior term $L_T$: how close $q(\mathbf{x}_T)$ gets to $\mathcal{N}(\mathbf{0}, \mathbf{I})$.
+#
+# The code uses the course package `ddpm_scratch`; open `ddpm_scratch/schedules.py` and `ddpm_scratch/forward.py`
+# beside this notebook, they are short. **Index convention:** every schedule array has length $T+1$ and index $t$ is
+# the lecture's $t$; index $0$ is the data itself ($\beta_0 = 0$, $\bar\alpha_0 = 1$).
+
+# %% id="parameters" tags=["parameters"]
+import os
+from pathlib import Path
+
+FAST = os.environ.get("DDPM_SCRATCH_FAST", "0") == "1"  # tests set DDPM_SCRATCH_FAST=1: a quick, smaller run
+SEED = 0
+T = 1000  # number of diffusion steps (DDPM's value)
+N_DIGITS = 4 if FAST else 6  # rows of the digits picture
+N_TOY = 1000 if FAST else 4000  # points of the 2-D toy cloud
+N_CHAINS = 2000 if FAST else 40_000  # independent forward chains in the Monte Carlo checks
+OUT = Path("outputs/01_forward_process")  # figures are also saved here
+
+# %% id="setup"
+# ruff: noqa: E402 -- the imports follow the parameters cell on purpose
+import math
+
+import matplotlib.pyplot as plt
+import torch
+
+from ddpm_scratch.data import get_dataset, load_digits
+from ddpm_scratch.forward import frequency_snr, q_posterior, q_sample, q_step, radial_power_spectrum
+from ddpm_scratch.losses import prior_bpd
+from ddpm_scratch.schedules import NoiseSchedule
+from ddpm_scratch.viz import image_grid
+
+torch.manual_seed(SEED)  # only for code you add; every cell below passes its own seeded generator
+torch.set_num_threads(1)  # the tensors here are small: one thread beats two that wait for each other
+
+
+def show(fig, name: str) -> None:
+    """Save a figure as OUT/name.png and display it below the cell."""
+    OUT.mkdir(parents=True, exist_ok=True)
+    fig.savefig(OUT / f"{name}.png", dpi=100, bbox_inches="tight")
+    plt.show()
+
+
+def image_table(ax, images: torch.Tensor, col_labels: list[str], row_labels: list[str] | None = None) -> None:
+    """Draw images (R, C, 1, H, W) in [-1, 1] as an R x C table on ax (values outside [-1, 1] are clipped)."""
+    R, C, _, H, W = images.shape
+    ax.imshow(image_grid(images.reshape(R * C, *images.shape[2:]), nrow=C)[..., 0], cmap="gray", vmin=0, vmax=255)
+    ax.set_xticks([1 + (W + 1) * j + (W - 1) / 2 for j in range(C)], col_labels, fontsize=8)
+    ax.set_yticks([1 + (H + 1) * i + (H - 1) / 2 for i in range(R)], row_labels or [""] * R, fontsize=8)
+    ax.xaxis.tick_top()
+    ax.tick_params(length=0)
+    ax.spines[:].set_visible(False)
+
+
+# %% [markdown] id="one_step"
+# ## 1. One step of noise
+#
+# Pick variances $\beta_1, \dots, \beta_T \in (0, 1)$, small and increasing. Step $t$ of the forward process is
+#
+# $$q(\mathbf{x}_t \mid \mathbf{x}_{t-1}) = \mathcal{N}\big(\mathbf{x}_t;\ \sqrt{1-\beta_t}\,\mathbf{x}_{t-1},\
+# \beta_t \mathbf{I}\big),$$
+#
+# and the whole chain is Markov: $q(\mathbf{x}_{1:T} \mid \mathbf{x}_0) = \prod_{t=1}^T q(\mathbf{x}_t \mid
+# \mathbf{x}_{t-1})$. To *sample* a step we write the Gaussian as a deterministic function of standard noise (the
+# reparameterisation we will lean on all course long):
+#
+# $$\mathbf{x}_t = \sqrt{1-\beta_t}\,\mathbf{x}_{t-1} + \sqrt{\beta_t}\,\boldsymbol\epsilon_{t-1}, \qquad
+# \boldsymbol\epsilon_{t-1} \sim \mathcal{N}(\mathbf{0}, \mathbf{I}).$$
+#
+# Why shrink the mean by $\sqrt{1-\beta_t}$ instead of just adding noise? Because then a coordinate with unit
+# variance keeps unit variance: $(1-\beta_t)\cdot 1 + \beta_t = 1$. Adding noise alone would make the variance grow
+# without bound; with the shrinkage the chain drifts towards one fixed distribution, $\mathcal{N}(\mathbf{0},
+# \mathbf{I})$, whatever it started from. (This is why the process is called *variance preserving*.)
+#
+# Two shorthands make every formula shorter: $\alpha_t = 1 - \beta_t$ and $\bar\alpha_t = \prod_{s=1}^t \alpha_s$.
+# DDPM's schedule is linear, from $\beta_1 = 10^{-4}$ to $\beta_T = 0.02$ with $T = 1000$:
+
+# %% id="linear_schedule"
+schedule = NoiseSchedule.linear(T)
+print(schedule)
+for t in (0, 1, 2, T // 2, T):
+    print(f"t = {t:4d}   beta_t = {schedule.betas[t]:.5f}   alpha_bar_t = {schedule.alpha_bars[t]:.3e}")
+
+# %% [markdown] id="kernel"
+# ## 2. Jumping straight to step $t$: the diffusion kernel
+#
+# Running $t$ steps one after the other is wasteful when all we want is $\mathbf{x}_t$. Because every step is linear
+# in the previous state plus fresh Gaussian noise, the composition is Gaussian too, with a mean and variance we can
+# compute. One fact does all the work:
+#
+# > **Sum of independent Gaussians.** If $\mathbf{a} \sim \mathcal{N}(\mathbf{0}, s_a^2\mathbf{I})$ and
+# > $\mathbf{b} \sim \mathcal{N}(\mathbf{0}, s_b^2\mathbf{I})$ are independent, then $\mathbf{a} + \mathbf{b} \sim
+# > \mathcal{N}(\mathbf{0}, (s_a^2 + s_b^2)\mathbf{I})$. (Multiply the characteristic functions:
+# > $e^{-s_a^2\|\mathbf{u}\|^2/2}\,e^{-s_b^2\|\mathbf{u}\|^2/2}$.)
+#
+# Take two steps from $\mathbf{x}_0$, with independent noises $\boldsymbol\epsilon_0, \boldsymbol\epsilon_1$:
+#
+# $$\mathbf{x}_2 = \sqrt{\alpha_2}\,\mathbf{x}_1 + \sqrt{\beta_2}\,\boldsymbol\epsilon_1
+# = \sqrt{\alpha_2\alpha_1}\,\mathbf{x}_0
+# + \underbrace{\sqrt{\alpha_2(1-\alpha_1)}\,\boldsymbol\epsilon_0 + \sqrt{1-\alpha_2}\,\boldsymbol\epsilon_1}_{
+# \text{variance } \alpha_2 - \alpha_2\alpha_1 + 1 - \alpha_2 \;=\; 1 - \alpha_1\alpha_2}.$$
+#
+# The two noise terms merge into a single $\sqrt{1-\bar\alpha_2}\,\boldsymbol\epsilon$. Doing the same merge once
+# per step (an induction on $t$ whose careful write-up is question C4 of problem set 1) gives the **diffusion
+# kernel**
+#
+# $$q(\mathbf{x}_t \mid \mathbf{x}_0) = \mathcal{N}\big(\mathbf{x}_t;\ \sqrt{\bar\alpha_t}\,\mathbf{x}_0,\
+# (1-\bar\alpha_t)\mathbf{I}\big)
+# \quad\Longleftrightarrow\quad
+# \mathbf{x}_t = \sqrt{\bar\alpha_t}\,\mathbf{x}_0 + \sqrt{1-\bar\alpha_t}\,\boldsymbol\epsilon,\ \
+# \boldsymbol\epsilon \sim \mathcal{N}(\mathbf{0}, \mathbf{I}).$$
+#
+# Read it as a blend: a fraction $\sqrt{\bar\alpha_t}$ of the signal, and noise whose variance makes up the rest.
+# The schedule is designed so that $\bar\alpha_T \approx 0$: at the end only noise is left. In the package the two
+# samplers are `q_step` (one step) and `q_sample` (the kernel).
+#
+# **Check.** Run many independent chains of `q_step` from the same digit and compare, pixel by pixel, the empirical
+# mean and variance at a few $t$ with the kernel's $\sqrt{\bar\alpha_t}\,\mathbf{x}_0$ and $1-\bar\alpha_t$. We
+# report the largest deviation over the 64 pixels in units of its standard error (for the variance of $N$ Gaussian
+# draws that is $\sigma^2\sqrt{2/(N-1)}$); values of up to about 3-4 are what chance alone produces.
+
+# %% id="chain_vs_kernel"
+digits, labels = load_digits("train")
+x0 = digits[:1].expand(N_CHAINS, -1, -1, -1)  # one digit, N_CHAINS copies: (N, 1, 8, 8)
+check_at = [1, T // 100, T // 10, T // 2, T]
+g = torch.Generator().manual_seed(SEED)
+x = x0.clone()
+for t in range(1, T + 1):
+    x = q_step(schedule, x, t, generator=g)  # x_t from x_{t-1}: one step of the chain
+    if t in check_at:
+        ab = schedule.alpha_bars[t]
+        mean_err = (x.mean(0) - ab.sqrt() * x0[0]) / ((1 - ab) / N_CHAINS).sqrt()
+        var_err = (x.var(0) - (1 - ab)) / ((1 - ab) * math.sqrt(2 / (N_CHAINS - 1)))
+        print(f"t = {t:4d}: max |z| of the mean {mean_err.abs().max():.2f}, of the variance {var_err.abs().max():.2f}")
+
+# %% [markdown] id="digits_intro"
+# ### What it looks like on images
+#
+# The scikit-learn digits are $8\times 8$ grey-scale images scaled to $[-1, 1]$. Each row below is one digit followed
+# along a single forward chain (`q_step` applied $t$ times); each column is one $t$. Pixels outside $[-1, 1]$ are
+# clipped for display. Notice how long the digit stays readable under the linear schedule, and how abruptly it goes
+# once $\bar\alpha_t$ gets small.
+
+# %% id="digits_forward"
+show_at = [round(f * T) for f in (0, 0.025, 0.05, 0.1, 0.2, 0.3, 0.4, 0.6, 0.8, 1)]
+g = torch.Generator().manual_seed(SEED)
+x = digits[:N_DIGITS]
+frames = {0: x}
+for t in range(1, T + 1):
+    x = q_step(schedule, x, t, generator=g)
+    if t in show_at:
+        frames[t] = x
+
+fig, ax = plt.subplots(figsize=(0.8 * len(show_at), 0.85 * N_DIGITS))
+image_table(ax, torch.stack([frames[t] for t in show_at], dim=1), [f"t={t}" for t in show_at])
+ax.set_title(f"forward process on digits: rows are images, columns are t (linear schedule, T={T})", fontsize=10)
+show(fig, "digits_forward")
+
+# %% [markdown] id="marginal"
+# ## 3. What happens to the whole distribution
+#
+# The kernel describes one data point. The distribution of $\mathbf{x}_t$ over the whole data set is
+#
+# $$q(\mathbf{x}_t) = \int q(\mathbf{x}_0)\, q(\mathbf{x}_t \mid \mathbf{x}_0)\, d\mathbf{x}_0
+# = \int q(\mathbf{x}_0)\, \mathcal{N}\big(\mathbf{x}_t;\ \sqrt{\bar\alpha_t}\,\mathbf{x}_0,\
+# (1-\bar\alpha_t)\mathbf{I}\big)\, d\mathbf{x}_0 .$$
+#
+# Substitute $\mathbf{y} = \sqrt{\bar\alpha_t}\,\mathbf{x}_0$: $q(\mathbf{x}_t)$ is the density of $\mathbf{y}$
+# (the data, shrunk towards the origin by $\sqrt{\bar\alpha_t}$) **convolved with a Gaussian** of variance
+# $1-\bar\alpha_t$. Two things happen at once as $t$ grows: the data contract to a point and the blur widens to unit
+# variance. We never need this integral in closed form, because it is easy to *sample*: draw $\mathbf{x}_0$ from the
+# data, then $\mathbf{x}_t$ from the kernel (ancestral sampling). That is how training will use it.
+#
+# For a mixture of Gaussians the convolution *does* have a closed form — each component
+# $\mathcal{N}(m, s^2)$ becomes $\mathcal{N}(\sqrt{\bar\alpha_t}\,m,\ \bar\alpha_t s^2 + 1 - \bar\alpha_t)$ — so in
+# one dimension we can compare histograms of ancestral samples with the exact density:
+
+# %% id="mixture_1d"
+weights = torch.tensor([0.3, 0.5, 0.2], dtype=torch.float64)
+means = torch.tensor([-1.0, 0.3, 1.0], dtype=torch.float64)
+stds = torch.tensor([0.05, 0.05, 0.05], dtype=torch.float64)
+
+
+def mixture_density_t(x: torch.Tensor, t: int) -> torch.Tensor:
+    """Exact density of q(x_t) when q(x_0) is the 1-D Gaussian mixture above: x (M,) -> (M,)."""
+    ab = schedule.alpha_bars[t]
+    m, var = ab.sqrt() * means, ab * stds**2 + 1 - ab
+    comp = torch.exp(-(x[:, None] - m) ** 2 / (2 * var)) / torch.sqrt(2 * math.pi * var)
+    return comp @ weights
+
+
+g = torch.Generator().manual_seed(SEED)
+k = torch.multinomial(weights, N_CHAINS, replacement=True, generator=g)
+x0_1d = (means[k] + stds[k] * torch.randn(N_CHAINS, generator=g, dtype=torch.float64))[:, None]  # (N, 1)
+grid = torch.linspace(-3.5, 3.5, 701, dtype=torch.float64)
+fig, axes = plt.subplots(1, 5, figsize=(15, 2.8), sharex=True)
+for ax, t in zip(axes, [1, T // 20, T // 10, T // 5, T], strict=True):
+    xt = q_sample(schedule, x0_1d, t, generator=g)[:, 0]
+    ax.hist(xt.numpy(), bins=120, range=(-3.5, 3.5), density=True, color="0.75", label="ancestral samples")
+    ax.plot(grid, mixture_density_t(grid, t), color="C3", lw=1.2, label="exact $q(x_t)$")
+    ax.set_title(rf"$t={t}$, $\bar\alpha_t={schedule.alpha_bars[t]:.3f}$", fontsize=10)
+    ax.set_yticks([])
+axes[0].legend(fontsize=8, loc="upper left")
+show(fig, "mixture_1d")
+
+# %% [markdown] id="toy_intro"
+# The same in two dimensions, with the "two moons" toy set (scaled to unit variance per axis). The moons shrink and
+# blur into one round blob; by $t = T$ the cloud is indistinguishable from $\mathcal{N}(\mathbf{0}, \mathbf{I})$
+# (grey circles: one and two standard deviations of it).
+
+# %% id="toy_forward"
+toy = get_dataset("two_moons", "train", n=N_TOY, generator=torch.Generator().manual_seed(SEED))
+g = torch.Generator().manual_seed(SEED)
+toy_at = [0, T // 20, T // 10, T // 5, 2 * T // 5, T]
+fig, axes = plt.subplots(1, len(toy_at), figsize=(2.6 * len(toy_at), 2.8), sharex=True, sharey=True)
+circle = torch.linspace(0, 2 * math.pi, 200)
+for ax, t in zip(axes, toy_at, strict=True):
+    xt = q_sample(schedule, toy, t, generator=g)
+    ax.scatter(xt[:, 0], xt[:, 1], s=1, alpha=0.4)
+    for r in (1, 2):
+        ax.plot(r * circle.cos(), r * circle.sin(), color="0.5", lw=0.7)
+    ax.set_title(f"t={t}", fontsize=10)
+    ax.set_xlim(-3.2, 3.2)
+    ax.set_ylim(-3.2, 3.2)
+    ax.set_aspect("equal")
+show(fig, "toy_forward")
+
+# %% [markdown] id="schedules"
+# ## 4. Noise schedules and the signal-to-noise ratio
+#
+# Everything about the forward process is summarised by one curve, $\bar\alpha_t$: the kernel's signal has variance
+# proportional to $\bar\alpha_t$ and its noise has variance $1-\bar\alpha_t$. Their ratio is the **signal-to-noise
+# ratio**
+#
+# $$\mathrm{SNR}(t) = \frac{\bar\alpha_t}{1-\bar\alpha_t},$$
+#
+# which falls from $+\infty$ at $t = 0$ to nearly $0$ at $t = T$. It is best looked at on a log scale: the model has
+# to work at every order of magnitude in between.
+#
+# Two common schedules:
+#
+# - **linear** (DDPM): $\beta_t$ linear in $t$. Then $\log\bar\alpha_t = \sum_{s \le t}\log(1-\beta_s) \approx
+#   -\sum_{s \le t}\beta_s$ is roughly quadratic in $t$, so $\bar\alpha_t$ decays like a half Gaussian bell: slowly
+#   at first, then fast; the last few hundred steps are spent on almost pure noise.
+# - **cosine** (Nichol & Dhariwal, 2021): $\bar\alpha_t$ is chosen directly,
+#   $\bar\alpha_t = f(t)/f(0)$ with $f(t) = \cos^2\!\big(\tfrac{\pi}{2}\,\tfrac{t/T + s}{1 + s}\big)$ and a small
+#   offset $s = 0.008$. It destroys information more evenly over $t$ ($\log\mathrm{SNR}$ is nearly linear in $t$ in
+#   the middle), which helps small images where the linear schedule wipes out the signal too early.
+
+# %% id="schedule_plot"
+schedules = {"linear": NoiseSchedule.linear(T), "cosine": NoiseSchedule.cosine(T)}
+ts = torch.arange(1, T + 1)
+fig, axes = plt.subplots(1, 3, figsize=(14, 3.4))
+for name, s in schedules.items():
+    axes[0].plot(ts, s.betas[1:], label=name)
+    axes[1].plot(ts, s.alpha_bars[1:], label=name)
+    axes[2].plot(ts, s.snr(ts), label=name)
+axes[0].set(yscale="log", title=r"$\beta_t$", xlabel="$t$")
+axes[1].set(title=r"$\bar\alpha_t$", xlabel="$t$")
+axes[2].set(yscale="log", title=r"$\mathrm{SNR}(t) = \bar\alpha_t / (1-\bar\alpha_t)$", xlabel="$t$")
+axes[2].axhline(1.0, color="0.5", lw=0.7, ls="--")
+for ax in axes:
+    ax.legend()
+    ax.grid(alpha=0.3)
+show(fig, "schedules")
+for name, s in schedules.items():
+    crossing = int((s.snr(ts) < 1).nonzero()[0])
+    print(f"{name:6s}: alpha_bar_T = {s.alpha_bars[T]:.2e}, SNR(t) drops below 1 at t = {crossing + 1}")
+
+# %% [markdown] id="fourier"
+# ## 5. The Fourier view: detail drowns first
+#
+# The discrete Fourier transform $\mathcal{F}$ is linear, so the kernel holds frequency by frequency:
+#
+# $$\mathcal{F}(\mathbf{x}_t) = \sqrt{\bar\alpha_t}\,\mathcal{F}(\mathbf{x}_0) + \sqrt{1-\bar\alpha_t}\,
+# \mathcal{F}(\boldsymbol\epsilon).$$
+#
+# With the orthonormal transform, white noise stays white: $\mathbb{E}|\mathcal{F}(\boldsymbol\epsilon)_k|^2 = 1$ at
+# every frequency $k$. Images are anything but white: their power $P_0(k) = \mathbb{E}|\mathcal{F}(\mathbf{x}_0)_k|^2$
+# is concentrated at low frequencies (broad shapes) and falls off towards high ones (edges, strokes, fine detail).
+# The cross term has mean zero, so the power of $\mathbf{x}_t$ at frequency $k$ is
+# $\bar\alpha_t P_0(k) + (1-\bar\alpha_t)$ and the signal-to-noise ratio *per frequency* is
+#
+# $$\mathrm{SNR}_k(t) = \frac{\bar\alpha_t\,P_0(k)}{1-\bar\alpha_t} = \mathrm{SNR}(t)\,P_0(k).$$
+#
+# On a log scale every frequency follows the same curve $\log\mathrm{SNR}(t)$, shifted up by $\log P_0(k)$. Frequencies
+# with little power cross $\mathrm{SNR}_k = 1$ first: **the forward process erases fine detail early and coarse
+# content late.** Below, $k$ is the radius $\sqrt{k_x^2 + k_y^2}$ (rounded) and powers are averaged over each ring and
+# over the data set (`radial_power_spectrum`).
+
+# %% id="spectra"
+k, power_x0 = radial_power_spectrum(digits)
+g = torch.Generator().manual_seed(SEED)
+_, power_noise = radial_power_spectrum(torch.randn(digits.shape, generator=g))
+fig, ax = plt.subplots(figsize=(5, 3.4))
+ax.plot(k, power_x0, "o-", label=r"digits $P_0(k)$")
+ax.plot(k, power_noise, "s-", label=r"white noise $\mathcal{N}(0, I)$")
+ax.set(yscale="log", xlabel="radial frequency $k$", ylabel="mean power", title="radially averaged power spectrum")
+ax.legend()
+ax.grid(alpha=0.3)
+show(fig, "power_spectrum")
+
+# %% [markdown] id="fourier_check"
+# **Check.** Diffuse the digits with `q_sample` and measure the power spectrum of $\mathbf{x}_t$: it should match
+# $\bar\alpha_t P_0(k) + 1 - \bar\alpha_t$ (dots: measured; lines: predicted).
+
+# %% id="spectra_xt"
+fig, ax = plt.subplots(figsize=(5, 3.4))
+for i, t in enumerate([T // 20, 3 * T // 20, 3 * T // 10, 3 * T // 5]):
+    ab = schedule.alpha_bars[t]
+    _, measured = radial_power_spectrum(q_sample(schedule, digits, t, generator=g))
+    ax.plot(k, ab * power_x0 + 1 - ab, color=f"C{i}", label=f"t={t}")
+    ax.plot(k, measured, "o", color=f"C{i}", ms=4)
+ax.set(yscale="log", xlabel="radial frequency $k$", ylabel="mean power", title=r"power of $x_t$")
+ax.legend()
+ax.grid(alpha=0.3)
+show(fig, "power_spectrum_xt")
+
+# %% [markdown] id="fsnr_intro"
+# Now the per-frequency SNR (`frequency_snr`) along $t$, one curve per frequency, and for each frequency the step at
+# which it drowns ($\mathrm{SNR}_k(t) < 1$):
+
+# %% id="frequency_snr"
+k, snr_k = frequency_snr(schedule, digits, ts)  # (T, K)
+drowned = snr_k < 1
+drown = torch.where(drowned.any(dim=0), drowned.double().argmax(dim=0) + 1, T)  # first t with SNR_k(t) < 1
+fig, axes = plt.subplots(1, 2, figsize=(11, 3.4))
+colors = plt.cm.viridis(torch.linspace(0, 1, len(k)).numpy())
+for j in range(len(k)):
+    axes[0].plot(ts, snr_k[:, j], color=colors[j], label=f"k={int(k[j])}")
+axes[0].axhline(1.0, color="0.3", lw=0.8, ls="--")
+axes[0].set(yscale="log", ylim=(1e-4, 1e6), xlabel="$t$", title=r"$\mathrm{SNR}_k(t)$ per radial frequency")
+axes[0].legend(fontsize=7, ncol=2)
+axes[1].bar(k, drown, color=colors)
+axes[1].set(xlabel="radial frequency $k$", ylabel="$t$", title=r"first $t$ with $\mathrm{SNR}_k(t) < 1$")
+for ax in axes:
+    ax.grid(alpha=0.3)
+show(fig, "frequency_snr")
+print("drowning step per frequency:", dict(zip(k.tolist(), drown.tolist(), strict=True)))
+
+# %% [markdown] id="split_intro"
+# The same statement on images. Split $\mathbf{x}_t$ into a coarse part (radial frequencies $k \le 2$) and a fine
+# part (everything else). Left: one digit, with one fixed noise image for every $t$ so that only $\bar\alpha_t$
+# changes from column to column (the fine part is shown with doubled contrast). Right: over all training digits, the
+# cosine similarity between each part of $\mathbf{x}_t$ and the same part of $\mathbf{x}_0$, i.e. how much of the
+# original coarse and fine content is still there at step $t$.
+
+# %% id="split_frequencies"
+def split_frequencies(x: torch.Tensor, k_max: int = 2) -> tuple[torch.Tensor, torch.Tensor]:
+    """Split images (B, C, H, W) into a low-pass part (radial frequency <= k_max) and the rest."""
+    H, W = x.shape[-2:]
+    fy, fx = torch.fft.fftfreq(H, d=1 / H).abs(), torch.fft.fftfreq(W, d=1 / W).abs()
+    keep = (fy[:, None] ** 2 + fx[None, :] ** 2).sqrt().round() <= k_max  # the rings of radial_power_spectrum
+    low = torch.fft.ifft2(torch.fft.fft2(x) * keep).real
+    return low, x - low
+
+
+def similarity(a: torch.Tensor, b: torch.Tensor) -> float:
+    """Cosine similarity of two image batches, over all pixels."""
+    return (a * b).sum().item() / (a.norm() * b.norm()).item()
+
+
+split_at = [round(f * T) for f in (0, 0.025, 0.05, 0.1, 0.2, 0.3, 0.5)]
+digit = digits[3:4]
+noise = torch.randn(digit.shape, generator=torch.Generator().manual_seed(SEED))
+x_split = torch.cat([q_sample(schedule, digit, t, noise=noise) for t in split_at])  # (len(split_at), 1, 8, 8)
+low, high = split_frequencies(x_split)
+
+low0, high0 = split_frequencies(digits)
+g = torch.Generator().manual_seed(SEED)
+sim_ts = list(range(0, T + 1, max(T // 50, 1)))
+sims = [[similarity(part, part0) for part, part0 in zip(split_frequencies(q_sample(schedule, digits, t, generator=g)),
+                                                        (low0, high0), strict=True)] for t in sim_ts]
+
+fig, axes = plt.subplots(1, 2, figsize=(12, 3.2), gridspec_kw={"width_ratios": [1.3, 1]})
+image_table(axes[0], torch.stack([x_split, low, 2 * high]), [f"t={t}" for t in split_at],
+            ["$x_t$", "coarse ($k \\leq 2$)", "fine ($k > 2$), x2"])
+axes[1].plot(sim_ts, [s[0] for s in sims], label="coarse part ($k \\leq 2$)")
+axes[1].plot(sim_ts, [s[1] for s in sims], label="fine part ($k > 2$)")
+axes[1].set(xlabel="$t$", ylabel="similarity to $x_0$'s part", title="what is left of the data, by frequency band")
+axes[1].legend()
+axes[1].grid(alpha=0.3)
+show(fig, "frequency_split")
+
+# %% [markdown] id="posterior"
+# ## 6. Going back one step: the posterior $q(\mathbf{x}_{t-1} \mid \mathbf{x}_t, \mathbf{x}_0)$
+#
+# To generate we will need to go *backwards*, from $\mathbf{x}_t$ to $\mathbf{x}_{t-1}$. The true reverse step
+# $q(\mathbf{x}_{t-1} \mid \mathbf{x}_t)$ depends on the whole data distribution and is intractable. But if we are
+# also told which $\mathbf{x}_0$ the chain started from, it is a Gaussian we can write down. By Bayes' rule and the
+# Markov property,
+#
+# $$q(\mathbf{x}_{t-1} \mid \mathbf{x}_t, \mathbf{x}_0) \propto q(\mathbf{x}_t \mid \mathbf{x}_{t-1})\,
+# q(\mathbf{x}_{t-1} \mid \mathbf{x}_0).$$
+#
+# Both factors are Gaussian in $\mathbf{x}_{t-1}$ and isotropic, so we can work one coordinate at a time. Up to terms
+# that do not involve $x_{t-1}$, the log of the right-hand side is
+#
+# $$-\frac{(x_t - \sqrt{\alpha_t}\,x_{t-1})^2}{2\beta_t} - \frac{(x_{t-1} - \sqrt{\bar\alpha_{t-1}}\,x_0)^2}
+# {2(1-\bar\alpha_{t-1})}
+# = -\frac{1}{2}\underbrace{\Big(\frac{\alpha_t}{\beta_t} + \frac{1}{1-\bar\alpha_{t-1}}\Big)}_{1/\tilde\beta_t}
+# x_{t-1}^2 + \underbrace{\Big(\frac{\sqrt{\alpha_t}}{\beta_t}\,x_t + \frac{\sqrt{\bar\alpha_{t-1}}}
+# {1-\bar\alpha_{t-1}}\,x_0\Big)}_{b}\,x_{t-1} + \text{const}.$$
+#
+# A log-density $-\tfrac{1}{2}a x^2 + b x$ belongs to $\mathcal{N}(b/a,\ 1/a)$ — that is what completing the square
+# means. The precision is a sum of the two precisions; with $\alpha_t(1-\bar\alpha_{t-1}) + \beta_t =
+# 1-\bar\alpha_t$ it simplifies to
+#
+# $$\tilde\beta_t = \frac{1-\bar\alpha_{t-1}}{1-\bar\alpha_t}\,\beta_t, \qquad
+# \tilde{\boldsymbol\mu}_t(\mathbf{x}_t, \mathbf{x}_0) = \tilde\beta_t\, b =
+# \frac{\sqrt{\alpha_t}\,(1-\bar\alpha_{t-1})}{1-\bar\alpha_t}\,\mathbf{x}_t +
+# \frac{\sqrt{\bar\alpha_{t-1}}\,\beta_t}{1-\bar\alpha_t}\,\mathbf{x}_0 .$$
+#
+# The mean is a weighted average of "where $\mathbf{x}_t$ points" and "where $\mathbf{x}_0$ points", and the variance
+# $\tilde\beta_t$ is a little smaller than $\beta_t$ (knowing $\mathbf{x}_0$ helps); at $t = 1$ it is $0$, because
+# then $\mathbf{x}_{t-1} = \mathbf{x}_0$ is known. `q_posterior` implements these two formulas.
+#
+# **Check, without the formulas.** Given $\mathbf{x}_0$, the pair $(x_{t-1}, x_t)$ is jointly Gaussian, so the
+# conditional mean of $x_{t-1}$ given $x_t$ is a straight line in $x_t$ and the scatter around it has constant
+# variance. Simulate many pairs (`q_sample` to $t-1$, then one `q_step`), fit the line by least squares, and compare
+# its slope, its intercept and the residual variance with the formulas:
+
+# %% id="posterior_check"
+x0_value, t = 0.8, T // 20
+g = torch.Generator().manual_seed(SEED)
+x0_pairs = torch.full((N_CHAINS, 1), x0_value, dtype=torch.float64)
+x_prev = q_sample(schedule, x0_pairs, t - 1, generator=g)  # x_{t-1} ~ q(x_{t-1} | x0)
+x_t = q_step(schedule, x_prev, t, generator=g)  # x_t ~ q(x_t | x_{t-1})
+design = torch.cat([x_t, torch.ones_like(x_t)], dim=1)
+slope, intercept = torch.linalg.lstsq(design, x_prev).solution[:, 0]
+residual_var = (x_prev - design @ torch.stack([slope, intercept])[:, None]).var()
+slope_se = (residual_var / (N_CHAINS * x_t.var())).sqrt()  # least-squares standard errors
+intercept_se = (residual_var * (1 + x_t.mean() ** 2 / x_t.var()) / N_CHAINS).sqrt()
+
+mean_at_0, var_t = q_posterior(schedule, x0_pairs[:1], torch.zeros(1, 1, dtype=torch.float64), t)
+mean_at_1, _ = q_posterior(schedule, x0_pairs[:1], torch.ones(1, 1, dtype=torch.float64), t)
+print(f"slope:     fitted {slope:.4f} ± {slope_se:.4f}   formula {(mean_at_1 - mean_at_0).item():.4f}")
+print(f"intercept: fitted {intercept:.4f} ± {intercept_se:.4f}   formula {mean_at_0.item():.4f}")
+print(f"variance:  fitted {residual_var:.3e}   formula beta_tilde_t = {var_t.item():.3e}   (beta_t = "
+      f"{schedule.betas[t]:.3e})")
+
+# %% [markdown] id="prior"
+# ## 7. How close does $q(\mathbf{x}_T)$ get to $\mathcal{N}(\mathbf{0}, \mathbf{I})$? The prior term $L_T$
+#
+# Generation will start from $\mathbf{x}_T \sim \mathcal{N}(\mathbf{0}, \mathbf{I})$, while the forward process
+# actually ends at $q(\mathbf{x}_T \mid \mathbf{x}_0) = \mathcal{N}(\sqrt{\bar\alpha_T}\,\mathbf{x}_0,
+# (1-\bar\alpha_T)\mathbf{I})$. The mismatch is one term of the variational bound of lesson 2,
+#
+# $$L_T = D_\mathrm{KL}\big(q(\mathbf{x}_T \mid \mathbf{x}_0)\,\|\,\mathcal{N}(\mathbf{0}, \mathbf{I})\big).$$
+#
+# For Gaussians, $D_\mathrm{KL}(\mathcal{N}(m, v)\,\|\,\mathcal{N}(0, 1)) = \tfrac12(v + m^2 - 1 - \log v)$ per
+# coordinate. With $m = \sqrt{\bar\alpha_T}\,x_0$ and $v = 1-\bar\alpha_T$:
+#
+# $$L_T = \frac{1}{2}\sum_i\Big(\bar\alpha_T\,x_{0,i}^2 - \bar\alpha_T - \log(1-\bar\alpha_T)\Big)
+# \approx \frac{\bar\alpha_T}{2}\,\|\mathbf{x}_0\|^2 \quad (\bar\alpha_T \to 0).$$
+#
+# It has no learnable parameters: the schedule alone decides it, and a good schedule makes it negligible. We report it
+# in **bits per dimension** (divide by $\ln 2$ and by the number of pixels), the unit likelihoods of images are quoted
+# in. Below: the formula by hand, `prior_bpd` from the package, and what happens with fewer steps when $\beta_t$ keeps
+# DDPM's range $10^{-4} \dots 0.02$. (We compute in float64: in float32, $1-\bar\alpha_T$ rounds to exactly $1$
+# once $\bar\alpha_T < 6\cdot 10^{-8}$, and a tiny $L_T$ rounds to zero.)
+
+# %% id="prior_term"
+def prior_bits_per_dim(s: NoiseSchedule, x0: torch.Tensor) -> torch.Tensor:
+    """L_T in bits/dim from the closed form above, averaged over the images x0 (B, ...)."""
+    ab = s.alpha_bars[s.T]
+    nats = 0.5 * (ab * x0.double() ** 2 - ab - torch.log1p(-ab))
+    return nats.mean() / math.log(2)
+
+
+for name, s in [*schedules.items(), *[(f"linear T={n}", NoiseSchedule.linear(n)) for n in (50, 100, 200, 500)]]:
+    print(f"{name:15s} alpha_bar_T = {s.alpha_bars[s.T]:.2e}   L_T = {prior_bits_per_dim(s, digits):.2e} bits/dim"
+          f"   (prior_bpd: {prior_bpd(s, digits.double()).mean():.2e})")
+
+# %% [markdown] id="summary"
+# ## Summary
+#
+# - The forward process is a fixed Markov chain of small Gaussian steps
+#   $\mathbf{x}_t = \sqrt{1-\beta_t}\,\mathbf{x}_{t-1} + \sqrt{\beta_t}\,\boldsymbol\epsilon$.
+# - Because independent Gaussians add, any step can be sampled in one go:
+#   $\mathbf{x}_t = \sqrt{\bar\alpha_t}\,\mathbf{x}_0 + \sqrt{1-\bar\alpha_t}\,\boldsymbol\epsilon$.
+# - The marginal $q(\mathbf{x}_t)$ is the shrunk data distribution blurred by a Gaussian; it ends at
+#   $\mathcal{N}(\mathbf{0}, \mathbf{I})$ when $\bar\alpha_T \approx 0$, and $L_T$ measures how well that holds.
+# - $\bar\alpha_t$ (equivalently $\mathrm{SNR}(t)$) is the whole schedule; linear and cosine schedules spend the
+#   steps differently.
+# - Per frequency the SNR is $\mathrm{SNR}(t)\,P_0(k)$: fine detail is gone early, coarse content survives longest.
+# - Conditioned on $\mathbf{x}_0$, the reverse step is a known Gaussian $\mathcal{N}(\tilde{\boldsymbol\mu}_t,
+#   \tilde\beta_t\mathbf{I})$. Lesson 2 trains a network to imitate it without knowing $\mathbf{x}_0$.
+#
+# ## Questions to think about (not graded)
+#
+# 1. Set `T = 100` in the parameters cell but keep the linear schedule's $\beta$ range. What happens to
+#    $\bar\alpha_T$, to the last column of the digits picture and to $L_T$? How would you rescale $\beta_1$ and
+#    $\beta_T$ so that 100 steps end at noise again?
+# 2. Suppose the data are Gaussian, $q(\mathbf{x}_0) = \mathcal{N}(\boldsymbol\mu, s^2\mathbf{I})$. Write down
+#    $q(\mathbf{x}_t)$. For which $s$ does the forward process leave the *variance* unchanged at every step, and what
+#    happens to the mean?
+# 3. Show that for the cosine schedule $\mathrm{SNR}(t) = \cot^2\!\big(\tfrac{\pi}{2}\tfrac{t/T+s}{1+s}\big)$
+#    (before the clipping of $\beta_t$), and explain why $\log \mathrm{SNR}$ is nearly linear in the middle.
+# 4. Replace the digits in section 5 by white-noise images. What does the bar chart of drowning steps look like, and
+#    why? What would it look like for images made only of sharp edges?
+# 5. Why is $\tilde\beta_1 = 0$? What does the posterior mean reduce to at $t = 1$?
+# 6. How do the slope and the intercept of the fitted line in section 6 change between $t = 2$ and $t = T$? Predict
+#    them from the formula for $\tilde{\boldsymbol\mu}_t$ first, then change `t` and check.
+# 7. $L_T$ grows like $\bar\alpha_T\|\mathbf{x}_0\|^2/2$. Which digits have the largest $L_T$, and why does the
+#    background colour of the images matter?
