@@ -80,19 +80,3 @@ def mistakes_of():
 def new_course_copy(tmp_path_factory):
     """new_course_copy(label) -> a fresh copy of the course, for tests that write into it (grading workspaces)."""
     return lambda label: copy_course(tmp_path_factory.mktemp(label))
-
-
-def pytest_terminal_summary(terminalreporter):
-    """Print the grading times the pipeline tests record (user properties travel back from xdist workers)."""
-    lines = []
-    for reports in terminalreporter.stats.values():
-        for report in reports:
-            if getattr(report, "when", None) != "call":
-                continue
-            for key, value in getattr(report, "user_properties", []):
-                if key == "course_timing":
-                    lines.append(value)
-    if lines:
-        terminalreporter.write_sep("-", "course grading times")
-        for line in sorted(set(lines)):
-            terminalreporter.write_line(line)
