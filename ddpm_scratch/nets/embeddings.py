@@ -15,7 +15,10 @@ Time scale, shared by every network in `nets`:
     float t   (continuous time in [0, 1], VP/VE SDEs)  is stretched:    tau = 1000 t
 so t = 1000 steps and t = 1.0 land on the same tau, and a net trained on T = 1000 steps sees the same
 range in both views. The sinusoidal frequencies are made for tau in 0..~1000; the random Fourier features
-work on tau / 1000 in [0, 1], the range their scale refers to.
+work on tau / 1000 in [0, 1], the range their scale refers to. Schedules with fewer steps simply use part of
+that range (T = 100: tau in 1..100), which both embeddings still resolve step by step.
+
+`LabelEmbedding` does the same for class labels, with one extra "no label" row for classifier-free guidance.
 """
 
 from __future__ import annotations
