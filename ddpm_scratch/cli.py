@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from .data import DATASETS, TOY_DATASETS
+from .demo import DEMO_SAMPLES, DEMO_STEPS
 
 EPILOG = """examples:
   ddpm-scratch demo                                   train on digits (~5 min on 2 CPU cores), write outputs/demo/
@@ -35,7 +36,9 @@ def build_parser() -> argparse.ArgumentParser:
                                    "sample with the EMA weights and write samples.png, reverse_process.png/.gif, "
                                    "loss.png and report.md (Frechet distance vs the real-vs-real floor).")
     d.add_argument("--out", type=Path, default=Path("outputs/demo"), help="output folder (default: %(default)s)")
-    d.add_argument("--steps", type=_positive_int, default=3000, help="training steps (default: %(default)s)")
+    d.add_argument("--steps", type=_positive_int, default=DEMO_STEPS, help="training steps (default: %(default)s)")
+    d.add_argument("--samples", type=_positive_int, default=DEMO_SAMPLES,
+                   help="samples drawn for the grid and the Frechet distance (default: %(default)s)")
     d.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
     d.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:N (default: auto)")
 
@@ -79,7 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
-    result = run_demo(args.out, steps=args.steps, seed=args.seed, device=args.device)
+    result = run_demo(args.out, steps=args.steps, seed=args.seed, device=args.device, num_samples=args.samples)
     print(f"wrote {args.out}/samples.png, reverse_process.png/.gif, loss.png, report.md")
     print(f"FD samples vs test {result.fd.fd:.3f} | real-vs-real floor {result.fd.floor:.3f} | "
           f"ratio {result.fd.ratio:.2f} | train {result.train_seconds:.0f} s, sampling {result.sample_seconds:.0f} s")

@@ -22,8 +22,13 @@ from .viz import plot_loss, read_loss_log, save_gif, save_grid, save_strip
 __all__ = ["demo_config", "run_demo", "DemoResult"]
 
 
-def demo_config(steps: int = 3000, seed: int = 0, device: str = "auto") -> TrainConfig:
-    """The demo's run: sized to finish in about five minutes on two CPU cores."""
+DEMO_STEPS = 2000
+DEMO_SAMPLES = 500
+
+
+def demo_config(steps: int = DEMO_STEPS, seed: int = 0, device: str = "auto") -> TrainConfig:
+    """The demo's run: the default digits U-Net (0.3M parameters, ~17 steps/s on two idle CPU cores),
+    sized so that training and sampling finish in under five minutes there."""
     return TrainConfig(dataset="digits", steps=steps, batch_size=128, lr=2e-3, warmup_steps=200,
                        ema_decay=0.995, seed=seed, device=device, checkpoint_every=500)
 
@@ -37,8 +42,8 @@ class DemoResult:
     out: Path
 
 
-def run_demo(out: str | Path = "outputs/demo", steps: int = 3000, seed: int = 0, device: str = "auto",
-             num_samples: int = 1000, config: TrainConfig | None = None, progress: bool = True) -> DemoResult:
+def run_demo(out: str | Path = "outputs/demo", steps: int = DEMO_STEPS, seed: int = 0, device: str = "auto",
+             num_samples: int = DEMO_SAMPLES, config: TrainConfig | None = None, progress: bool = True) -> DemoResult:
     """Train on digits, sample with the EMA model, write the pictures and report.md. Returns the figures.
 
     num_samples: samples drawn for the grid and the Frechet distance (FD averages random subsets of them

@@ -38,7 +38,7 @@ CHECKPOINT = "checkpoint.pt"
 LOSS_LOG = "loss.csv"
 
 # Default networks: a small U-Net for 8x8 digits, an MLP for 2-D toy data.
-DIGITS_UNET = dict(base_channels=32, channel_mults=(1, 2), num_res_blocks=1, attention_resolutions=(4,))
+DIGITS_UNET = dict(base_channels=24, channel_mults=(1, 2), num_res_blocks=1, attention_resolutions=(4,))
 TOY_MLP = dict(hidden=128, depth=3)
 
 
