@@ -75,9 +75,9 @@ from ddpm_scratch.ddpm import ddpm_trajectory, p_mean, p_sample_step, train_step
 from ddpm_scratch.forward import q_posterior, q_sample, x0_from_eps
 from ddpm_scratch.losses import gaussian_kl, l_simple, vlb_weights
 from ddpm_scratch.metrics import digits_fd, sliced_wasserstein
-from ddpm_scratch.nets import MLPEps, SinusoidalEmbedding, UNet, count_parameters
+from ddpm_scratch.nets import MLPEps, SinusoidalEmbedding, count_parameters
 from ddpm_scratch.schedules import NoiseSchedule
-from ddpm_scratch.train import TrainConfig, train
+from ddpm_scratch.train import TrainConfig, build_model, train
 from ddpm_scratch.viz import image_grid, read_loss_log
 
 torch.manual_seed(SEED)  # only for code you add; every cell below passes its own seeded generator
@@ -296,9 +296,9 @@ show(fig, "sigma_choices")
 # The sizes used below:
 
 # %% id="param_count"
-print(f"digits U-Net (trainer default):  {count_parameters(UNet()):>9,d} parameters")
-print(f"digits U-Net used in this run:   {count_parameters(UNet(**DIGITS_MODEL)):>9,d} parameters")
-print(f"toy MLP (hidden 128, depth 3):   {count_parameters(MLPEps(dim=2)):>9,d} parameters")
+digits_config = TrainConfig(dataset="digits", model=dict(DIGITS_MODEL))  # {} becomes the trainer's default U-Net
+print(f"digits U-Net of this run: {count_parameters(build_model(digits_config)):>8,d} parameters {digits_config.model}")
+print(f"toy MLP:                  {count_parameters(MLPEps(dim=2)):>8,d} parameters (hidden 128, depth 3)")
 
 # %% id="time_embedding"
 embedding = SinusoidalEmbedding(64)(torch.arange(1, 1001))  # (T, 64)
