@@ -81,7 +81,7 @@ from ddpm_scratch.train import TrainConfig, build_model, train
 from ddpm_scratch.viz import image_grid, read_loss_log
 
 torch.manual_seed(SEED)  # only for code you add; every cell below passes its own seeded generator
-torch.set_flush_denormal(True)  # CPU speed: tiny activations (~1e-40) are otherwise ~100x slower to compute with
+torch.set_flush_denormal(True)  # CPU speed: arithmetic on denormal floats (< 1e-38) is very slow; round them to 0
 torch.set_num_threads(1)  # small tensors: one thread is fastest, and far faster when other programs share the cores
 
 
