@@ -112,7 +112,11 @@ def discretized_gaussian_log_likelihood(x0: Tensor, mean: Tensor, variance: Tens
 
 
 def prior_bpd(schedule: NoiseSchedule, x0: Tensor) -> Tensor:
-    """L_T = KL(q(x_T | x0) || N(0, I)) in bits per dimension, one value per example: (B,)."""
+    """L_T = KL(q(x_T | x0) || N(0, I)) in bits per dimension, one value per example: (B,) float64.
+
+    Computed in float64 whatever x0's dtype: 1 - alpha_bar_T rounds to 1 in float32 for the cosine schedule.
+    """
+    x0 = x0.double()
     T = torch.full((x0.shape[0],), schedule.T, dtype=torch.long)
     alpha_bar_T = broadcast(schedule.alpha_bars, T, x0)
     kl = gaussian_kl(alpha_bar_T.sqrt() * x0, 1 - alpha_bar_T, torch.zeros_like(x0), torch.ones_like(x0))

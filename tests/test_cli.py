@@ -49,7 +49,7 @@ def test_bad_arguments_exit_with_a_clear_message(argv, message, capsys, tmp_path
 
 
 def test_demo_writes_every_picture_and_the_report(tmp_path):
-    config = TrainConfig(steps=4, batch_size=16, T=20, device="cpu", log_every=1,
+    config = TrainConfig(steps=4, batch_size=16, T=25, device="cpu", log_every=1,
                          model=dict(base_channels=8, channel_mults=(1, 2), num_res_blocks=1,
                                     attention_resolutions=(), num_groups=4))
     result = run_demo(tmp_path, config=config, num_samples=30, progress=False)

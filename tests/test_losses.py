@@ -146,3 +146,11 @@ def test_bound_penalises_a_worse_model():
     bad = variational_bound(lambda x_t, t: oracle(x_t, t) + 0.5, s, x0, num_bins=5, generator=g)
     assert (bad.terms[:, 1:] >= 0).all()
     assert bad.total.item() > good.total.item() + 1.0
+
+
+def test_prior_term_keeps_float64_precision_for_float32_data():
+    s = NoiseSchedule.cosine()
+    x0 = torch.linspace(-1, 1, 64).reshape(1, 64)
+    got = prior_bpd(s, x0)
+    assert got.dtype == torch.float64 and got.item() > 0
+    assert got.item() == pytest.approx(prior_bpd(s, x0.double()).item(), rel=1e-9)

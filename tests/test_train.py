@@ -129,7 +129,7 @@ def test_load_model_restores_the_ema_network(tmp_path):
 
 
 def test_a_tiny_digits_run_trains_the_unet(tmp_path):
-    config = TrainConfig(steps=3, batch_size=8, T=20, device="cpu", log_every=1,
+    config = TrainConfig(steps=3, batch_size=8, T=25, device="cpu", log_every=1,
                          model=dict(base_channels=8, channel_mults=(1, 2), num_res_blocks=1,
                                     attention_resolutions=(4,), num_groups=4))
     result = train(config, out=tmp_path, progress=False)
@@ -155,3 +155,13 @@ def test_unknown_config_keys_and_devices_are_rejected():
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="CUDA is not available"):
             select_device("cuda")
+
+
+def test_linear_schedule_is_rescaled_for_short_chains():
+    from ddpm_scratch.train import build_schedule
+    for T in [50, 200, 1000]:
+        s = build_schedule(toy_config(T=T))
+        assert s.betas[1].item() == pytest.approx(1e-4 * 1000 / T) and s.betas[-1].item() == pytest.approx(20 / T)
+        assert 0 < s.alpha_bars[-1].item() < 1e-4  # q(x_T) ~ N(0, I) whatever T
+    with pytest.raises(ValueError, match="too small"):
+        build_schedule(toy_config(T=20))
