@@ -130,13 +130,11 @@ def _sample(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    import torch
+    from .train import TrainingDiverged, flush_subnormals
 
-    from .train import TrainingDiverged
-
-    torch.set_flush_denormal(True)  # subnormal floats slow CPU kernels ~10x (see train.train)
     try:
-        return {"demo": _demo, "train": _train, "sample": _sample}[args.command](args)
+        with flush_subnormals():  # subnormal floats slow CPU kernels ~10x
+            return {"demo": _demo, "train": _train, "sample": _sample}[args.command](args)
     except TrainingDiverged as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

@@ -165,3 +165,19 @@ def test_linear_schedule_is_rescaled_for_short_chains():
         assert 0 < s.alpha_bars[-1].item() < 1e-4  # q(x_T) ~ N(0, I) whatever T
     with pytest.raises(ValueError, match="too small"):
         build_schedule(toy_config(T=20))
+
+
+def test_flush_subnormals_restores_the_previous_mode():
+    def flushing():
+        return torch.tensor([1e-39], dtype=torch.float32).mul(1.0).item() == 0.0
+
+    from ddpm_scratch.train import flush_subnormals
+    assert not flushing()  # the IEEE default
+    with flush_subnormals():
+        assert flushing()
+        with flush_subnormals():
+            assert flushing()
+        assert flushing()
+    assert not flushing()
+    train(toy_config(steps=2), progress=False)
+    assert not flushing()
