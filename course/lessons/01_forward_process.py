@@ -42,7 +42,6 @@ N_CHAINS = 2000 if FAST else 40_000  # independent forward chains in the Monte C
 OUT = Path("outputs/01_forward_process")  # figures are also saved here
 
 # %% id="setup"
-# ruff: noqa: E402 -- the imports follow the parameters cell on purpose
 import math
 
 import matplotlib.pyplot as plt

@@ -60,7 +60,6 @@ N_EVAL_T = 6 if FAST else 25  # timesteps at which it is measured
 OUT = Path("outputs/02_ddpm")  # figures, the training log and the checkpoint go here
 
 # %% id="setup"
-# ruff: noqa: E402 -- the imports follow the parameters cell on purpose
 import inspect
 import math
 import time
