@@ -16,7 +16,7 @@ from matplotlib.figure import Figure
 from PIL import Image
 from torch import Tensor
 
-__all__ = ["to_uint8", "image_grid", "save_grid", "save_gif", "save_strip", "save_scatter", "plot_loss",
+__all__ = ["to_uint8", "image_grid", "image_table", "save_grid", "save_gif", "save_strip", "save_scatter", "plot_loss",
            "read_loss_log"]
 
 
@@ -44,6 +44,23 @@ def image_grid(x: Tensor, nrow: int | None = None, pad: int = 1, scale: int = 1)
     if scale > 1:
         grid = grid.repeat(scale, axis=0).repeat(scale, axis=1)
     return grid
+
+
+def image_table(ax, images: Tensor, col_labels: Sequence[str], row_labels: Sequence[str] | None = None) -> None:
+    """Draw images (R, C, channels, H, W) in [-1, 1] as an R x C table on a matplotlib Axes, columns labelled
+    on top (e.g. t) and rows on the left. One imshow for the whole table, so it draws fast in notebooks."""
+    if images.dim() != 5:
+        raise ValueError(f"images must have shape (R, C, channels, H, W), got {tuple(images.shape)}")
+    R, C, _, H, W = images.shape
+    if len(col_labels) != C or (row_labels is not None and len(row_labels) != R):
+        raise ValueError(f"col_labels needs {C} entries and row_labels {R} (or None)")
+    grid = image_grid(images.reshape(R * C, *images.shape[2:]), nrow=C)
+    ax.imshow(grid[..., 0] if grid.shape[-1] == 1 else grid, cmap="gray", vmin=0, vmax=255)
+    ax.set_xticks([1 + (W + 1) * j + (W - 1) / 2 for j in range(C)], list(col_labels), fontsize=8)
+    ax.set_yticks([1 + (H + 1) * i + (H - 1) / 2 for i in range(R)], list(row_labels or [""] * R), fontsize=8)
+    ax.xaxis.tick_top()
+    ax.tick_params(length=0)
+    ax.spines[:].set_visible(False)
 
 
 def _pil(grid: np.ndarray) -> Image.Image:

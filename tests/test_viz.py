@@ -45,3 +45,17 @@ def test_bad_shapes_raise():
         save_strip(torch.zeros(2, 1, 1, 8, 8), [1], "x.png")
     with pytest.raises(ValueError, match=r"\(N, 2\)"):
         save_scatter(torch.zeros(3, 3), "x.png")
+
+
+def test_image_table_draws_one_labelled_picture():
+    from matplotlib.figure import Figure
+
+    from ddpm_scratch.viz import image_table
+    ax = Figure().subplots()
+    image_table(ax, torch.zeros(2, 3, 1, 8, 8), ["a", "b", "c"], ["r1", "r2"])
+    assert len(ax.images) == 1 and ax.images[0].get_array().shape == (2 * 9 + 1, 3 * 9 + 1)
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["a", "b", "c"]
+    with pytest.raises(ValueError, match="col_labels"):
+        image_table(ax, torch.zeros(2, 3, 1, 8, 8), ["a"])
+    with pytest.raises(ValueError, match=r"\(R, C, channels, H, W\)"):
+        image_table(ax, torch.zeros(3, 1, 8, 8), ["a"])

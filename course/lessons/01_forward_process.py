@@ -51,7 +51,7 @@ from ddpm_scratch.data import get_dataset, load_digits
 from ddpm_scratch.forward import frequency_snr, q_posterior, q_sample, q_step, radial_power_spectrum
 from ddpm_scratch.losses import prior_bpd
 from ddpm_scratch.schedules import NoiseSchedule
-from ddpm_scratch.viz import image_grid
+from ddpm_scratch.viz import image_grid, image_table
 
 torch.manual_seed(SEED)  # only for code you add; every cell below passes its own seeded generator
 torch.set_num_threads(1)  # the tensors here are small: one thread beats two that wait for each other
@@ -62,17 +62,6 @@ def show(fig, name: str) -> None:
     OUT.mkdir(parents=True, exist_ok=True)
     fig.savefig(OUT / f"{name}.png", dpi=100, bbox_inches="tight")
     plt.show()
-
-
-def image_table(ax, images: torch.Tensor, col_labels: list[str], row_labels: list[str] | None = None) -> None:
-    """Draw images (R, C, 1, H, W) in [-1, 1] as an R x C table on ax (values outside [-1, 1] are clipped)."""
-    R, C, _, H, W = images.shape
-    ax.imshow(image_grid(images.reshape(R * C, *images.shape[2:]), nrow=C)[..., 0], cmap="gray", vmin=0, vmax=255)
-    ax.set_xticks([1 + (W + 1) * j + (W - 1) / 2 for j in range(C)], col_labels, fontsize=8)
-    ax.set_yticks([1 + (H + 1) * i + (H - 1) / 2 for i in range(R)], row_labels or [""] * R, fontsize=8)
-    ax.xaxis.tick_top()
-    ax.tick_params(length=0)
-    ax.spines[:].set_visible(False)
 
 
 # %% [markdown] id="one_step"

@@ -77,7 +77,7 @@ from ddpm_scratch.metrics import digits_fd, sliced_wasserstein
 from ddpm_scratch.nets import MLPEps, SinusoidalEmbedding, count_parameters
 from ddpm_scratch.schedules import NoiseSchedule
 from ddpm_scratch.train import TrainConfig, build_model, train
-from ddpm_scratch.viz import image_grid, read_loss_log
+from ddpm_scratch.viz import image_grid, image_table, read_loss_log
 
 torch.manual_seed(SEED)  # only for code you add; every cell below passes its own seeded generator
 torch.set_flush_denormal(True)  # CPU speed: arithmetic on denormal floats (< 1e-38) is very slow; round them to 0
@@ -95,17 +95,6 @@ def show_images(ax, x: torch.Tensor, nrow: int) -> None:
     """Draw images (B, 1, H, W) in [-1, 1] as one grid on ax."""
     ax.imshow(image_grid(x, nrow=nrow)[..., 0], cmap="gray", vmin=0, vmax=255)
     ax.axis("off")
-
-
-def image_table(ax, images: torch.Tensor, col_labels: list[str], row_labels: list[str] | None = None) -> None:
-    """Draw images (R, C, 1, H, W) in [-1, 1] as an R x C table on ax, with labelled columns (and rows)."""
-    R, C, _, H, W = images.shape
-    ax.imshow(image_grid(images.reshape(R * C, *images.shape[2:]), nrow=C)[..., 0], cmap="gray", vmin=0, vmax=255)
-    ax.set_xticks([1 + (W + 1) * j + (W - 1) / 2 for j in range(C)], col_labels, fontsize=8)
-    ax.set_yticks([1 + (H + 1) * i + (H - 1) / 2 for i in range(R)], row_labels or [""] * R, fontsize=8)
-    ax.xaxis.tick_top()
-    ax.tick_params(length=0)
-    ax.spines[:].set_visible(False)
 
 
 # %% [markdown] id="bound"
