@@ -17,7 +17,7 @@ from benchmarks.common import machine, median_seconds
 from ddpm_scratch.ddpm import p_sample_step, train_step
 from ddpm_scratch.nets import UNet, count_parameters
 from ddpm_scratch.schedules import NoiseSchedule
-from ddpm_scratch.train import DIGITS_UNET, select_device
+from ddpm_scratch.train import DIGITS_UNET, flush_subnormals, select_device
 
 CONFIGS = {
     "demo (default)": DIGITS_UNET,
@@ -48,9 +48,10 @@ def measure(kwargs: dict, args: argparse.Namespace, device: torch.device) -> tup
         for _ in range(10):
             p_sample_step(schedule, model(x_t, t), x_t, t, generator=g)  # Algorithm 2, one step
 
-    train_s, _, _ = median_seconds(train_run, args.repeats)
-    model.eval()
-    sample_s, _, _ = median_seconds(sample_run, args.repeats)
+    with flush_subnormals():  # as the trainer and the CLI run
+        train_s, _, _ = median_seconds(train_run, args.repeats)
+        model.eval()
+        sample_s, _, _ = median_seconds(sample_run, args.repeats)
     return count_parameters(model), args.steps / train_s, 10 / sample_s
 
 
