@@ -32,7 +32,7 @@ test-fast: $(STAMP)  ## package tests only (no notebooks, no nbgrader)
 	$(BIN)/python -m pytest -n 2 -m "not course"
 
 lab: $(STAMP)  ## open JupyterLab on the course (lessons/, assignments/)
-	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/jupyter lab
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/jupyter lab $(LAB_ARGS) $(if $(filter 0,$(shell id -u)),--allow-root,)
 
 notebooks: $(STAMP)  ## build lessons/*.ipynb and solutions/ from the jupytext sources in course/
 	$(BIN)/python tools/build_notebooks.py
