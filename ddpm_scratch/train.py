@@ -249,7 +249,7 @@ def _train(config: TrainConfig, out: str | Path | None, resume: bool, progress: 
     device = select_device(config.device)
     autocast_dtype = _autocast_dtype(config.precision, device)
     out = Path(out) if out is not None else None
-    torch.manual_seed(config.seed)  # initial weights (and dropout, if any)
+    torch.manual_seed(config.seed)  # initial weights and dropout use the global generator: seeded per run
     model = (model if model is not None else build_model(config)).to(device)
     schedule = build_schedule(config)
     data = get_dataset(config.dataset, "train").to(device)
