@@ -69,8 +69,9 @@ def p_sample_step(schedule: NoiseSchedule, eps: Tensor, x_t: Tensor, t: int | Te
                   noise: Tensor | None = None, generator: torch.Generator | None = None) -> Tensor:
     """One ancestral step x_t -> x_{t-1} given the predicted noise eps = eps_theta(x_t, t).
 
-    eps, x_t: (B, ...).  t: int or (B,) in 1..T.  variance: "beta" (sigma_t^2 = beta_t) or "posterior"
-    (beta_tilde_t).  noise: z (B, ...), drawn when None; rows with t = 1 get no noise (line 3).
+    eps, x_t: (B, ...).  t: int or (B,) in 1..T.  variance: "beta" (sigma_t^2 = beta_t), "posterior"
+    (beta_tilde_t) or a (T+1,) tensor of sigma_t^2.  noise: z (B, ...), drawn when None; rows with t = 1 get
+    no noise (line 3, as in Ho et al.'s Algorithm 2: the last step returns the mean).
     """
     if eps.shape != x_t.shape:
         raise ValueError(f"eps and x_t must have the same shape, got {tuple(eps.shape)} and {tuple(x_t.shape)}")
