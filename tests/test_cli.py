@@ -1,5 +1,7 @@
 """The command line: train / resume / sample round trip, the demo's files, clear errors."""
 
+import re
+
 import pytest
 import torch
 
@@ -44,7 +46,6 @@ def test_bad_arguments_exit_with_a_clear_message(argv, message, capsys, tmp_path
     with pytest.raises(SystemExit) as exit_info:
         main(argv)
     assert exit_info.value.code == 2
-    import re
     assert re.search(message, capsys.readouterr().err)
 
 
