@@ -14,7 +14,7 @@ import statistics
 import time
 
 from benchmarks.common import machine
-from ddpm_scratch.demo import run_demo
+from ddpm_scratch.machinery.demo import run_demo
 
 
 def main() -> None:

@@ -14,10 +14,10 @@ import argparse
 import torch
 
 from benchmarks.common import machine, median_seconds
-from ddpm_scratch.ddpm import p_sample_step, train_step
+from ddpm_scratch.ddpm import p_sample_step
+from ddpm_scratch.machinery.train import DIGITS_UNET, flush_subnormals, optimisation_step, select_device
 from ddpm_scratch.nets import UNet, count_parameters
 from ddpm_scratch.schedules import NoiseSchedule
-from ddpm_scratch.train import DIGITS_UNET, flush_subnormals, select_device
 
 CONFIGS = {
     "demo (default)": DIGITS_UNET,
@@ -29,7 +29,7 @@ CONFIGS = {
 
 def measure(kwargs: dict, args: argparse.Namespace, device: torch.device) -> tuple[int, float, float]:
     """(parameters, training steps/s, reverse steps/s) of one U-Net configuration."""
-    schedule = NoiseSchedule.linear()
+    schedule = NoiseSchedule.linear().to(device)
     g = torch.Generator(device=device).manual_seed(0)
     x0 = torch.rand(args.batch_size, 1, 8, 8, device=device) * 2 - 1
     torch.manual_seed(0)
@@ -38,7 +38,7 @@ def measure(kwargs: dict, args: argparse.Namespace, device: torch.device) -> tup
 
     def train_run() -> None:
         for _ in range(args.steps):
-            train_step(model, opt, schedule, x0, generator=g, max_grad_norm=1.0)  # Algorithm 1
+            optimisation_step(model, opt, schedule, x0, generator=g, max_grad_norm=1.0)  # Algorithm 1, as trained
 
     x_t = torch.randn(args.sample_batch, 1, 8, 8, device=device)
     t = torch.full((args.sample_batch,), 500, device=device)
@@ -46,7 +46,7 @@ def measure(kwargs: dict, args: argparse.Namespace, device: torch.device) -> tup
     @torch.no_grad()
     def sample_run() -> None:
         for _ in range(10):
-            p_sample_step(schedule, model(x_t, t), x_t, t, generator=g)  # Algorithm 2, one step
+            p_sample_step(schedule, x_t, t, eps=model(x_t, t), generator=g)  # Algorithm 2, one step
 
     with flush_subnormals():  # as the trainer and the CLI run
         train_s, _, _ = median_seconds(train_run, args.repeats)

@@ -4,12 +4,18 @@
     kernel       q(x_t | x_0)       = N(sqrt(alpha_bar_t) x_0, (1 - alpha_bar_t) I)
     posterior    q(x_{t-1} | x_t, x_0) = N(mu_tilde_t(x_t, x_0), beta_tilde_t I)      (DDPM eq. 6-7)
 
-The kernel is also a change of variables, x_t = sqrt(alpha_bar_t) x0 + sqrt(1 - alpha_bar_t) eps.
-Solving it for x0, eps or the score is the one place where the course converts between them.
+The kernel is also a change of variables, x_t = sqrt(alpha_bar_t) x0 + sqrt(1 - alpha_bar_t) eps. Solving it for
+x0, eps, the velocity v or the score is the one place where the course converts between them, and `convert` is
+the one switch over them: a network may predict eps, x0 or v, and `predict_eps` turns its output into the eps
+that the samplers use.
 
 The Fourier view: the FFT is linear, so F(x_t) = sqrt(alpha_bar_t) F(x0) + sqrt(1 - alpha_bar_t) F(eps).
 White noise has the same power at every frequency, images have most power at low frequencies, so the
 high frequencies fall below the noise first.
+
+Calling convention (DESIGN.md): `schedule, x_t, t` positional; whatever a model predicts or a caller draws is
+keyword-only (eps=, x0=, v=, score=, noise=, generator=), because x_t and eps have the same shape and a swap
+would pass silently. q_step and q_sample check their inputs; the per-step formulas below them trust theirs.
 """
 
 from __future__ import annotations
@@ -19,20 +25,27 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-from .schedules import NoiseSchedule, broadcast, timesteps
+from .checks import check_choice, check_data, check_noise_source, check_timestep
+from .nets.protocol import EpsModel
+from .schedules import NoiseSchedule, lookup
 
 __all__ = [
     "q_step", "q_sample", "q_posterior", "make_noise",
-    "x0_from_eps", "eps_from_x0", "score_from_eps", "eps_from_score",
+    "x0_from_eps", "eps_from_x0", "v_from_eps", "eps_from_v", "score_from_eps", "eps_from_score",
+    "QUANTITIES", "PREDICTIONS", "convert", "regression_target", "predict_eps",
     "radial_power_spectrum", "frequency_snr",
 ]
 
+QUANTITIES = ("eps", "x0", "v", "score")
+PREDICTIONS = ("eps", "x0", "v")  # what a network may be trained to output
+
 
 def make_noise(like: Tensor, noise: Tensor | None = None, generator: torch.Generator | None = None) -> Tensor:
-    """eps ~ N(0, I) shaped like `like`, or the given `noise` after checking its shape.
+    """eps ~ N(0, I) shaped like `like`, or the given `noise` after checking its shape (not both).
 
     The generator must live on like's device (torch.Generator(device=...)).
     """
+    check_noise_source(noise, generator)
     if noise is not None:
         if noise.shape != like.shape:
             raise ValueError(f"noise must have the data's shape {tuple(like.shape)}, got {tuple(noise.shape)}")
@@ -40,90 +53,140 @@ def make_noise(like: Tensor, noise: Tensor | None = None, generator: torch.Gener
     return torch.randn(like.shape, generator=generator, device=like.device, dtype=like.dtype)
 
 
-def _check_data(name: str, x: Tensor) -> None:
-    if not isinstance(x, Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
-    if x.dim() < 1 or not x.is_floating_point():
-        raise ValueError(f"{name} must be a floating tensor of shape (B, ...), got {x.dtype} {tuple(x.shape)}")
-
-
-def q_step(schedule: NoiseSchedule, x_prev: Tensor, t: int | Tensor, noise: Tensor | None = None,
+def q_step(schedule: NoiseSchedule, x_prev: Tensor, t: int | Tensor, *, noise: Tensor | None = None,
            generator: torch.Generator | None = None) -> Tensor:
     """One forward step: x_t = sqrt(1 - beta_t) x_{t-1} + sqrt(beta_t) eps.
 
     x_prev: (B, ...) sample of x_{t-1}.  t: int or (B,) in 1..T.  Returns x_t, same shape as x_prev.
     """
-    _check_data("x_prev", x_prev)
-    t = timesteps(t, schedule.T, low=1, batch=x_prev.shape[0])
+    check_data("x_prev", x_prev)
+    t = check_timestep(t, schedule.T, low=1, batch=x_prev.shape[0])
     eps = make_noise(x_prev, noise, generator)
-    beta = broadcast(schedule.betas, t, x_prev)
+    beta = lookup(schedule.betas, t, x_prev)
     return (1 - beta).sqrt() * x_prev + beta.sqrt() * eps
 
 
-def q_sample(schedule: NoiseSchedule, x0: Tensor, t: int | Tensor, noise: Tensor | None = None,
+def q_sample(schedule: NoiseSchedule, x0: Tensor, t: int | Tensor, *, noise: Tensor | None = None,
              generator: torch.Generator | None = None) -> Tensor:
     """Sample the diffusion kernel: x_t = sqrt(alpha_bar_t) x0 + sqrt(1 - alpha_bar_t) eps.
 
     x0: (B, ...) data.  t: int or (B,) in 0..T (t = 0 returns x0).  Returns x_t, same shape as x0.
     """
-    _check_data("x0", x0)
-    t = timesteps(t, schedule.T, low=0, batch=x0.shape[0])
+    check_data("x0", x0)
+    t = check_timestep(t, schedule.T, low=0, batch=x0.shape[0])
     eps = make_noise(x0, noise, generator)
-    alpha_bar = broadcast(schedule.alpha_bars, t, x0)
+    alpha_bar = lookup(schedule.alpha_bars, t, x0)
     return alpha_bar.sqrt() * x0 + (1 - alpha_bar).sqrt() * eps
 
 
-def q_posterior(schedule: NoiseSchedule, x0: Tensor, x_t: Tensor, t: int | Tensor) -> tuple[Tensor, Tensor]:
+def q_posterior(schedule: NoiseSchedule, x_t: Tensor, t: int | Tensor, *, x0: Tensor) -> tuple[Tensor, Tensor]:
     """Mean and variance of q(x_{t-1} | x_t, x0) (DDPM eq. 7), for t in 1..T.
 
-    x0, x_t: (B, ...).  Returns (mean (B, ...), variance (B, 1, ..., 1)); the variance is beta_tilde_t,
-    the same for every coordinate (it is 0 at t = 1, where x_{t-1} = x0 is known).
+    x_t, x0: (B, ...).  t: int or (B,).  Returns (mean (B, ...), variance (B, 1, ..., 1)); the variance is
+    beta_tilde_t, the same for every coordinate (it is 0 at t = 1, where x_{t-1} = x0 is known).
     """
-    _check_data("x0", x0)
-    _check_data("x_t", x_t)
-    if x0.shape != x_t.shape:
-        raise ValueError(f"x0 and x_t must have the same shape, got {tuple(x0.shape)} and {tuple(x_t.shape)}")
-    t = timesteps(t, schedule.T, low=1, batch=x0.shape[0])
-    beta = broadcast(schedule.betas, t, x0)
-    alpha = broadcast(schedule.alphas, t, x0)
-    alpha_bar = broadcast(schedule.alpha_bars, t, x0)
-    alpha_bar_prev = broadcast(schedule.alpha_bars, t - 1, x0)
+    beta, alpha = lookup(schedule.betas, t, x_t), lookup(schedule.alphas, t, x_t)
+    alpha_bar, alpha_bar_prev = lookup(schedule.alpha_bars, t, x_t), lookup(schedule.alpha_bars, t - 1, x_t)
     # DDPM eq. 7: mu_tilde = sqrt(abar_{t-1}) beta_t / (1 - abar_t) x0
     #                      + sqrt(alpha_t) (1 - abar_{t-1}) / (1 - abar_t) x_t
     mean = (alpha_bar_prev.sqrt() * beta / (1 - alpha_bar)) * x0 \
         + (alpha.sqrt() * (1 - alpha_bar_prev) / (1 - alpha_bar)) * x_t
-    variance = broadcast(schedule.posterior_variances, t, x0)
-    return mean, variance
+    return mean, lookup(schedule.posterior_variances, t, x_t)
 
 
 # ---------------------------------------------------------------------------------- conversions
-# x_t = sqrt(alpha_bar_t) x0 + sqrt(1 - alpha_bar_t) eps, and the score of q(x_t | x0) is
-# grad log q = -(x_t - sqrt(alpha_bar_t) x0) / (1 - alpha_bar_t) = -eps / sqrt(1 - alpha_bar_t).
+# The kernel x_t = sqrt(abar_t) x0 + sqrt(1 - abar_t) eps ties x0 and eps together for a given x_t; the velocity
+# v = sqrt(abar_t) eps - sqrt(1 - abar_t) x0 (Salimans & Ho 2022) is the same pair rotated, and the score of
+# q(x_t | x0) is grad log q = -(x_t - sqrt(abar_t) x0) / (1 - abar_t) = -eps / sqrt(1 - abar_t).
+# Shapes (B, ...); t an int or (B,) in 1..T (conversions to x0 and v also hold at t = 0 where they do not divide).
 
-def x0_from_eps(schedule: NoiseSchedule, x_t: Tensor, t: int | Tensor, eps: Tensor) -> Tensor:
-    """x0 = (x_t - sqrt(1 - alpha_bar_t) eps) / sqrt(alpha_bar_t), for t in 1..T. Shapes (B, ...)."""
-    t = timesteps(t, schedule.T, low=1, batch=x_t.shape[0])
-    alpha_bar = broadcast(schedule.alpha_bars, t, x_t)
+def x0_from_eps(schedule: NoiseSchedule, x_t: Tensor, t: int | Tensor, *, eps: Tensor) -> Tensor:
+    """x0 = (x_t - sqrt(1 - alpha_bar_t) eps) / sqrt(alpha_bar_t)."""
+    alpha_bar = lookup(schedule.alpha_bars, t, x_t)
     return (x_t - (1 - alpha_bar).sqrt() * eps) / alpha_bar.sqrt()
 
 
-def eps_from_x0(schedule: NoiseSchedule, x_t: Tensor, t: int | Tensor, x0: Tensor) -> Tensor:
-    """eps = (x_t - sqrt(alpha_bar_t) x0) / sqrt(1 - alpha_bar_t), for t in 1..T. Shapes (B, ...)."""
-    t = timesteps(t, schedule.T, low=1, batch=x_t.shape[0])
-    alpha_bar = broadcast(schedule.alpha_bars, t, x_t)
+def eps_from_x0(schedule: NoiseSchedule, x_t: Tensor, t: int | Tensor, *, x0: Tensor) -> Tensor:
+    """eps = (x_t - sqrt(alpha_bar_t) x0) / sqrt(1 - alpha_bar_t)."""
+    alpha_bar = lookup(schedule.alpha_bars, t, x_t)
     return (x_t - alpha_bar.sqrt() * x0) / (1 - alpha_bar).sqrt()
 
 
-def score_from_eps(schedule: NoiseSchedule, t: int | Tensor, eps: Tensor) -> Tensor:
-    """score = -eps / sqrt(1 - alpha_bar_t), for t in 1..T. eps: (B, ...)."""
-    t = timesteps(t, schedule.T, low=1, batch=eps.shape[0])
-    return -eps / (1 - broadcast(schedule.alpha_bars, t, eps)).sqrt()
+def v_from_eps(schedule: NoiseSchedule, x_t: Tensor, t: int | Tensor, *, eps: Tensor) -> Tensor:
+    """v = sqrt(alpha_bar_t) eps - sqrt(1 - alpha_bar_t) x0 with x0 from eps: (eps - sqrt(1 - alpha_bar_t) x_t)
+    / sqrt(alpha_bar_t)."""
+    alpha_bar = lookup(schedule.alpha_bars, t, x_t)
+    return (eps - (1 - alpha_bar).sqrt() * x_t) / alpha_bar.sqrt()
 
 
-def eps_from_score(schedule: NoiseSchedule, t: int | Tensor, score: Tensor) -> Tensor:
-    """eps = -sqrt(1 - alpha_bar_t) score, for t in 1..T. score: (B, ...)."""
-    t = timesteps(t, schedule.T, low=1, batch=score.shape[0])
-    return -(1 - broadcast(schedule.alpha_bars, t, score)).sqrt() * score
+def eps_from_v(schedule: NoiseSchedule, x_t: Tensor, t: int | Tensor, *, v: Tensor) -> Tensor:
+    """eps = sqrt(alpha_bar_t) v + sqrt(1 - alpha_bar_t) x_t."""
+    alpha_bar = lookup(schedule.alpha_bars, t, x_t)
+    return alpha_bar.sqrt() * v + (1 - alpha_bar).sqrt() * x_t
+
+
+def score_from_eps(schedule: NoiseSchedule, x_t: Tensor, t: int | Tensor, *, eps: Tensor) -> Tensor:
+    """score = grad_{x_t} log q(x_t) = -eps / sqrt(1 - alpha_bar_t) (x_t enters only through eps)."""
+    return -eps / (1 - lookup(schedule.alpha_bars, t, x_t)).sqrt()
+
+
+def eps_from_score(schedule: NoiseSchedule, x_t: Tensor, t: int | Tensor, *, score: Tensor) -> Tensor:
+    """eps = -sqrt(1 - alpha_bar_t) score."""
+    return -(1 - lookup(schedule.alpha_bars, t, x_t)).sqrt() * score
+
+
+def convert(schedule: NoiseSchedule, x_t: Tensor, t: int | Tensor, *, to: str, eps: Tensor | None = None,
+            x0: Tensor | None = None, v: Tensor | None = None, score: Tensor | None = None) -> Tensor:
+    """Any one of eps, x0, v, score (given by keyword) at (x_t, t) -> the quantity named by `to`, through eps.
+
+    convert(schedule, x_t, t, x0=x0_hat, to="eps") is eps_from_x0(schedule, x_t, t, x0=x0_hat).
+    """
+    given = {k: value for k, value in (("eps", eps), ("x0", x0), ("v", v), ("score", score)) if value is not None}
+    if len(given) != 1:
+        raise ValueError(f"give exactly one of eps, x0, v, score; got {sorted(given) or 'none'}")
+    check_choice("to", to, QUANTITIES)
+    ((name, value),) = given.items()
+    if name == to:
+        return value
+    if name == "x0":
+        eps = eps_from_x0(schedule, x_t, t, x0=value)
+    elif name == "v":
+        eps = eps_from_v(schedule, x_t, t, v=value)
+    elif name == "score":
+        eps = eps_from_score(schedule, x_t, t, score=value)
+    if to == "x0":
+        return x0_from_eps(schedule, x_t, t, eps=eps)
+    if to == "v":
+        return v_from_eps(schedule, x_t, t, eps=eps)
+    if to == "score":
+        return score_from_eps(schedule, x_t, t, eps=eps)
+    return eps
+
+
+def regression_target(schedule: NoiseSchedule, x0: Tensor, t: int | Tensor, *, eps: Tensor,
+                      prediction: str = "eps") -> Tensor:
+    """What a network that predicts `prediction` regresses on for x_t = sqrt(abar_t) x0 + sqrt(1 - abar_t) eps.
+
+    eps and x0 are the draws themselves; v = sqrt(abar_t) eps - sqrt(1 - abar_t) x0 is formed from both (not
+    through x_t, which would divide by sqrt(abar_t) ~ 0 near t = T). x0, eps: (B, ...).
+    """
+    if check_choice("prediction", prediction, PREDICTIONS) == "eps":
+        return eps
+    if prediction == "x0":
+        return x0
+    alpha_bar = lookup(schedule.alpha_bars, t, x0)
+    return alpha_bar.sqrt() * eps - (1 - alpha_bar).sqrt() * x0
+
+
+def predict_eps(model: EpsModel, schedule: NoiseSchedule, x_t: Tensor, t: Tensor, *,
+                prediction: str = "eps") -> Tensor:
+    """eps_theta(x_t, t) from a network trained to predict `prediction` ("eps", "x0" or "v").
+
+    The network is called at the training step that index t stands for (`schedule.timesteps[t]`: t itself,
+    unless the schedule was respaced). x_t: (B, ...), t: (B,) LongTensor on x_t's device.
+    """
+    output = model(x_t, schedule.timesteps[t])
+    return convert(schedule, x_t, t, to="eps", **{check_choice("prediction", prediction, PREDICTIONS): output})
 
 
 # ---------------------------------------------------------------------------------- Fourier view
@@ -156,6 +219,6 @@ def frequency_snr(schedule: NoiseSchedule, x0: Tensor, t: int | Sequence[int] | 
     k, power = radial_power_spectrum(x0)
     if not isinstance(t, (int, Tensor)):
         t = torch.as_tensor(list(t), dtype=torch.long)
-    t = timesteps(t, schedule.T, low=1).reshape(-1)
+    t = check_timestep(t, schedule.T, low=1).reshape(-1)
     alpha_bar = schedule.alpha_bars[t][:, None]
     return k, alpha_bar * power[None, :] / (1 - alpha_bar)

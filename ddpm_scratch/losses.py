@@ -11,9 +11,15 @@ It is a reweighting of the variational bound
     L_{t-1} = KL(q(x_{t-1} | x_t, x0) || p_theta(x_{t-1} | x_t))   Gaussian KL between two Gaussians
     L_0     = -log p_theta(x0 | x1)                            discretized Gaussian decoder
 
-With p_theta's mean written through eps (Algorithm 2, line 4) each KL term is
-lambda_t || eps - eps_theta ||^2 with lambda_t = beta_t^2 / (2 sigma_t^2 alpha_t (1 - alpha_bar_t))  (DDPM eq. 12);
-L_simple sets lambda_t = 1. `vlb_weights` returns lambda_t so the two can be compared.
+With p_theta's mean written through eps (Algorithm 2, line 4), the KL of one draw (x0, eps), and so of one x_t,
+is exactly
+
+    KL = lambda_t ||eps - eps_theta(x_t, t)||^2 + C_t,   lambda_t = beta_t^2 / (2 sigma_t^2 alpha_t (1 - alpha_bar_t))
+
+(DDPM eq. 12), where C_t = KL(N(0, beta_tilde_t) || N(0, sigma_t^2)) per coordinate does not depend on theta and
+vanishes only for sigma_t^2 = beta_tilde_t; the bound's term L_{t-1} (t >= 2) is its expectation over x0 and eps.
+L_simple sets lambda_t = 1; `vlb_weights` returns lambda_t so the two can be compared. The t = 1 term is
+different: L_0 is the decoder's likelihood of the discrete data, not a weighted squared error.
 
 Units: `l_simple` averages over coordinates (a per-pixel MSE); the bound is reported in bits per dimension.
 """
@@ -21,22 +27,20 @@ Units: `l_simple` averages over coordinates (a per-pixel MSE); the bound is repo
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 
-from .forward import make_noise, q_posterior, q_sample, x0_from_eps
-from .schedules import NoiseSchedule, broadcast, timesteps
+from .checks import check_choice, check_data, check_noise_source, check_timestep
+from .forward import PREDICTIONS, make_noise, predict_eps, q_posterior, q_sample, regression_target, x0_from_eps
+from .nets.protocol import EpsModel
+from .schedules import NoiseSchedule, lookup
 
 __all__ = [
-    "EpsModel", "l_simple", "sample_timesteps", "vlb_weights", "gaussian_kl",
+    "l_simple", "sample_timesteps", "vlb_weights", "gaussian_kl",
     "discretized_gaussian_log_likelihood", "prior_bpd", "VariationalBound", "variational_bound",
 ]
-
-EpsModel = Callable[[Tensor, Tensor], Tensor]
-"""eps_model(x_t (B, ...), t (B,) long in 1..T) -> predicted eps (B, ...)."""
 
 LN2 = math.log(2.0)
 
@@ -47,35 +51,45 @@ def sample_timesteps(T: int, batch: int, device: torch.device | str = "cpu",
     return torch.randint(1, T + 1, (batch,), device=device, generator=generator)
 
 
-def l_simple(eps_model: EpsModel, schedule: NoiseSchedule, x0: Tensor, t: Tensor | None = None,
-             noise: Tensor | None = None, generator: torch.Generator | None = None,
-             weights: Tensor | None = None) -> Tensor:
-    """L_simple for a batch, optionally reweighted: mean_b lambda(t_b) * mean_i (eps - eps_theta)_i^2.
+def l_simple(eps_model: EpsModel, schedule: NoiseSchedule, x0: Tensor, *, t: Tensor | int | None = None,
+             noise: Tensor | None = None, generator: torch.Generator | None = None, weights: Tensor | None = None,
+             prediction: str = "eps") -> Tensor:
+    """L_simple for a batch, optionally reweighted: mean_b lambda(t_b) * mean_i (target - output)_i^2.
 
-    x0: (B, ...) data.  t: (B,) in 1..T, drawn uniformly when None (Algorithm 1, line 3).
-    noise: eps (B, ...), drawn when None (line 4).  weights: lambda(t) as a (T+1,) tensor, 1 when None.
+    x0: (B, ...) data.  t: an int or (B,) in 1..T, drawn uniformly when None (Algorithm 1, line 3).
+    noise: eps (B, ...), drawn when None (line 4); give noise or generator, not both.
+    weights: lambda(t) as a (T+1,) tensor, 1 when None.
+    prediction: what eps_model outputs and is regressed on: "eps" (Ho et al.), "x0" or "v" (`regression_target`).
     Returns a scalar tensor that carries gradients to eps_model's parameters (line 5).
     """
+    check_data("x0", x0)
+    check_choice("prediction", prediction, PREDICTIONS)
+    check_noise_source(noise, generator)
+    if weights is not None and weights.shape != (schedule.T + 1,):
+        raise ValueError(f"weights must have shape (T+1,) = ({schedule.T + 1},), got {tuple(weights.shape)}")
     if t is None:
         t = sample_timesteps(schedule.T, x0.shape[0], device=x0.device, generator=generator)
-    t = timesteps(t, schedule.T, low=1, batch=x0.shape[0], device=x0.device)
+    else:
+        t = check_timestep(t, schedule.T, low=1, batch=x0.shape[0], device=x0.device)
     eps = make_noise(x0, noise, generator)
     x_t = q_sample(schedule, x0, t, noise=eps)
-    eps_pred = eps_model(x_t, t)
-    if eps_pred.shape != eps.shape:
-        raise ValueError(f"eps_model returned shape {tuple(eps_pred.shape)}, expected {tuple(eps.shape)}")
-    per_example = (eps - eps_pred).pow(2).flatten(1).mean(dim=1)
+    output = eps_model(x_t, t)
+    if output.shape != eps.shape:
+        raise ValueError(f"eps_model returned shape {tuple(output.shape)}, expected {tuple(eps.shape)}")
+    target = regression_target(schedule, x0, t, eps=eps, prediction=prediction)
+    per_example = (target - output).pow(2).flatten(1).mean(dim=1)
     if weights is not None:
-        if weights.shape != (schedule.T + 1,):
-            raise ValueError(f"weights must have shape (T+1,) = ({schedule.T + 1},), got {tuple(weights.shape)}")
-        per_example = per_example * broadcast(weights, t, per_example)
+        per_example = per_example * lookup(weights, t, per_example)
     return per_example.mean()
 
 
 def vlb_weights(schedule: NoiseSchedule, variance: str | Tensor = "beta") -> Tensor:
     """lambda_t = beta_t^2 / (2 sigma_t^2 alpha_t (1 - alpha_bar_t)), shape (T+1,), lambda_0 = 0 (DDPM eq. 12).
 
-    With these weights, the KL term L_{t-1} equals lambda_t * ||eps - eps_theta||^2 summed over coordinates.
+    For t >= 2 the KL of one draw is lambda_t ||eps - eps_theta||^2 + C_t (squared error summed over coordinates;
+    C_t is free of theta and 0 only for sigma_t^2 = beta_tilde_t), and L_{t-1} is its expectation. lambda_1 is the
+    same formula at t = 1, for comparing weightings; the bound's t = 1 term is the decoder L_0, not a weighted
+    squared error.
     """
     sigma2 = schedule.reverse_variances(variance)
     lam = torch.zeros_like(schedule.betas)
@@ -116,9 +130,8 @@ def prior_bpd(schedule: NoiseSchedule, x0: Tensor) -> Tensor:
 
     Computed in float64 whatever x0's dtype: 1 - alpha_bar_T rounds to 1 in float32 for the cosine schedule.
     """
-    x0 = x0.double()
-    T = torch.full((x0.shape[0],), schedule.T, dtype=torch.long)
-    alpha_bar_T = broadcast(schedule.alpha_bars, T, x0)
+    x0 = check_data("x0", x0).double()
+    alpha_bar_T = lookup(schedule.alpha_bars, schedule.T, x0)
     kl = gaussian_kl(alpha_bar_T.sqrt() * x0, 1 - alpha_bar_T, torch.zeros_like(x0), torch.ones_like(x0))
     return kl.flatten(1).mean(dim=1) / LN2
 
@@ -137,28 +150,33 @@ class VariationalBound:
 
 
 @torch.no_grad()
-def variational_bound(eps_model: EpsModel, schedule: NoiseSchedule, x0: Tensor, variance: str | Tensor = "beta",
-                      num_bins: int = 256, generator: torch.Generator | None = None,
+def variational_bound(eps_model: EpsModel, schedule: NoiseSchedule, x0: Tensor, *, variance: str | Tensor = "beta",
+                      num_bins: int = 256, generator: torch.Generator | None = None, prediction: str = "eps",
                       progress: bool = False) -> VariationalBound:
     """The full bound for a batch, with one Monte Carlo draw x_t ~ q(x_t | x0) per t (T model calls).
 
-    x0: (B, ...) on num_bins levels in [-1, 1].  variance: sigma_t^2 choice ("beta" | "posterior").
+    x0: (B, ...) on num_bins levels in [-1, 1].  variance: sigma_t^2 choice ("beta" | "posterior" | (T+1,) tensor).
+    prediction: what eps_model outputs ("eps", "x0" or "v").
     """
     from tqdm.auto import tqdm
 
+    check_data("x0", x0)
+    check_choice("prediction", prediction, PREDICTIONS)
     B = x0.shape[0]
     sigma2_all = schedule.reverse_variances(variance)
+    schedule = schedule.to(x0.device)
     terms = torch.zeros(B, schedule.T, dtype=torch.float64)
     for t_int in tqdm(range(1, schedule.T + 1), disable=not progress, desc="bound"):
         t = torch.full((B,), t_int, dtype=torch.long, device=x0.device)
         x_t = q_sample(schedule, x0, t, generator=generator)
-        eps = eps_model(x_t, t)
-        model_mean, _ = q_posterior(schedule, x0_from_eps(schedule, x_t, t, eps), x_t, t)  # = Algorithm 2, line 4
-        sigma2 = broadcast(sigma2_all, t, x0)
+        eps = predict_eps(eps_model, schedule, x_t, t, prediction=prediction)
+        x0_hat = x0_from_eps(schedule, x_t, t, eps=eps)
+        model_mean, _ = q_posterior(schedule, x_t, t, x0=x0_hat)  # = Algorithm 2, line 4
+        sigma2 = lookup(sigma2_all, t, x0)
         if t_int == 1:
             nats = -discretized_gaussian_log_likelihood(x0, model_mean, sigma2, num_bins)
         else:
-            true_mean, true_var = q_posterior(schedule, x0, x_t, t)
+            true_mean, true_var = q_posterior(schedule, x_t, t, x0=x0)
             nats = gaussian_kl(true_mean, true_var, model_mean, sigma2)
         terms[:, t_int - 1] = nats.flatten(1).mean(dim=1).double().cpu() / LN2
     prior = prior_bpd(schedule, x0).double().cpu()

@@ -9,40 +9,53 @@ The forward process adds Gaussian noise in T small steps with variances beta_1..
 
 Index convention (the whole course relies on it): every array has length T+1 and index t is the
 lecture's t. Index 0 is the data itself: betas[0] = 0, alphas[0] = 1, alpha_bars[0] = 1.
-Arrays are float64; `broadcast` casts them to the data's dtype and device where they are used.
+Arrays are float64; `lookup` reads values[t] in the data's dtype and device where they are used.
+
+A schedule can be respaced (`respace`): keep alpha_bar at a subset of the steps and derive the betas of the
+bigger jumps between them (Nichol & Dhariwal 2021). A short sampler is then the same sampler on a shorter
+schedule; `timesteps` remembers which training step each index stands for, and the network is always called
+at those.
 """
 
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor
 
-__all__ = ["NoiseSchedule", "broadcast", "timesteps"]
+from .checks import check_int, check_number, check_timestep
+
+__all__ = ["NoiseSchedule", "lookup", "per_example", "spaced_timesteps", "REVERSE_VARIANCES"]
+
+REVERSE_VARIANCES = ("beta", "posterior")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class NoiseSchedule:
     """A discrete variance schedule beta_1..beta_T and everything derived from it.
 
-    Build one with `NoiseSchedule.linear`, `.cosine` or `.from_betas`; the constructor takes the
+    Build one with `NoiseSchedule.linear`, `.cosine`, `.from_betas` or `.respace`; the constructor takes the
     full length-(T+1) array with betas[0] = 0.
 
-    Fields (all float64, shape (T+1,)):
+    Fields (float64 unless said otherwise, shape (T+1,)):
         betas:  beta_t, betas[0] = 0
         alphas: alpha_t = 1 - beta_t
         alpha_bars: alpha_bar_t = prod_{s<=t} alpha_s, alpha_bars[0] = 1
         posterior_variances: beta_tilde_t = (1 - alpha_bar_{t-1}) / (1 - alpha_bar_t) * beta_t,
             the variance of q(x_{t-1} | x_t, x0) (DDPM eq. 7); 0 at t = 0 and t = 1.
+        timesteps: long, the training step that index t stands for: 0, 1, ..., T, except after `respace`.
     """
 
     betas: Tensor
     name: str = "custom"
+    timesteps: Tensor | None = None
     alphas: Tensor = field(init=False, repr=False)
     alpha_bars: Tensor = field(init=False, repr=False)
     posterior_variances: Tensor = field(init=False, repr=False)
+    _reverse_variances: dict[str, Tensor] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         betas = self.betas
@@ -58,24 +71,42 @@ class NoiseSchedule:
         if not torch.isfinite(inner).all() or (inner <= 0).any() or (inner >= 1).any():
             bad = inner[~((inner > 0) & (inner < 1))]
             raise ValueError(f"betas[1..T] must lie in the open interval (0, 1), got values such as {bad[:3].tolist()}")
+        T = betas.numel() - 1
+        steps = torch.arange(T + 1) if self.timesteps is None else torch.as_tensor(self.timesteps).long().cpu()
+        if steps.shape != (T + 1,) or steps[0] != 0 or (steps[1:] <= steps[:-1]).any():
+            raise ValueError(f"timesteps must be an increasing (T+1,) = ({T + 1},) sequence starting at 0, "
+                             f"got {steps.tolist()[:8]}")
         alphas = 1.0 - betas
         alpha_bars = torch.cumprod(alphas, dim=0)
         # beta_tilde_t for t >= 1 (DDPM eq. 7); alpha_bar_{t-1} is alpha_bars[t-1].
         posterior = torch.zeros_like(betas)
         posterior[1:] = (1.0 - alpha_bars[:-1]) / (1.0 - alpha_bars[1:]) * betas[1:]
-        object.__setattr__(self, "betas", betas)
-        object.__setattr__(self, "alphas", alphas)
-        object.__setattr__(self, "alpha_bars", alpha_bars)
-        object.__setattr__(self, "posterior_variances", posterior)
+        # sigma_t^2 = beta_tilde_t is 0 at t = 1; the decoder's likelihood needs sigma_1 > 0, so take beta_tilde_2.
+        clipped = posterior.clone()
+        clipped[1] = posterior[2] if T >= 2 else betas[1]
+        for name, value in [("betas", betas), ("timesteps", steps), ("alphas", alphas), ("alpha_bars", alpha_bars),
+                            ("posterior_variances", posterior),
+                            ("_reverse_variances", {"beta": betas, "posterior": clipped})]:
+            object.__setattr__(self, name, value)
 
     # ----------------------------------------------------------------------------- constructors
     @classmethod
-    def linear(cls, T: int = 1000, beta_start: float = 1e-4, beta_end: float = 0.02) -> NoiseSchedule:
-        """DDPM's schedule: beta_t linear from beta_start (t=1) to beta_end (t=T)."""
-        _check_T(T)
-        if not (0 < beta_start < 1 and 0 < beta_end < 1):
-            raise ValueError(f"beta_start and beta_end must lie in (0, 1), got {beta_start}, {beta_end}")
-        betas = torch.linspace(beta_start, beta_end, T, dtype=torch.float64)
+    def linear(cls, T: int = 1000, beta_start: float = 1e-4, beta_end: float = 0.02,
+               rescale: bool = False) -> NoiseSchedule:
+        """DDPM's schedule: beta_t linear from beta_start (t=1) to beta_end (t=T).
+
+        rescale: multiply beta_start and beta_end by 1000/T (Nichol & Dhariwal 2021), so that a chain of any
+        length ends as close to noise as DDPM's at T = 1000: alpha_bar_T = 4e-5 there, 8e-6 at T = 50. Without it
+        a short chain never reaches noise (T = 50: alpha_bar_T = 0.6).
+        """
+        check_int("T", T)
+        scale = 1000 / T if rescale else 1.0
+        check_number("beta_start", beta_start * scale, 0, 1, low_open=True, high_open=True)
+        if not 0 < beta_end * scale < 1:
+            raise ValueError(f"beta_end must lie in (0, 1), got {beta_end * scale:.4g}"
+                             + (f" after rescaling by 1000/T; T={T} is too small for rescale=True (use T >= "
+                                f"{math.floor(1000 * beta_end) + 1})" if rescale else ""))
+        betas = torch.linspace(beta_start * scale, beta_end * scale, T, dtype=torch.float64)
         return cls(torch.cat([torch.zeros(1, dtype=torch.float64), betas]), name=f"linear(T={T})")
 
     @classmethod
@@ -85,11 +116,9 @@ class NoiseSchedule:
         beta_t = 1 - alpha_bar_t / alpha_bar_{t-1}, clipped at max_beta so the last steps stay finite;
         alpha_bars are then recomputed from the clipped betas, so the fields stay consistent.
         """
-        _check_T(T)
-        if s < 0:
-            raise ValueError(f"s must be >= 0, got {s}")
-        if not 0 < max_beta < 1:
-            raise ValueError(f"max_beta must lie in (0, 1), got {max_beta}")
+        check_int("T", T)
+        check_number("s", s, low=0)
+        check_number("max_beta", max_beta, 0, 1, low_open=True, high_open=True)
         steps = torch.arange(T + 1, dtype=torch.float64)
         f = torch.cos((steps / T + s) / (1 + s) * math.pi / 2) ** 2
         alpha_bar = f / f[0]
@@ -105,6 +134,42 @@ class NoiseSchedule:
             raise ValueError(f"betas_1_to_T must be 1-D with at least one entry, got shape {tuple(betas.shape)}")
         return cls(torch.cat([torch.zeros(1, dtype=torch.float64), betas]))
 
+    def respace(self, timesteps: Tensor | list[int]) -> NoiseSchedule:
+        """The schedule that jumps between the given steps s_1 < ... < s_K of this one (improved-diffusion's respacing).
+
+        It keeps alpha_bar at those steps, alpha_bar'_k = alpha_bar_{s_k}, so q(x_k' | x0) is this schedule's
+        q(x_{s_k} | x0); its betas are the jumps' variances, beta'_k = 1 - alpha_bar_{s_k} / alpha_bar_{s_{k-1}}.
+        Index k of the result stands for training step `timesteps[k]` (composed through an earlier respacing).
+        timesteps: K >= 1 increasing steps in 1..T; end at T for a sampler that starts from noise.
+        """
+        steps = torch.as_tensor(timesteps)
+        if steps.dim() != 1 or steps.numel() < 1 or steps.is_floating_point() or steps.dtype == torch.bool:
+            raise ValueError(f"timesteps must be a non-empty 1-D sequence of integer steps, got {timesteps!r}")
+        steps = steps.long().cpu()
+        if (steps[1:] <= steps[:-1]).any() or steps[0] < 1 or steps[-1] > self.T:
+            raise ValueError(f"timesteps must increase strictly within 1..T={self.T}, got {steps.tolist()[:8]}...")
+        alpha_bars = self.alpha_bars[torch.cat([torch.zeros(1, dtype=torch.long), steps])]
+        betas = torch.zeros_like(alpha_bars)
+        betas[1:] = 1 - alpha_bars[1:] / alpha_bars[:-1]
+        return NoiseSchedule(betas, name=f"{self.name} respaced to {len(steps)} steps",
+                             timesteps=self.timesteps[torch.cat([torch.zeros(1, dtype=torch.long), steps])])
+
+    def to(self, device: torch.device | str) -> NoiseSchedule:
+        """The same schedule with its arrays on `device` (float32 on MPS, which has no float64).
+
+        Samplers call it once, so that the look-ups of every step index on the device instead of copying the
+        arrays from the host (a copy to the GPU waits for the GPU).
+        """
+        device = torch.device(device)
+        dtype = torch.float32 if device.type == "mps" else torch.float64
+        moved = copy.copy(self)
+        for name in ("betas", "alphas", "alpha_bars", "posterior_variances"):
+            object.__setattr__(moved, name, getattr(self, name).to(device, dtype))
+        object.__setattr__(moved, "timesteps", self.timesteps.to(device))
+        object.__setattr__(moved, "_reverse_variances",
+                           {k: v.to(device, dtype) for k, v in self._reverse_variances.items()})
+        return moved
+
     # ---------------------------------------------------------------------------------- queries
     @property
     def T(self) -> int:
@@ -113,19 +178,20 @@ class NoiseSchedule:
 
     def snr(self, t: int | Tensor) -> Tensor:
         """SNR(t) = alpha_bar_t / (1 - alpha_bar_t), float64, for t in 0..T (SNR(0) = inf)."""
-        t = timesteps(t, self.T, low=0)
-        alpha_bar = self.alpha_bars[t]
+        alpha_bar = self.alpha_bars[check_timestep(t, self.T, low=0, device=self.alpha_bars.device)]
         return alpha_bar / (1.0 - alpha_bar)
 
     def reverse_variances(self, kind: str | Tensor = "beta") -> Tensor:
-        """sigma_t^2 of the reverse process p(x_{t-1} | x_t), shape (T+1,), float64.
+        """sigma_t^2 of the reverse process p(x_{t-1} | x_t), shape (T+1,).
 
-        kind may also be a (T+1,) tensor of sigma_t^2 > 0 (t >= 1) chosen by the caller, e.g. the exact
-        reverse variances of Gaussian data; it is checked and returned in float64.
-
-        kind="beta":      sigma_t^2 = beta_t (upper bound of the true reverse variance, DDPM sec. 3.2)
-        kind="posterior": sigma_t^2 = beta_tilde_t (lower bound); at t = 1, where beta_tilde_1 = 0,
-                          beta_tilde_2 is used so the decoder's likelihood stays finite.
+        kind="beta":      sigma_t^2 = beta_t
+        kind="posterior": sigma_t^2 = beta_tilde_t; at t = 1, where beta_tilde_1 = 0, beta_tilde_2 is used so the
+                          decoder's likelihood stays finite.
+        For data whose every coordinate has variance <= 1 (as data scaled to [-1, 1]), these two bracket the true
+        reverse variance Var(x_{t-1} | x_t): beta_tilde_t below, beta_t above (DDPM sec. 3.2; lesson 02 shows it
+        for Gaussian data). Data with a larger variance can exceed beta_t.
+        kind may also be a (T+1,) tensor of sigma_t^2 > 0 (t >= 1) chosen by the caller, e.g. the exact reverse
+        variances of Gaussian data; it is checked and returned in float64 on the CPU.
         """
         if isinstance(kind, Tensor):
             if kind.shape != (self.T + 1,):
@@ -134,65 +200,36 @@ class NoiseSchedule:
             if not torch.isfinite(sigma2).all() or (sigma2[1:] <= 0).any():
                 raise ValueError("variance[1..T] must be finite and > 0")
             return sigma2
-        if kind == "beta":
-            return self.betas
-        if kind == "posterior":
-            sigma2 = self.posterior_variances.clone()
-            if self.T >= 2:
-                sigma2[1] = sigma2[2]
-            else:
-                sigma2[1] = self.betas[1]
-            return sigma2
-        raise ValueError(f"variance must be 'beta', 'posterior' or a (T+1,) tensor, got {kind!r}")
+        if kind not in REVERSE_VARIANCES:
+            raise ValueError(f"variance must be 'beta', 'posterior' or a (T+1,) tensor, got {kind!r}")
+        return self._reverse_variances[kind]
 
     def __repr__(self) -> str:
         return f"NoiseSchedule({self.name}, alpha_bar_T={self.alpha_bars[-1].item():.3g})"
 
 
-def _check_T(T: int) -> None:
-    if isinstance(T, bool) or not isinstance(T, int) or T < 1:
-        raise ValueError(f"T must be a positive integer, got {T!r}")
+def spaced_timesteps(T: int, num_steps: int) -> Tensor:
+    """num_steps evenly spaced steps of 1..T ending at T: round(T k / num_steps) for k = 1..num_steps.
 
-
-def timesteps(t: int | Tensor, T: int, *, low: int = 1, batch: int | None = None,
-              device: torch.device | str | None = None) -> Tensor:
-    """Check timesteps and return them as a LongTensor.
-
-    t: an int or an integer tensor of shape () or (B,), with every entry in low..T.
-    batch: when given, an int or 0-d t is expanded to (batch,) and a (B,) t must have B == batch.
-    Returns shape (batch,) when batch is given, else t's own shape.
+    For `NoiseSchedule.respace`: a sampler over them starts from noise at t = T and takes num_steps jumps of
+    about T / num_steps steps each down to t = 0.
     """
-    if isinstance(t, bool):
-        raise TypeError("t must be an int or an integer tensor, got bool")
-    if isinstance(t, int):
-        t = torch.tensor(t, dtype=torch.long)
-    elif isinstance(t, Tensor):
-        if t.is_floating_point() or t.is_complex() or t.dtype == torch.bool:
-            raise TypeError(f"t must be an integer tensor, got dtype {t.dtype}")
-        if t.dim() > 1:
-            raise ValueError(f"t must have shape () or (B,), got {tuple(t.shape)}")
-        t = t.long()
-    else:
-        raise TypeError(f"t must be an int or an integer tensor, got {type(t).__name__}")
-    if t.numel() > 0:
-        lo, hi = int(t.min()), int(t.max())
-        if lo < low or hi > T:
-            raise ValueError(f"t must lie in {low}..T={T}, got values in {lo}..{hi}")
-    if batch is not None:
-        if t.dim() == 0:
-            t = t.expand(batch)
-        elif t.shape[0] != batch:
-            raise ValueError(f"t has {t.shape[0]} entries but the batch has {batch}")
-    if device is not None:
-        t = t.to(device)
-    return t
+    check_int("T", T)
+    check_int("num_steps", num_steps)
+    if num_steps > T:
+        raise ValueError(f"num_steps must be <= T={T}, got {num_steps}")
+    return (torch.arange(1, num_steps + 1, dtype=torch.float64) * T / num_steps).round().long()
 
 
-def broadcast(values: Tensor, t: Tensor, like: Tensor) -> Tensor:
-    """Per-timestep coefficients values[t], shaped to multiply a batch.
+def per_example(value: Tensor, like: Tensor) -> Tensor:
+    """A (B,) or () tensor shaped (B, 1, ..., 1) (or (1, ..., 1)) to multiply a batch like (B, ...), in like's dtype."""
+    return value.to(like.dtype).reshape(-1, *([1] * (like.dim() - 1)))
 
-    values: (T+1,) schedule array (float64, CPU).  t: (B,) LongTensor.  like: (B, ...) data tensor.
-    Returns (B, 1, ..., 1) with like.dim() dimensions, in like's dtype and on like's device.
+
+def lookup(values: Tensor, t: int | Tensor, like: Tensor) -> Tensor:
+    """The per-step coefficient values[t] for a batch `like` (B, ...): shape (B, 1, ..., 1), like's dtype and device.
+
+    values: a (T+1,) schedule array.  t: an int or a (B,) LongTensor of steps, not checked here (the entry points
+    check it). Move the schedule to the data's device first (`NoiseSchedule.to`) and no step copies anything.
     """
-    coef = values[t.cpu()].to(device=like.device, dtype=like.dtype)
-    return coef.reshape(-1, *([1] * (like.dim() - 1)))
+    return per_example(values.to(like.device)[t], like)

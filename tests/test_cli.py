@@ -5,24 +5,53 @@ import re
 import pytest
 import torch
 
-from ddpm_scratch.cli import build_parser, main
-from ddpm_scratch.demo import run_demo
-from ddpm_scratch.train import TrainConfig, load_checkpoint
+from ddpm_scratch.machinery.cli import build_parser, main
+from ddpm_scratch.machinery.demo import run_demo
+from ddpm_scratch.machinery.train import TrainConfig, load_checkpoint
 
 
 def test_train_resume_and_sample_round_trip(tmp_path, capsys):
     run = tmp_path / "moons"
     common = ["--dataset", "two_moons", "--T", "50", "--batch-size", "32", "--device", "cpu", "--out", str(run)]
     assert main(["train", "--steps", "6", *common]) == 0
-    assert load_checkpoint(run / "checkpoint.pt")["step"] == 6
+    assert load_checkpoint(run / "checkpoint.pt").step == 6
     assert main(["train", "--out", str(run), "--resume", "--steps", "10"]) == 0
-    assert load_checkpoint(run / "checkpoint.pt")["step"] == 10
+    assert load_checkpoint(run / "checkpoint.pt").step == 10
     picture = tmp_path / "moons.png"
     assert main(["sample", "--run", str(run), "--n", "40", "--out", str(picture), "--device", "cpu"]) == 0
     assert picture.stat().st_size > 0
     x0 = torch.load(picture.with_suffix(".pt"))
     assert x0.shape == (40, 2) and torch.isfinite(x0).all()
     assert "trained 10 steps" in capsys.readouterr().out
+    fast = tmp_path / "fast.png"
+    assert main(["sample", "--run", str(run), "--n", "8", "--num-steps", "5", "--out", str(fast),
+                 "--device", "cpu"]) == 0
+    assert torch.load(fast.with_suffix(".pt")).shape == (8, 2)
+
+
+def test_train_options_are_the_config_fields(tmp_path):
+    """Every TrainConfig field is an option with the field's default, and a parsed command builds the same config."""
+    from dataclasses import fields
+
+    help_text = build_parser()._subparsers._group_actions[0].choices["train"].format_help()
+    for f in fields(TrainConfig):
+        assert "--" + f.name.replace("_", "-") in help_text, f.name
+    args = build_parser().parse_args(["train", "--out", "x", "--batch-size", "7", "--max-grad-norm", "none",
+                                      "--model", '{"hidden": 16}', "--prediction", "v"])
+    assert not hasattr(args, "lr")  # options not given stay out, so that --resume keeps the checkpoint's
+    assert (args.batch_size, args.max_grad_norm, args.model, args.prediction) == (7, None, {"hidden": 16}, "v")
+
+
+def test_resuming_or_sampling_a_spoilt_checkpoint_is_a_clear_error(tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["train", "--dataset", "two_moons", "--T", "50", "--steps", "3", "--device", "cpu",
+                 "--out", str(run)]) == 0
+    (run / "checkpoint.pt").write_bytes(b"garbage")
+    for argv in (["train", "--out", str(run), "--resume", "--steps", "6"], ["sample", "--run", str(run)]):
+        with pytest.raises(SystemExit) as exit_info:
+            main(argv)
+        assert exit_info.value.code == 2
+        assert re.search(r"checkpoint\.pt is not a readable checkpoint", capsys.readouterr().err)
 
 
 def test_help_explains_the_commands():
@@ -37,6 +66,8 @@ def test_help_explains_the_commands():
 @pytest.mark.parametrize("argv, message", [
     (["train", "--out", "x", "--steps", "0"], "positive integer"),
     (["train", "--out", "x", "--dataset", "mnist"], "invalid choice"),
+    (["train", "--out", "x", "--model", "[1, 2]"], "JSON object|invalid"),
+    (["sample", "--run", "x", "--sampler", "euler"], "invalid choice"),
     (["sample", "--run", "does/not/exist"], "no checkpoint"),
     (["train", "--out", "x", "--device", "cuda:7", "--steps", "1"] if not torch.cuda.is_available()
      else ["train", "--out", "x", "--lr", "-1"], "cuda|lr"),

@@ -8,7 +8,7 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ddpm_scratch.data import (
+from ddpm_scratch.machinery.data import (
     DATASETS,
     DIGITS_LEVELS,
     TOY_DATASETS,

@@ -8,14 +8,20 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ddpm_scratch.forward import (
+    QUANTITIES,
+    convert,
     eps_from_score,
+    eps_from_v,
     eps_from_x0,
     frequency_snr,
+    predict_eps,
     q_posterior,
     q_sample,
     q_step,
     radial_power_spectrum,
+    regression_target,
     score_from_eps,
+    v_from_eps,
     x0_from_eps,
 )
 from ddpm_scratch.schedules import NoiseSchedule
@@ -80,8 +86,8 @@ def test_posterior_is_the_product_of_gaussians(t, x0_val, x_t_val):
     """
     s = SCHEDULES[0]
     ab_prev, a, b = s.alpha_bars[t - 1].item(), s.alphas[t].item(), s.betas[t].item()
-    mean, var = q_posterior(s, torch.tensor([[x0_val]], dtype=torch.float64),
-                            torch.tensor([[x_t_val]], dtype=torch.float64), t)
+    mean, var = q_posterior(s, torch.tensor([[x_t_val]], dtype=torch.float64), t,
+                            x0=torch.tensor([[x0_val]], dtype=torch.float64))
     if t == 1:  # x_0 is given: the posterior is a point mass at x0
         assert var.item() == 0 and mean.item() == pytest.approx(x0_val, abs=1e-12)
         return
@@ -102,15 +108,15 @@ def test_posterior_matches_bayes_rule_on_a_grid():
     w = torch.softmax(log_prior + log_lik, dim=0)
     grid_mean = (w * grid).sum().item()
     grid_var = (w * (grid - grid_mean) ** 2).sum().item()
-    mean, var = q_posterior(s, torch.tensor([[x0_val]], dtype=torch.float64),
-                            torch.tensor([[x_t_val]], dtype=torch.float64), t)
+    mean, var = q_posterior(s, torch.tensor([[x_t_val]], dtype=torch.float64), t,
+                            x0=torch.tensor([[x0_val]], dtype=torch.float64))
     assert mean.item() == pytest.approx(grid_mean, abs=1e-7)
     assert var.item() == pytest.approx(grid_var, rel=1e-5)
 
 
 def test_posterior_output_shapes():
     s = SCHEDULES[0]
-    mean, var = q_posterior(s, torch.zeros(3, 1, 4, 4), torch.zeros(3, 1, 4, 4), torch.tensor([1, 2, 3]))
+    mean, var = q_posterior(s, torch.zeros(3, 1, 4, 4), torch.tensor([1, 2, 3]), x0=torch.zeros(3, 1, 4, 4))
     assert mean.shape == (3, 1, 4, 4) and var.shape == (3, 1, 1, 1)
 
 
@@ -121,14 +127,55 @@ def test_conversions_invert_the_kernel_and_match_autograd(t):
     x0 = torch.randn(3, 5, generator=g, dtype=torch.float64)
     eps = torch.randn(3, 5, generator=g, dtype=torch.float64)
     x_t = q_sample(s, x0, t, noise=eps).requires_grad_(True)
-    assert torch.allclose(x0_from_eps(s, x_t, t, eps), x0, atol=1e-6 / math.sqrt(s.alpha_bars[t].item()))
-    assert torch.allclose(eps_from_x0(s, x_t, t, x0), eps, atol=1e-6)
-    # score of q(x_t | x0) by autograd of its log-density
     ab = s.alpha_bars[t].item()
+    assert torch.allclose(x0_from_eps(s, x_t, t, eps=eps), x0, atol=1e-6 / math.sqrt(ab))
+    assert torch.allclose(eps_from_x0(s, x_t, t, x0=x0), eps, atol=1e-6)
+    # v by its definition (Salimans & Ho 2022), not through the package's formulas
+    v = math.sqrt(ab) * eps - math.sqrt(1 - ab) * x0
+    assert torch.allclose(v_from_eps(s, x_t, t, eps=eps), v, atol=1e-6 / math.sqrt(ab))
+    assert torch.allclose(eps_from_v(s, x_t, t, v=v), eps, atol=1e-9)
+    assert torch.allclose(regression_target(s, x0, t, eps=eps, prediction="v"), v, atol=1e-12)
+    # score of q(x_t | x0) by autograd of its log-density
     log_q = (-0.5 * (x_t - math.sqrt(ab) * x0) ** 2 / (1 - ab)).sum()
     (score,) = torch.autograd.grad(log_q, x_t)
-    assert torch.allclose(score_from_eps(s, t, eps), score, rtol=1e-6, atol=1e-9)
-    assert torch.allclose(eps_from_score(s, t, score), eps, rtol=1e-6, atol=1e-9)
+    assert torch.allclose(score_from_eps(s, x_t, t, eps=eps), score, rtol=1e-6, atol=1e-9)
+    assert torch.allclose(eps_from_score(s, x_t, t, score=score), eps, rtol=1e-6, atol=1e-9)
+
+
+@given(st.integers(1, 150), st.sampled_from(QUANTITIES), st.sampled_from(QUANTITIES))
+def test_convert_goes_between_any_two_quantities(t, source, target):
+    """Every quantity is a function of (x_t, eps); convert(source -> target) must agree with the definitions."""
+    s = SCHEDULES[0]
+    g = torch.Generator().manual_seed(t)
+    x0, eps = (torch.randn(4, 3, generator=g, dtype=torch.float64) for _ in range(2))
+    x_t = q_sample(s, x0, t, noise=eps)
+    ab = s.alpha_bars[t].item()
+    truth = {"eps": eps, "x0": x0, "v": math.sqrt(ab) * eps - math.sqrt(1 - ab) * x0,
+             "score": -eps / math.sqrt(1 - ab)}
+    out = convert(s, x_t, t, to=target, **{source: truth[source]})
+    assert torch.allclose(out, truth[target], rtol=1e-6, atol=1e-7 / (ab * (1 - ab)))
+
+
+def test_convert_and_predict_eps_check_their_arguments_and_call_the_training_step():
+    s = SCHEDULES[0].respace([10, 100, 200])
+    x_t, t = torch.randn(2, 3), torch.tensor([1, 3])
+    with pytest.raises(ValueError, match="exactly one"):
+        convert(s, x_t, t, to="eps")
+    with pytest.raises(ValueError, match="exactly one"):
+        convert(s, x_t, t, to="eps", x0=x_t, v=x_t)
+    with pytest.raises(ValueError, match="to must be"):
+        convert(s, x_t, t, to="noise", eps=x_t)
+    seen = []
+
+    def x0_model(x, model_t):
+        seen.append(model_t)
+        return torch.zeros_like(x)
+
+    eps = predict_eps(x0_model, s, x_t, t, prediction="x0")
+    assert seen[0].tolist() == [10, 200]  # the network is called at the training steps of the respaced indices
+    assert torch.allclose(eps, eps_from_x0(s, x_t, t, x0=torch.zeros_like(x_t)))
+    with pytest.raises(ValueError, match="prediction"):
+        predict_eps(x0_model, s, x_t, t, prediction="score")
 
 
 def test_white_noise_has_flat_unit_spectrum():
@@ -170,8 +217,8 @@ def test_bad_inputs_raise_clear_errors():
         q_sample(s, x, 201)
     with pytest.raises(ValueError, match="noise must have the data's shape"):
         q_sample(s, x, 3, noise=torch.zeros(2, 4))
-    with pytest.raises(ValueError, match="same shape"):
-        q_posterior(s, x, torch.zeros(2, 4), 3)
+    with pytest.raises(ValueError, match="not both"):
+        q_sample(s, x, 3, noise=torch.zeros(2, 3), generator=torch.Generator())
     with pytest.raises(ValueError, match="batch"):
         q_sample(s, x, torch.tensor([1, 2, 3]))
     with pytest.raises(TypeError, match="x0 must be a torch.Tensor"):

@@ -59,7 +59,7 @@ def test_prior_term_is_about_1e_minus_5_bits_per_dim():
 
 def _oracle_model(schedule, x0):
     """The eps that actually produced x_t from the known x0 (a model that cannot be beaten)."""
-    return lambda x_t, t: eps_from_x0(schedule, x_t, t, x0)
+    return lambda x_t, t: eps_from_x0(schedule, x_t, t, x0=x0)
 
 
 def test_l_simple_is_zero_for_the_oracle_and_matches_the_formula():
@@ -93,6 +93,31 @@ def test_l_simple_carries_gradients_and_checks_its_inputs():
         l_simple(lambda x_t, t: x_t, s, torch.randn(4, 3), weights=torch.ones(5))
     with pytest.raises(ValueError, match="t must lie in 1..T=10"):
         l_simple(lambda x_t, t: x_t, s, torch.randn(4, 3), t=torch.zeros(4, dtype=torch.long))
+    with pytest.raises(ValueError, match="not both"):
+        l_simple(lambda x_t, t: x_t, s, torch.randn(4, 3), noise=torch.randn(4, 3), generator=torch.Generator())
+    with pytest.raises(ValueError, match="prediction"):
+        l_simple(lambda x_t, t: x_t, s, torch.randn(4, 3), prediction="score")
+
+
+@pytest.mark.parametrize("prediction", ["x0", "v"])
+def test_l_simple_regresses_x0_or_v_and_their_oracles_score_zero(prediction):
+    """A network predicting x0 is regressed on x0, one predicting v on v = sqrt(ab) eps - sqrt(1 - ab) x0; the
+    model that outputs the true target (computed here from x0 and x_t alone) has zero loss."""
+    s = NoiseSchedule.linear(T=100)
+    g = torch.Generator().manual_seed(1)
+    x0 = torch.randn(16, 3, generator=g, dtype=torch.float64)
+
+    def oracle(x_t, t):
+        ab = s.alpha_bars[t].view(-1, 1)
+        eps = (x_t - ab.sqrt() * x0) / (1 - ab).sqrt()
+        return x0 if prediction == "x0" else ab.sqrt() * eps - (1 - ab).sqrt() * x0
+
+    assert l_simple(oracle, s, x0, generator=g, prediction=prediction).item() < 1e-20
+    t, eps = torch.full((16,), 40), torch.randn(16, 3, generator=g, dtype=torch.float64)
+    ab = s.alpha_bars[40].item()
+    target = x0 if prediction == "x0" else math.sqrt(ab) * eps - math.sqrt(1 - ab) * x0
+    zero = l_simple(lambda x_t, t: torch.zeros_like(x_t), s, x0, t=t, noise=eps, prediction=prediction)
+    assert zero.item() == pytest.approx(target.pow(2).mean().item(), rel=1e-12)
 
 
 def test_sample_timesteps_is_uniform_on_1_to_T():
@@ -107,13 +132,14 @@ def test_sample_timesteps_is_uniform_on_1_to_T():
 @pytest.mark.parametrize("variance", ["beta", "posterior"])
 @given(t=st.integers(2, 100))
 def test_kl_term_is_the_weighted_noise_error(variance, t):
-    """DDPM eq. 12: KL(q(x_{t-1}|x_t,x0) || p_theta(x_{t-1}|x_t)) = lambda_t ||eps - eps_theta||^2."""
+    """DDPM eq. 12: KL(q(x_{t-1}|x_t,x0) || p_theta(x_{t-1}|x_t)) = lambda_t ||eps - eps_theta||^2 + C_t for one draw,
+    with C_t the KL between the variances (0 only for sigma_t^2 = beta_tilde_t)."""
     s = NoiseSchedule.linear(T=100, beta_end=0.05)
     g = torch.Generator().manual_seed(t)
     x0, eps = torch.randn(1, 6, generator=g, dtype=torch.float64), torch.randn(1, 6, generator=g, dtype=torch.float64)
     eps_theta = eps + 0.3 * torch.randn(1, 6, generator=g, dtype=torch.float64)
     x_t = q_sample(s, x0, t, noise=eps)
-    true_mean, true_var = q_posterior(s, x0, x_t, t)
+    true_mean, true_var = q_posterior(s, x_t, t, x0=x0)
     a, b, ab = s.alphas[t].item(), s.betas[t].item(), s.alpha_bars[t].item()
     model_mean = (x_t - b / math.sqrt(1 - ab) * eps_theta) / math.sqrt(a)  # Algorithm 2, line 4
     sigma2 = s.reverse_variances(variance)[t].item()

@@ -9,9 +9,9 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-import ddpm_scratch.metrics as metrics
-from ddpm_scratch.data import load_digits
-from ddpm_scratch.metrics import (
+import ddpm_scratch.machinery.metrics as metrics
+from ddpm_scratch.machinery.data import load_digits
+from ddpm_scratch.machinery.metrics import (
     CLASSIFIER_VERSION,
     DigitsClassifier,
     FDReport,

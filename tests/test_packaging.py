@@ -35,7 +35,7 @@ def test_environment_yml_installs_exactly_the_pyproject_dependencies():
 
 
 def test_console_script_points_at_the_cli():
-    assert _pyproject()["project"]["scripts"]["ddpm-scratch"] == "ddpm_scratch.cli:main"
+    assert _pyproject()["project"]["scripts"]["ddpm-scratch"] == "ddpm_scratch.machinery.cli:main"
     out = subprocess.run([sys.executable, "-m", "ddpm_scratch", "--help"], capture_output=True, text=True, check=True)
     assert "demo" in out.stdout and "train" in out.stdout and "sample" in out.stdout
 

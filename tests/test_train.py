@@ -6,17 +6,18 @@ import math
 import pytest
 import torch
 
-import ddpm_scratch.train as train_module
-from ddpm_scratch.train import (
+from ddpm_scratch.machinery.files import UnreadableFile, atomic_save, load_torch_file
+from ddpm_scratch.machinery.train import (
     EMA,
     TrainConfig,
     TrainingDiverged,
     load_checkpoint,
     load_model,
-    save_checkpoint,
+    optimisation_step,
     select_device,
     train,
 )
+from ddpm_scratch.schedules import NoiseSchedule
 
 
 def toy_config(**overrides):
@@ -39,7 +40,7 @@ def test_resume_continues_exactly_where_the_run_stopped(tmp_path):
     for p, q in zip(straight.ema_model.state_dict().values(), resumed.ema_model.state_dict().values(), strict=True):
         assert torch.equal(p, q)
     assert _rows(tmp_path / "a" / "loss.csv") == _rows(tmp_path / "b" / "loss.csv")
-    assert load_checkpoint(tmp_path / "b" / "checkpoint.pt")["step"] == 20
+    assert load_checkpoint(tmp_path / "b" / "checkpoint.pt").step == 20
 
 
 def test_resume_refuses_a_different_config_or_a_missing_checkpoint(tmp_path):
@@ -70,24 +71,57 @@ def test_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path):
     with pytest.raises(TrainingDiverged, match=r"loss became nan at step 8.*last good checkpoint"):
         train(toy_config(steps=20), out=tmp_path, progress=False, model=ExplodesAt(8))
     state = load_checkpoint(tmp_path / "checkpoint.pt")
-    assert state["step"] == 5
-    assert all(torch.isfinite(v).all() for v in state["model"].values())
+    assert state.step == 5
+    assert all(torch.isfinite(v).all() for v in state.model.values())
 
 
 def test_checkpoint_writes_are_atomic(tmp_path, monkeypatch):
     path = tmp_path / "checkpoint.pt"
-    save_checkpoint({"step": 1}, path)
+    atomic_save({"step": 1}, path)
 
     def broken_save(obj, f):
         f.write(b"half a checkpoint")
         raise OSError("disk full")
 
-    monkeypatch.setattr(train_module.torch, "save", broken_save)
+    monkeypatch.setattr(torch, "save", broken_save)
     with pytest.raises(OSError, match="disk full"):
-        save_checkpoint({"step": 2}, path)
+        atomic_save({"step": 2}, path)
     monkeypatch.undo()
-    assert load_checkpoint(path)["step"] == 1
+    assert load_torch_file(path, "checkpoint")["step"] == 1
     assert [p.name for p in tmp_path.iterdir()] == ["checkpoint.pt"]
+
+
+def _truncated(path):
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
+def _garbage(path):
+    path.write_bytes(b"this is not a checkpoint\n" * 10)
+
+
+def _foreign(path):
+    torch.save({"state_dict": {"w": torch.zeros(2)}, "epoch": 3}, path)
+
+
+def _bad_config(path):
+    state = torch.load(path, weights_only=True)
+    torch.save(state | {"config": state["config"] | {"T": 0}}, path)
+
+
+@pytest.mark.parametrize("spoil, message", [
+    (_truncated, "not a readable checkpoint"), (_garbage, "not a readable checkpoint"),
+    (_foreign, "not a ddpm-scratch training checkpoint: it lacks config, step"),
+    (_bad_config, "invalid training config: T must be"),
+])
+def test_a_spoilt_checkpoint_raises_an_error_naming_the_file(tmp_path, spoil, message):
+    train(toy_config(steps=5), out=tmp_path, progress=False)
+    path = tmp_path / "checkpoint.pt"
+    spoil(path)
+    for load in (lambda: load_checkpoint(path), lambda: load_model(path),
+                 lambda: train(toy_config(steps=10), out=tmp_path, resume=True, progress=False)):
+        with pytest.raises(UnreadableFile, match=message) as error:
+            load()
+        assert str(path) in str(error.value)
 
 
 def test_ema_follows_its_recursion():
@@ -140,7 +174,8 @@ def test_a_tiny_digits_run_trains_the_unet(tmp_path):
     ({"dataset": "mnist"}, "dataset"), ({"steps": 0}, "steps"), ({"batch_size": -1}, "batch_size"),
     ({"lr": 0.0}, "lr"), ({"ema_decay": 1.0}, "ema_decay"), ({"schedule": "quadratic"}, "schedule"),
     ({"precision": "fp8"}, "precision"), ({"warmup_steps": -1}, "warmup_steps"),
-    ({"max_grad_norm": 0.0}, "max_grad_norm"), ({"T": 0}, "T"),
+    ({"max_grad_norm": 0.0}, "max_grad_norm"), ({"T": 0}, "T"), ({"prediction": "score"}, "prediction"),
+    ({"model": [1, 2]}, "model"),
 ])
 def test_bad_config_values_name_the_argument(overrides, name):
     with pytest.raises(ValueError, match=name):
@@ -157,21 +192,39 @@ def test_unknown_config_keys_and_devices_are_rejected():
             select_device("cuda")
 
 
-def test_linear_schedule_is_rescaled_for_short_chains():
-    from ddpm_scratch.train import build_schedule
-    for T in [50, 200, 1000]:
-        s = build_schedule(toy_config(T=T))
-        assert s.betas[1].item() == pytest.approx(1e-4 * 1000 / T) and s.betas[-1].item() == pytest.approx(20 / T)
-        assert 0 < s.alpha_bars[-1].item() < 1e-4  # q(x_T) ~ N(0, I) whatever T
+def test_the_trainer_uses_the_rescaled_linear_schedule():
+    from ddpm_scratch.machinery.train import build_schedule
+    for T in [50, 1000]:
+        assert torch.equal(build_schedule(toy_config(T=T)).betas, NoiseSchedule.linear(T, rescale=True).betas)
     with pytest.raises(ValueError, match="too small"):
         build_schedule(toy_config(T=20))
+
+
+def test_a_disabled_grad_scaler_matches_plain_float32():
+    s = NoiseSchedule.linear(T=10)
+    results = []
+    for scaler in [None, torch.amp.GradScaler("cpu", enabled=False)]:
+        torch.manual_seed(0)
+        model = ExplodesAt(at_call=10**9)  # a plain linear eps-net that never explodes
+        opt = torch.optim.SGD(model.parameters(), lr=0.1)
+        optimisation_step(model, opt, s, torch.ones(8, 2), generator=torch.Generator().manual_seed(0), scaler=scaler,
+                          max_grad_norm=0.5)
+        results.append(torch.cat([p.detach().flatten() for p in model.parameters()]))
+    assert torch.equal(results[0], results[1])
+
+
+@pytest.mark.parametrize("prediction", ["x0", "v"])
+def test_a_run_can_train_and_reload_an_x0_or_v_network(tmp_path, prediction):
+    train(toy_config(steps=6, prediction=prediction), out=tmp_path, progress=False)
+    _, _, config = load_model(tmp_path / "checkpoint.pt")
+    assert config.prediction == prediction
 
 
 def test_flush_subnormals_restores_the_previous_mode():
     def flushing():
         return torch.tensor([1e-39], dtype=torch.float32).mul(1.0).item() == 0.0
 
-    from ddpm_scratch.train import flush_subnormals
+    from ddpm_scratch.machinery.train import flush_subnormals
     assert not flushing()  # the IEEE default
     with flush_subnormals():
         assert flushing()

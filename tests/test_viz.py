@@ -5,7 +5,7 @@ import pytest
 import torch
 from PIL import Image
 
-from ddpm_scratch.viz import image_grid, plot_loss, save_gif, save_grid, save_scatter, save_strip, to_uint8
+from ddpm_scratch.machinery.viz import image_grid, plot_loss, save_gif, save_grid, save_scatter, save_strip, to_uint8
 
 
 def test_to_uint8_maps_the_data_range_and_clips():
@@ -50,7 +50,7 @@ def test_bad_shapes_raise():
 def test_image_table_draws_one_labelled_picture():
     from matplotlib.figure import Figure
 
-    from ddpm_scratch.viz import image_table
+    from ddpm_scratch.machinery.viz import image_table
     ax = Figure().subplots()
     image_table(ax, torch.zeros(2, 3, 1, 8, 8), ["a", "b", "c"], ["r1", "r2"])
     assert len(ax.images) == 1 and ax.images[0].get_array().shape == (2 * 9 + 1, 3 * 9 + 1)

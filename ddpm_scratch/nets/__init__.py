@@ -11,9 +11,11 @@ from torch import nn
 
 from .embeddings import TIME_SCALE, LabelEmbedding, RandomFourierFeatures, SinusoidalEmbedding, as_time, time_to_tau
 from .mlp import MLPEps
+from .protocol import EpsModel
 from .unet import Attention, Downsample, ResBlock, UNet, Upsample
 
 __all__ = [
+    "EpsModel",
     "TIME_SCALE", "as_time", "time_to_tau", "SinusoidalEmbedding", "RandomFourierFeatures", "LabelEmbedding",
     "ResBlock", "Attention", "Downsample", "Upsample", "UNet", "MLPEps", "count_parameters",
 ]

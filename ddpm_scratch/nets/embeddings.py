@@ -28,7 +28,7 @@ import math
 import torch
 from torch import Tensor, nn
 
-from ._checks import check_choice, check_int
+from ..checks import check_choice, check_int, check_time, check_timestep
 
 __all__ = ["TIME_SCALE", "as_time", "time_to_tau", "SinusoidalEmbedding", "RandomFourierFeatures",
            "make_time_embedding", "LabelEmbedding"]
@@ -38,31 +38,15 @@ TIME_SCALE = 1000.0
 
 
 def as_time(t: int | float | Tensor, batch: int | None = None, device: torch.device | str | None = None) -> Tensor:
-    """Check t and return it as a 1-d (or 0-d) tensor, integer steps or float times as given.
+    """Check a network's time argument: integer steps >= 0 or float times in [0, 1], as a () or (B,) tensor.
 
-    t: a (B,) tensor, a 0-d tensor or a Python number. Integer t are steps >= 0; float t lie in [0, 1].
     batch: when given, a scalar t is expanded to (batch,) and a (B,) t must have B == batch.
-    device: where t goes (the network's device; t is an index, not data).
+    device: where t goes (the network's device; t is an index, not data). Values are checked where that costs no
+    device synchronisation (Python numbers and CPU tensors), see `checks`.
     """
-    if isinstance(t, bool) or (isinstance(t, Tensor) and (t.dtype == torch.bool or t.is_complex())):
-        raise TypeError("t must be an integer step or a float time, got a bool/complex value")
-    if isinstance(t, (int, float)):
-        t = torch.tensor(t)
-    if not isinstance(t, Tensor):
-        raise TypeError(f"t must be an int, a float or a tensor, got {type(t).__name__}")
-    if t.dim() > 1:
-        raise ValueError(f"t must have shape (B,) or (), got {tuple(t.shape)}")
-    if batch is not None:
-        if t.dim() == 0:
-            t = t.expand(batch)
-        elif t.shape[0] != batch:
-            raise ValueError(f"t has shape {tuple(t.shape)} but the batch has {batch} entries")
-    if t.numel() and t.is_floating_point() and not bool(((t >= 0) & (t <= 1)).all()):
-        raise ValueError("float t is continuous time and must lie in [0, 1] (pass steps 1..T as a LongTensor), "
-                         f"got values in {float(t.min())}..{float(t.max())}")
-    if t.numel() and not t.is_floating_point() and int(t.min()) < 0:
-        raise ValueError(f"integer t are steps and must be >= 0, got min {int(t.min())}")
-    return t if device is None else t.to(device)
+    if isinstance(t, float) or (isinstance(t, Tensor) and t.is_floating_point()):
+        return check_time(t, batch=batch, device=device)
+    return check_timestep(t, None, low=0, batch=batch, device=device)
 
 
 def time_to_tau(t: int | float | Tensor) -> Tensor:
@@ -147,7 +131,7 @@ class LabelEmbedding(nn.Module):
             raise TypeError(f"y must be an integer tensor of labels, got {getattr(y, 'dtype', type(y).__name__)}")
         if y.shape != (batch,):
             raise ValueError(f"y must have shape ({batch},) to match the batch, got {tuple(y.shape)}")
-        if batch and (int(y.min()) < 0 or int(y.max()) > self.num_classes):
+        if batch and y.device.type == "cpu" and (int(y.min()) < 0 or int(y.max()) > self.num_classes):  # no GPU sync
             raise ValueError(f"y must lie in 0..num_classes={self.num_classes} (the last is the null token), "
                              f"got values in {int(y.min())}..{int(y.max())}")
         return self.table(y.to(device))

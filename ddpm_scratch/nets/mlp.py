@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ._checks import check_choice, check_int
+from ..checks import check_choice, check_int
 from .embeddings import LabelEmbedding, as_time, make_time_embedding
 
 __all__ = ["MLPEps"]

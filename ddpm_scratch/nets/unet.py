@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ._checks import check_choice, check_int, check_int_tuple
+from ..checks import check_choice, check_int, check_int_tuple
 from .embeddings import LabelEmbedding, as_time, make_time_embedding
 
 __all__ = ["ResBlock", "Attention", "Downsample", "Upsample", "UNet"]

@@ -18,7 +18,6 @@ with the same number of images.
 from __future__ import annotations
 
 import os
-import tempfile
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +28,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .data import load_digits
+from .files import atomic_save, load_torch_file
 
 __all__ = [
     "sliced_wasserstein", "frechet_distance", "frechet_distance_from_stats", "gaussian_stats",
@@ -225,7 +225,7 @@ def default_cache_dir() -> Path:
 def _load_cached(path: Path) -> DigitsClassifier | None:
     """The cached classifier, or None if the file is missing, unreadable or from another version."""
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
+        payload = load_torch_file(path, "classifier cache")
         if payload["version"] != CLASSIFIER_VERSION:
             return None
         model = DigitsClassifier()
@@ -244,7 +244,7 @@ def digits_classifier(cache_dir: str | Path | None = None) -> DigitsClassifier:
     """The digits classifier in eval mode: loaded from `cache_dir` if cached, else trained and cached.
 
     cache_dir defaults to default_cache_dir(). The file name carries CLASSIFIER_VERSION, so a change of
-    architecture or training never loads stale weights; the file is written atomically (temp file + os.replace),
+    architecture or training never loads stale weights; the file is written atomically (`files.atomic_save`),
     so concurrent processes never see half a file.
     """
     cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
@@ -253,16 +253,8 @@ def digits_classifier(cache_dir: str | Path | None = None) -> DigitsClassifier:
     if model is not None:
         return model
     model = train_digits_classifier()
-    cache_dir.mkdir(parents=True, exist_ok=True)
     payload = {"version": CLASSIFIER_VERSION, "state_dict": model.state_dict(), "test_accuracy": model.test_accuracy}
-    handle, tmp = tempfile.mkstemp(dir=cache_dir, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as f:
-            torch.save(payload, f)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_save(payload, path)
     return model
 
 

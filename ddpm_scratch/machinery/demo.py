@@ -14,9 +14,10 @@ from pathlib import Path
 
 import torch
 
-from .ddpm import ddpm_sample, ddpm_trajectory
+from ..ddpm import ddpm_trajectory
+from ..sampling import sample
 from .metrics import FDReport, digits_fd
-from .train import TrainConfig, TrainResult, flush_subnormals, train
+from .train import TrainConfig, TrainResult, train, with_subnormals_flushed
 from .viz import plot_loss, read_loss_log, save_gif, save_grid, save_strip
 
 __all__ = ["demo_config", "run_demo", "DemoResult"]
@@ -42,6 +43,7 @@ class DemoResult:
     out: Path
 
 
+@with_subnormals_flushed  # sampling is ~10x slower on the CPU with subnormal floats
 def run_demo(out: str | Path = "outputs/demo", steps: int = DEMO_STEPS, seed: int = 0, device: str = "auto",
              num_samples: int = DEMO_SAMPLES, config: TrainConfig | None = None, progress: bool = True) -> DemoResult:
     """Train on digits, sample with the EMA model, write the pictures and report.md. Returns the figures.
@@ -49,8 +51,7 @@ def run_demo(out: str | Path = "outputs/demo", steps: int = DEMO_STEPS, seed: in
     num_samples: samples drawn for the grid and the Frechet distance (FD averages random subsets of them
     of the test split's size, see metrics.digits_fd).  config: replaces demo_config(steps, seed, device).
     """
-    with flush_subnormals():  # sampling is ~10x slower on the CPU with subnormal floats
-        return _run_demo(Path(out), config or demo_config(steps, seed, device), num_samples, seed, progress)
+    return _run_demo(Path(out), config or demo_config(steps, seed, device), num_samples, seed, progress)
 
 
 def _run_demo(out: Path, config: TrainConfig, num_samples: int, seed: int, progress: bool) -> DemoResult:
@@ -64,7 +65,8 @@ def _run_demo(out: Path, config: TrainConfig, num_samples: int, seed: int, progr
     n = num_samples
     t0 = time.perf_counter()
     g = torch.Generator(device=model_device).manual_seed(seed)
-    samples = ddpm_sample(model, schedule, (n, 1, 8, 8), generator=g, device=model_device, progress=progress).cpu()
+    samples = sample(model, schedule, (n, 1, 8, 8), sampler="ddpm", generator=g, prediction=config.prediction,
+                     device=model_device, progress=progress).cpu()
     samples = samples.clamp(-1, 1)  # images live in [-1, 1]; the last Gaussian step can overshoot a little
     sample_seconds = time.perf_counter() - t0
     save_grid(samples[:100], out / "samples.png", nrow=10, scale=6)
@@ -72,10 +74,12 @@ def _run_demo(out: Path, config: TrainConfig, num_samples: int, seed: int, progr
     T = schedule.T
     strip_steps = [T, int(0.8 * T), int(0.6 * T), int(0.4 * T), int(0.3 * T), int(0.2 * T), int(0.1 * T),
                    int(0.05 * T), int(0.02 * T), 0]
-    traj = ddpm_trajectory(model, schedule, (6, 1, 8, 8), save_at=strip_steps, generator=g, device=model_device)
+    traj = ddpm_trajectory(model, schedule, (6, 1, 8, 8), save_at=strip_steps, generator=g,
+                           prediction=config.prediction, device=model_device)
     save_strip(traj.cpu(), strip_steps, out / "reverse_process.png", title="Reverse process x_T -> x_0 (Algorithm 2)")
     gif_steps = list(range(T, -1, -max(T // 50, 1))) + ([0] if T % max(T // 50, 1) else [])
-    frames = ddpm_trajectory(model, schedule, (16, 1, 8, 8), save_at=gif_steps, generator=g, device=model_device)
+    frames = ddpm_trajectory(model, schedule, (16, 1, 8, 8), save_at=gif_steps, generator=g,
+                             prediction=config.prediction, device=model_device)
     save_gif(frames.cpu(), out / "reverse_process.gif", nrow=4, scale=8)
     plot_loss(*read_loss_log(out / "run" / "loss.csv"), out / "loss.png")
 

@@ -1,39 +1,40 @@
 """The trainer: Algorithm 1 in a loop, with what a real run needs around it.
 
-AdamW with linear warm-up, gradient clipping, an exponential moving average (EMA) of the weights,
-seeded generators, CUDA when present, a tqdm progress bar, a CSV loss log, atomic checkpoints,
-`resume` continuing exactly where a run stopped, and a clear stop on a NaN/inf loss that keeps the
-last good checkpoint.
+AdamW with linear warm-up, gradient clipping, mixed precision (bf16 autocast, or fp16 with a GradScaler on CUDA),
+an exponential moving average (EMA) of the weights, seeded generators, CUDA when present, a tqdm progress bar, a
+CSV loss log, atomic checkpoints, `resume` continuing exactly where a run stopped, and a clear stop on a NaN/inf
+loss that keeps the last good checkpoint.
 
-Files in `out/`: config.json, loss.csv (step, loss, lr), checkpoint.pt.
+Files in `out/`: config.json, loss.csv (step, loss, lr), checkpoint.pt (a `Checkpoint`).
 """
 
 from __future__ import annotations
 
 import copy
 import csv
+import functools
 import json
 import math
-import os
-import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
-from torch import nn
+from torch import Tensor, nn
 
-from .data import DATASETS, get_dataset
-from .ddpm import train_step
-from .nets import MLPEps, UNet
-from .schedules import NoiseSchedule
+from ..forward import PREDICTIONS
+from ..losses import l_simple
+from ..nets import MLPEps, UNet
+from ..schedules import NoiseSchedule
+from .data import DATASETS, TOY_DATASETS, get_dataset
+from .files import UnreadableFile, atomic_save, load_torch_file
 
 __all__ = [
-    "TrainConfig", "TrainResult", "TrainingDiverged", "EMA", "train", "build_model", "build_schedule",
-    "select_device", "save_checkpoint", "load_checkpoint", "load_model", "flush_subnormals",
+    "TrainConfig", "TrainResult", "TrainingDiverged", "EMA", "Checkpoint", "train", "build_model", "build_schedule",
+    "select_device", "load_checkpoint", "load_model", "flush_subnormals", "optimisation_step",
 ]
 
 CHECKPOINT = "checkpoint.pt"
@@ -44,26 +45,37 @@ DIGITS_UNET = dict(base_channels=24, channel_mults=(1, 2), num_res_blocks=1, att
 TOY_MLP = dict(hidden=128, depth=3)
 
 
+def _option(default: Any, help: str, choices: tuple[str, ...] | None = None) -> Any:
+    """A config field with its command-line help (the CLI is built from these, see cli.py)."""
+    return field(default=default, metadata={"help": help, "choices": choices})
+
+
 @dataclass
 class TrainConfig:
-    """Everything that defines a run; saved in config.json and in every checkpoint."""
+    """Everything that defines a run; saved in config.json and in every checkpoint.
 
-    dataset: str = "digits"
-    steps: int = 4000
-    batch_size: int = 128
-    lr: float = 2e-3
-    warmup_steps: int = 200
-    weight_decay: float = 0.0
-    max_grad_norm: float | None = 1.0
-    ema_decay: float = 0.999
-    schedule: str = "linear"  # "linear" | "cosine"
-    T: int = 1000
-    model: dict[str, Any] = field(default_factory=dict)  # network arguments; {} = the dataset's default
-    seed: int = 0
-    device: str = "auto"  # "auto" | "cpu" | "cuda" | "cuda:N"
-    precision: str = "fp32"  # "fp32" | "bf16" (autocast) | "fp16" (autocast + GradScaler, CUDA only)
-    log_every: int = 25
-    checkpoint_every: int = 500
+    Each field's help and choices are the command line's (`ddpm-scratch train --help`).
+    """
+
+    dataset: str = _option("digits", f"digits (8x8 images) or a 2-D toy set: {', '.join(TOY_DATASETS)}", DATASETS)
+    steps: int = _option(4000, "total training steps")
+    batch_size: int = _option(128, "examples per step")
+    lr: float = _option(2e-3, "peak learning rate of AdamW")
+    warmup_steps: int = _option(200, "steps of linear learning-rate warm-up")
+    weight_decay: float = _option(0.0, "AdamW weight decay")
+    max_grad_norm: float | None = _option(1.0, "clip the gradient norm to this ('none': no clipping)")
+    ema_decay: float = _option(0.999, "decay of the exponential moving average of the weights")
+    schedule: str = _option("linear", "noise schedule (linear: DDPM's, rescaled by 1000/T)", ("linear", "cosine"))
+    T: int = _option(1000, "number of diffusion steps")
+    prediction: str = _option("eps", "what the network predicts: eps (Ho et al.), x0 or v", PREDICTIONS)
+    model: dict[str, Any] = field(default_factory=dict, metadata={
+        "help": "network arguments as JSON, e.g. '{\"base_channels\": 32}' ({}: the dataset's default)"})
+    seed: int = _option(0, "random seed")
+    device: str = _option("auto", "auto (CUDA when present), cpu, cuda, cuda:N")
+    precision: str = _option("fp32", "fp32, bf16 autocast, or fp16 autocast with a GradScaler (CUDA only)",
+                             ("fp32", "bf16", "fp16"))
+    log_every: int = _option(25, "steps between rows of loss.csv")
+    checkpoint_every: int = _option(500, "steps between checkpoints")
 
     def __post_init__(self) -> None:
         if self.dataset not in DATASETS:
@@ -80,10 +92,13 @@ class TrainConfig:
             raise ValueError(f"ema_decay must lie in [0, 1), got {self.ema_decay!r}")
         if self.max_grad_norm is not None and not self.max_grad_norm > 0:
             raise ValueError(f"max_grad_norm must be > 0 or None, got {self.max_grad_norm!r}")
-        if self.schedule not in ("linear", "cosine"):
-            raise ValueError(f"schedule must be 'linear' or 'cosine', got {self.schedule!r}")
-        if self.precision not in ("fp32", "bf16", "fp16"):
-            raise ValueError(f"precision must be 'fp32', 'bf16' or 'fp16', got {self.precision!r}")
+        for f in fields(self):
+            choices = f.metadata.get("choices")
+            if choices and getattr(self, f.name) not in choices:
+                raise ValueError(f"{f.name} must be one of {', '.join(map(repr, choices))}, "
+                                 f"got {getattr(self, f.name)!r}")
+        if not isinstance(self.model, dict):
+            raise ValueError(f"model must be a dict of network arguments, got {type(self.model).__name__}")
         if not self.model:
             self.model = dict(DIGITS_UNET if self.dataset == "digits" else TOY_MLP)
 
@@ -150,55 +165,99 @@ def select_device(name: str = "auto") -> torch.device:
 
 
 def build_schedule(config: TrainConfig) -> NoiseSchedule:
-    """DDPM's linear schedule (1e-4..0.02 at T = 1000, both ends scaled by 1000/T for other T as in Nichol &
-    Dhariwal, so alpha_bar_T stays near 0: 4e-5 at T = 1000, 8e-6 at T = 50), or the cosine schedule."""
+    """DDPM's linear schedule rescaled by 1000/T (`NoiseSchedule.linear(rescale=True)`), or the cosine schedule."""
     if config.schedule == "cosine":
         return NoiseSchedule.cosine(config.T)
-    scale = 1000 / config.T
-    if 0.02 * scale >= 1:
-        raise ValueError(f"T={config.T} is too small for the scaled linear schedule (beta_T = {0.02 * scale:.3g} "
-                         "must be < 1); use T >= 21 or schedule='cosine'")
-    return NoiseSchedule.linear(config.T, beta_start=1e-4 * scale, beta_end=0.02 * scale)
+    return NoiseSchedule.linear(config.T, rescale=True)
 
 
 def build_model(config: TrainConfig) -> nn.Module:
-    """The eps-network for the config's dataset: a U-Net for digits, an MLP for 2-D toy data."""
+    """The network for the config's dataset: a U-Net for digits, an MLP for 2-D toy data."""
     if config.dataset == "digits":
         return UNet(in_channels=1, **config.model)
     return MLPEps(dim=2, **config.model)
 
 
-def save_checkpoint(state: dict[str, Any], path: str | Path) -> None:
-    """torch.save to a temporary file in the same folder, then an atomic rename: a crash never leaves half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(state, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+# ---------------------------------------------------------------------------------- checkpoints
+
+@dataclass
+class Checkpoint:
+    """What checkpoint.pt holds. Its fields are the file's keys: `save` writes them and `load` reads them back,
+    so the two cannot drift apart."""
+
+    config: dict[str, Any]
+    step: int
+    model: dict[str, Tensor]
+    ema: dict[str, Any]
+    optimizer: dict[str, Any]
+    lr_schedule: dict[str, Any]
+    scaler: dict[str, Any] | None
+    data_rng: Tensor
+    noise_rng: Tensor
+    torch_rng: Tensor
+
+    def save(self, path: str | Path) -> None:
+        atomic_save({f.name: getattr(self, f.name) for f in fields(self)}, path)
+
+    @classmethod
+    def load(cls, path: str | Path, map_location: str | torch.device = "cpu") -> Checkpoint:
+        """Read a checkpoint written by `save`; a missing, truncated, corrupt or foreign file raises naming it."""
+        state = load_torch_file(path, "checkpoint", map_location)
+        keys = [f.name for f in fields(cls)]
+        missing = [k for k in keys if not isinstance(state, dict) or k not in state]
+        if missing:
+            raise UnreadableFile(f"{path} is not a ddpm-scratch training checkpoint: it lacks {', '.join(missing)}")
+        try:
+            TrainConfig.from_dict(state["config"])
+        except (TypeError, ValueError) as error:
+            raise UnreadableFile(f"{path} holds an invalid training config: {error}") from error
+        return cls(**{k: state[k] for k in keys})
 
 
-def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no checkpoint at {path}")
-    return torch.load(path, map_location=map_location, weights_only=False)
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> Checkpoint:
+    """`Checkpoint.load`: the checked contents of a checkpoint file."""
+    return Checkpoint.load(path, map_location)
 
 
 def load_model(path: str | Path, ema: bool = True, device: str | torch.device = "cpu"
                ) -> tuple[nn.Module, NoiseSchedule, TrainConfig]:
     """Rebuild the (EMA by default) network, its schedule and config from a checkpoint; eval mode."""
     state = load_checkpoint(path, map_location=device)
-    config = TrainConfig.from_dict(state["config"])
+    config = TrainConfig.from_dict(state.config)
     model = build_model(config).to(device)
-    model.load_state_dict(state["ema"]["model"] if ema else state["model"])
+    model.load_state_dict(state.ema["model"] if ema else state.model)
     return model.eval(), build_schedule(config), config
+
+
+# ---------------------------------------------------------------------------------- the loop
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+@contextmanager
+def flush_subnormals() -> Iterator[None]:
+    """Flush subnormal floats (below ~1e-38) to zero inside the block, and restore the previous mode after it.
+
+    Adam's second moments and small activations reach subnormal values, which make CPU kernels up to ten times
+    slower (1.8 -> 15.8 training steps/s on two cores); flushing them changes no figure we measure. The outermost
+    entry (the command line, `train`, `run_demo`) applies it; inside it, a nested one changes nothing. torch has
+    no getter for the mode, so it is probed.
+    """
+    was_on = torch.tensor([1e-39], dtype=torch.float32).mul(1.0).item() == 0.0
+    torch.set_flush_denormal(True)
+    try:
+        yield
+    finally:
+        torch.set_flush_denormal(was_on)
+
+
+def with_subnormals_flushed(function: F) -> F:
+    """Run `function` inside `flush_subnormals()`."""
+    @functools.wraps(function)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        with flush_subnormals():
+            return function(*args, **kwargs)
+    return wrapper  # type: ignore[return-value]
 
 
 def _lr_factor(step: int, warmup_steps: int) -> float:
@@ -212,38 +271,44 @@ def _autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
     return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
 
 
+def optimisation_step(model: nn.Module, optimizer: torch.optim.Optimizer, schedule: NoiseSchedule, x0: Tensor, *,
+                      generator: torch.Generator | None = None, prediction: str = "eps",
+                      max_grad_norm: float | None = None, scaler: torch.amp.GradScaler | None = None,
+                      autocast_dtype: torch.dtype | None = None) -> Tensor:
+    """Algorithm 1, lines 2-5 (`ddpm.train_step`), with mixed precision and gradient clipping. Returns the loss.
+
+    autocast_dtype: run the forward pass in bf16/fp16 (None: float32). scaler: scale the fp16 loss so its small
+    gradients do not underflow, and unscale them before clipping.
+    """
+    optimizer.zero_grad(set_to_none=True)
+    with torch.autocast(device_type=x0.device.type, dtype=autocast_dtype or torch.float32,
+                        enabled=autocast_dtype is not None):
+        loss = l_simple(model, schedule, x0, generator=generator, prediction=prediction)
+    if scaler is not None:
+        scaler.scale(loss).backward()
+        scaler.unscale_(optimizer)
+    else:
+        loss.backward()
+    if max_grad_norm is not None:
+        torch.nn.utils.clip_grad_norm_(model.parameters(), max_grad_norm)
+    if scaler is not None:
+        scaler.step(optimizer)
+        scaler.update()
+    else:
+        optimizer.step()
+    return loss.detach()
+
+
+@with_subnormals_flushed
 def train(config: TrainConfig, out: str | Path | None = None, resume: bool = False, progress: bool = True,
           model: nn.Module | None = None) -> TrainResult:
-    """Train an eps-network with L_simple (Algorithm 1) on the config's dataset.
+    """Train a network with L_simple (Algorithm 1) on the config's dataset.
 
     out: folder for config.json, loss.csv and checkpoint.pt (None: keep nothing on disk).
     resume: continue from out/checkpoint.pt — weights, EMA, optimiser, generators and step — so the
         result equals an uninterrupted run; config.steps may be raised to train longer.
     model: train this network instead of `build_model(config)` (its state must match on resume).
-
-    Runs with subnormal floats flushed to zero (`flush_subnormals`): 1.8 -> 15.8 steps/s on two CPU cores.
     """
-    with flush_subnormals():
-        return _train(config, out, resume, progress, model)
-
-
-@contextmanager
-def flush_subnormals() -> Iterator[None]:
-    """Flush subnormal floats (below ~1e-38) to zero inside the block, and restore the previous mode after it.
-
-    Adam's second moments and small activations reach subnormal values, which make CPU kernels up to ten times
-    slower; flushing them changes no figure we measure. torch has no getter for the mode, so it is probed.
-    """
-    was_on = torch.tensor([1e-39], dtype=torch.float32).mul(1.0).item() == 0.0
-    torch.set_flush_denormal(True)
-    try:
-        yield
-    finally:
-        torch.set_flush_denormal(was_on)
-
-
-def _train(config: TrainConfig, out: str | Path | None, resume: bool, progress: bool,
-           model: nn.Module | None) -> TrainResult:
     from tqdm.auto import tqdm
 
     device = select_device(config.device)
@@ -265,32 +330,29 @@ def _train(config: TrainConfig, out: str | Path | None, resume: bool, progress: 
         if out is None:
             raise ValueError("resume needs an output folder holding a checkpoint")
         state = load_checkpoint(out / CHECKPOINT, map_location=device)
-        saved = TrainConfig.from_dict(state["config"])
+        saved = TrainConfig.from_dict(state.config)
         if asdict(saved) | {"steps": config.steps} != asdict(config):
             raise ValueError("resume: the config differs from the checkpoint's in more than `steps`; "
                              f"checkpoint config: {asdict(saved)}")
-        model.load_state_dict(state["model"])
-        ema.load_state_dict(state["ema"])
-        optimizer.load_state_dict(state["optimizer"])
-        lr_schedule.load_state_dict(state["lr_schedule"])
-        if scaler is not None and state.get("scaler"):
-            scaler.load_state_dict(state["scaler"])
-        data_rng.set_state(state["data_rng"].cpu())  # generator states are CPU byte tensors on every device
-        noise_rng.set_state(state["noise_rng"].cpu())
-        torch.set_rng_state(state["torch_rng"].cpu())
-        start = state["step"]
+        model.load_state_dict(state.model)
+        ema.load_state_dict(state.ema)
+        optimizer.load_state_dict(state.optimizer)
+        lr_schedule.load_state_dict(state.lr_schedule)
+        if scaler is not None and state.scaler:
+            scaler.load_state_dict(state.scaler)
+        data_rng.set_state(state.data_rng.cpu())  # generator states are CPU byte tensors on every device
+        noise_rng.set_state(state.noise_rng.cpu())
+        torch.set_rng_state(state.torch_rng.cpu())
+        start = state.step
         if start > config.steps:
             raise ValueError(f"the checkpoint is at step {start}, beyond steps={config.steps}")
 
     def checkpoint(step: int) -> None:
-        if out is None:
-            return
-        save_checkpoint({
-            "config": asdict(config), "step": step, "model": model.state_dict(), "ema": ema.state_dict(),
-            "optimizer": optimizer.state_dict(), "lr_schedule": lr_schedule.state_dict(),
-            "scaler": scaler.state_dict() if scaler is not None else None,
-            "data_rng": data_rng.get_state(), "noise_rng": noise_rng.get_state(), "torch_rng": torch.get_rng_state(),
-        }, out / CHECKPOINT)
+        if out is not None:
+            Checkpoint(config=asdict(config), step=step, model=model.state_dict(), ema=ema.state_dict(),
+                       optimizer=optimizer.state_dict(), lr_schedule=lr_schedule.state_dict(),
+                       scaler=scaler.state_dict() if scaler is not None else None, data_rng=data_rng.get_state(),
+                       noise_rng=noise_rng.get_state(), torch_rng=torch.get_rng_state()).save(out / CHECKPOINT)
 
     log = _LossLog(out / LOSS_LOG if out is not None else None, keep_until=start)
     if out is not None:
@@ -302,8 +364,8 @@ def _train(config: TrainConfig, out: str | Path | None, resume: bool, progress: 
                desc=f"training on {config.dataset} ({device.type})")
     for step in bar:
         x0 = data[torch.randint(0, data.shape[0], (config.batch_size,), generator=data_rng).to(device)]  # line 2
-        loss = train_step(model, optimizer, schedule, x0, generator=noise_rng, max_grad_norm=config.max_grad_norm,
-                          scaler=scaler, autocast_dtype=autocast_dtype)
+        loss = optimisation_step(model, optimizer, schedule, x0, generator=noise_rng, prediction=config.prediction,
+                                 max_grad_norm=config.max_grad_norm, scaler=scaler, autocast_dtype=autocast_dtype)
         loss_value = loss.item()
         if not math.isfinite(loss_value):
             last = f"{out / CHECKPOINT}" if out is not None and (out / CHECKPOINT).exists() else "none written yet"

@@ -17,7 +17,7 @@ from PIL import Image
 from torch import Tensor
 
 __all__ = ["to_uint8", "image_grid", "image_table", "save_grid", "save_gif", "save_strip", "save_scatter", "plot_loss",
-           "read_loss_log"]
+           "read_loss_log", "save_figure"]
 
 
 def to_uint8(x: Tensor) -> np.ndarray:
@@ -107,9 +107,17 @@ def save_strip(frames: Tensor, steps: Sequence[int], path: str | Path, title: st
     if title:
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()
+    return save_figure(fig, path)
+
+
+def save_figure(fig: Figure, path: str | Path, dpi: int = 100) -> Path:
+    """Write a matplotlib figure as a PNG (creating its folder), cropped to what is drawn. Returns the path.
+
+    Works for pyplot figures too (lessons save with it, then show the same figure).
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
+    fig.savefig(path, dpi=dpi, bbox_inches="tight")
     return path
 
 
@@ -134,10 +142,7 @@ def plot_loss(steps: np.ndarray, losses: np.ndarray, path: str | Path, smooth: i
     ax.legend()
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    return path
+    return save_figure(fig, path)
 
 
 def save_scatter(points: Tensor, path: str | Path, reference: Tensor | None = None, title: str | None = None) -> Path:
@@ -155,7 +160,4 @@ def save_scatter(points: Tensor, path: str | Path, reference: Tensor | None = No
     if title:
         ax.set_title(title)
     fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    return path
+    return save_figure(fig, path)

@@ -1,19 +1,28 @@
-"""Command line: `ddpm-scratch demo | train | sample` (also `python -m ddpm_scratch ...`)."""
+"""Command line: `ddpm-scratch demo | train | sample` (also `python -m ddpm_scratch ...`).
+
+The options of `train` are built from `TrainConfig`'s fields (names, defaults, help, choices), so the command
+line and the Python API cannot disagree.
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+from dataclasses import MISSING, fields, replace
 from pathlib import Path
+from typing import Any
 
-from .data import DATASETS, TOY_DATASETS
+from ..sampling import SAMPLERS
 from .demo import DEMO_SAMPLES, DEMO_STEPS
+from .train import TrainConfig
 
 EPILOG = """examples:
   ddpm-scratch demo                                   train on digits (~5 min on 2 CPU cores), write outputs/demo/
   ddpm-scratch train --dataset two_moons --steps 3000 --out runs/moons
   ddpm-scratch train --out runs/moons --resume --steps 6000     continue a run, here to 6000 steps
   ddpm-scratch sample --run runs/moons --n 2000 --out moons.png
+  ddpm-scratch sample --run runs/moons --num-steps 100 --out moons_fast.png   100 respaced steps instead of T
 """
 
 
@@ -22,6 +31,35 @@ def _positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
     return value
+
+
+def _optional_float(text: str) -> float | None:
+    return None if text.lower() == "none" else float(text)
+
+
+def _json_object(text: str) -> dict[str, Any]:
+    value = json.loads(text)
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(f"must be a JSON object such as '{{\"hidden\": 64}}', got {text}")
+    return value
+
+
+# TrainConfig's field types (annotations are strings under `from __future__ import annotations`) -> parsers
+_PARSERS = {"int": int, "float": float, "str": str, "float | None": _optional_float, "dict[str, Any]": _json_object}
+
+
+def add_config_options(parser: argparse.ArgumentParser) -> None:
+    """One option per TrainConfig field: --batch-size for batch_size, with the field's default, help and choices.
+
+    Options that are not given stay out of the parsed namespace (default SUPPRESS), so that `--resume` can tell
+    which settings the user changed.
+    """
+    for f in fields(TrainConfig):
+        default = f.default if f.default is not MISSING else f.default_factory()  # type: ignore[misc]
+        shown = json.dumps(default) if isinstance(default, dict) else default
+        parser.add_argument("--" + f.name.replace("_", "-"), dest=f.name, type=_PARSERS[f.type],
+                            choices=f.metadata.get("choices"), default=argparse.SUPPRESS,
+                            help=f"{f.metadata['help']} (default: {shown})")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -43,36 +81,27 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:N (default: auto)")
 
     t = sub.add_parser("train", help="train an eps-network on a dataset",
-                       description="Train an eps-network with L_simple (Algorithm 1). Writes config.json, loss.csv "
-                                   "and checkpoint.pt to --out; --resume continues exactly where a run stopped.")
-    t.add_argument("--dataset", choices=DATASETS, default="digits",
-                   help=f"digits (8x8 images) or a 2-D toy set: {', '.join(TOY_DATASETS)} (default: digits)")
-    t.add_argument("--steps", type=_positive_int, default=None,
-                   help="total training steps (default: 4000; with --resume, the run's own total)")
-    t.add_argument("--batch-size", type=_positive_int, default=128, help="batch size (default: %(default)s)")
-    t.add_argument("--lr", type=float, default=2e-3, help="peak learning rate of AdamW (default: %(default)s)")
-    t.add_argument("--schedule", choices=["linear", "cosine"], default="linear", help="noise schedule")
-    t.add_argument("--T", type=_positive_int, default=1000, help="number of diffusion steps (default: %(default)s)")
-    t.add_argument("--ema-decay", type=float, default=0.999, help="EMA decay (default: %(default)s)")
-    t.add_argument("--precision", choices=["fp32", "bf16", "fp16"], default="fp32",
-                   help="fp32, bf16 autocast, or fp16 autocast with a GradScaler (CUDA only)")
-    t.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
-    t.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:N (default: auto)")
+                       description="Train a network with L_simple (Algorithm 1). Writes config.json, loss.csv and "
+                                   "checkpoint.pt to --out; --resume continues exactly where a run stopped.")
     t.add_argument("--out", type=Path, required=True, help="run folder (config.json, loss.csv, checkpoint.pt)")
     t.add_argument("--resume", action="store_true",
                    help="continue the run in --out from its checkpoint (its settings are kept; --steps may grow)")
-    t.add_argument("--checkpoint-every", type=_positive_int, default=500, help="steps between checkpoints")
+    add_config_options(t)
 
     s = sub.add_parser("sample", help="draw samples from a trained run and save a picture",
-                       description="Ancestral sampling (Algorithm 2) from a checkpoint: a grid of images for digits, "
-                                   "a scatter plot for 2-D data; the tensor is saved beside the picture as .pt.")
+                       description="Sample from a checkpoint (ancestral sampling, Algorithm 2, by default): a grid of "
+                                   "images for digits, a scatter plot for 2-D data; the tensor is saved beside the "
+                                   "picture as .pt.")
     src = s.add_mutually_exclusive_group(required=True)
     src.add_argument("--run", type=Path, help="run folder written by `train` (uses its checkpoint.pt)")
     src.add_argument("--checkpoint", type=Path, help="path of a checkpoint.pt")
     s.add_argument("--n", type=_positive_int, default=64, help="number of samples (default: %(default)s)")
     s.add_argument("--out", type=Path, default=Path("samples.png"), help="picture to write (default: %(default)s)")
+    s.add_argument("--sampler", choices=sorted(SAMPLERS), default="ddpm", help="sampler (default: %(default)s)")
+    s.add_argument("--num-steps", type=_positive_int, default=None,
+                   help="reverse steps, evenly spaced on 1..T (default: all T steps of the run's schedule)")
     s.add_argument("--variance", choices=["beta", "posterior"], default="beta",
-                   help="sigma_t^2 = beta_t or the posterior variance beta_tilde_t (default: beta)")
+                   help="ddpm: sigma_t^2 = beta_t or the posterior variance beta_tilde_t (default: beta)")
     s.add_argument("--no-ema", action="store_true", help="use the raw weights instead of the EMA weights")
     s.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
     s.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:N (default: auto)")
@@ -90,15 +119,13 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from .train import CHECKPOINT, TrainConfig, load_checkpoint, train
+    from .train import CHECKPOINT, load_checkpoint, train
 
+    given = {f.name: getattr(args, f.name) for f in fields(TrainConfig) if hasattr(args, f.name)}
     if args.resume:
-        config = TrainConfig.from_dict(load_checkpoint(args.out / CHECKPOINT)["config"])
-        config.steps = args.steps or config.steps
+        config = replace(TrainConfig.from_dict(load_checkpoint(args.out / CHECKPOINT).config), **given)
     else:
-        config = TrainConfig(dataset=args.dataset, steps=args.steps or 4000, batch_size=args.batch_size, lr=args.lr,
-                             schedule=args.schedule, T=args.T, ema_decay=args.ema_decay, precision=args.precision,
-                             seed=args.seed, device=args.device, checkpoint_every=args.checkpoint_every)
+        config = TrainConfig(**given)
     result = train(config, out=args.out, resume=args.resume)
     print(f"trained {config.steps} steps on {config.dataset}: final loss {result.final_loss:.4f}, "
           f"{result.steps_per_second:.1f} steps/s; checkpoint in {args.out / CHECKPOINT}")
@@ -108,16 +135,19 @@ def _train(args: argparse.Namespace) -> int:
 def _sample(args: argparse.Namespace) -> int:
     import torch
 
-    from .ddpm import ddpm_sample
-    from .train import CHECKPOINT, load_model, select_device
+    from ..sampling import sample
+    from .train import CHECKPOINT, flush_subnormals, load_model, select_device
     from .viz import save_grid, save_scatter
 
     path = args.checkpoint or args.run / CHECKPOINT
     device = select_device(args.device)
     model, schedule, config = load_model(path, ema=not args.no_ema, device=device)
     shape = (args.n, 1, 8, 8) if config.dataset == "digits" else (args.n, 2)
+    options = {"variance": args.variance} if args.sampler == "ddpm" else {}
     g = torch.Generator(device=device).manual_seed(args.seed)
-    x0 = ddpm_sample(model, schedule, shape, generator=g, variance=args.variance, device=device, progress=True).cpu()
+    with flush_subnormals():  # subnormal floats slow CPU kernels ~10x
+        x0 = sample(model, schedule, shape, sampler=args.sampler, num_steps=args.num_steps, generator=g,
+                    prediction=config.prediction, device=device, progress=True, **options).cpu()
     if config.dataset == "digits":
         save_grid(x0, args.out)
     else:
@@ -130,11 +160,10 @@ def _sample(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    from .train import TrainingDiverged, flush_subnormals
+    from .train import TrainingDiverged
 
     try:
-        with flush_subnormals():  # subnormal floats slow CPU kernels ~10x
-            return {"demo": _demo, "train": _train, "sample": _sample}[args.command](args)
+        return {"demo": _demo, "train": _train, "sample": _sample}[args.command](args)
     except TrainingDiverged as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

@@ -1,0 +1,12 @@
+"""The machinery around the lectures: what runs experiments, not what the lectures teach.
+
+    data.py      built-in datasets: toy 2-D sets and scikit-learn's 8x8 digits, mini-batches
+    train.py     the trainer: Algorithm 1 with AdamW, EMA, mixed precision, checkpoints, exact resume
+    files.py     atomic writes and checked reads of torch files (checkpoints, the classifier cache)
+    metrics.py   sample quality: sliced Wasserstein, Frechet distance on digits with its real-data floor
+    viz.py       pictures: sample grids, reverse-process strips and animations, loss curves
+    demo.py      `make demo`: train on digits, sample, write the pictures and a report
+    cli.py       the command line `ddpm-scratch demo | train | sample`
+
+The machinery imports the lecture modules; the lecture modules never import it.
+"""
