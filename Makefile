@@ -40,7 +40,8 @@ notebooks: $(STAMP)  ## build lessons/*.ipynb and solutions/ from the jupytext s
 release: notebooks  ## regenerate the student release assignments/ from solutions/ (nbgrader)
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python tools/release.py
 
-bench: $(STAMP)  ## print the speed table, then run the demo and print its quality figures (~6 minutes)
+bench: $(STAMP)  ## print the speed tables, then run the demo and print its quality figures (~7 minutes)
+	$(BIN)/python -m pip install --quiet -e ".[bench]"
 	$(BIN)/python -m benchmarks.train_throughput
 	$(BIN)/python -m benchmarks.demo_quality
 
