@@ -64,7 +64,8 @@ def test_help_explains_the_commands():
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["train", "--out", "x", "--steps", "0"], "positive integer"),
+    (["train", "--out", "x", "--steps", "0"], "steps must be >= 1"),
+    (["train", "--out", "x", "--dataset", "two_moons", "--model", '{"hidden": "wide"}'], "hidden must be an int"),
     (["train", "--out", "x", "--dataset", "mnist"], "invalid choice"),
     (["train", "--out", "x", "--model", "[1, 2]"], "JSON object|invalid"),
     (["sample", "--run", "x", "--sampler", "euler"], "invalid choice"),

@@ -83,7 +83,9 @@ def test_toy_unknown_name_lists_valid_names(bad):
 
 @pytest.mark.parametrize("bad", [0, -3, 2.5, True, None])
 def test_toy_bad_size(bad):
-    with pytest.raises(ValueError, match="n must be"):
+    """A wrong type is a TypeError, a wrong value a ValueError; both name n."""
+    with pytest.raises(TypeError if not isinstance(bad, int) or isinstance(bad, bool) else ValueError,
+                       match="n must be"):
         toy_2d("two_moons", bad)
 
 
@@ -280,5 +282,5 @@ def test_batches_resume_mid_epoch_with_start(steps_done, seed):
     ({"data": torch.zeros(8, 2), "batch_size": 2, "start": -1}, "start"),
 ])
 def test_batches_bad_arguments(kwargs, match):
-    with pytest.raises(ValueError, match=match):
+    with pytest.raises((TypeError, ValueError), match=match):
         batches(**kwargs)

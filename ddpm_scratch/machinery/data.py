@@ -19,6 +19,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ..checks import check_int
+
 __all__ = [
     "TOY_DATASETS", "DIGITS_LEVELS", "DIGITS_SPLITS", "DATASETS", "toy_2d", "load_digits",
     "digits_split_indices", "get_dataset", "batches", "batches_per_epoch",
@@ -82,8 +84,7 @@ def toy_2d(name: str, n: int, generator: torch.Generator | None = None) -> Tenso
     """
     if name not in _TOYS:
         raise ValueError(f"unknown toy dataset {name!r}; valid names: {', '.join(TOY_DATASETS)}")
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise ValueError(f"n must be an integer >= 1, got {n!r}")
+    check_int("n", n)
     return _TOYS[name](n, generator).float()
 
 
@@ -141,8 +142,8 @@ def get_dataset(name: str, split: str = "train", n: int | None = None,
     """
     if name not in DATASETS:
         raise ValueError(f"unknown dataset {name!r}; valid names: {', '.join(DATASETS)}")
-    if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
-        raise ValueError(f"n must be None or an integer >= 1, got {n!r}")
+    if n is not None:
+        check_int("n", n)
     if name == "digits":
         images, _ = load_digits(split)
         if n is None:
@@ -181,10 +182,8 @@ def batches(data: Tensor, batch_size: int, generator: torch.Generator | None = N
     """
     if not isinstance(data, Tensor) or data.dim() < 1 or len(data) < 1:
         raise ValueError(f"data must be a tensor of shape (N, ...) with N >= 1, got {getattr(data, 'shape', data)!r}")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
-    if isinstance(start, bool) or not isinstance(start, int) or start < 0:
-        raise ValueError(f"start must be an integer >= 0, got {start!r}")
+    check_int("batch_size", batch_size)
+    check_int("start", start, low=0)
     return _batch_stream(data, batch_size, generator, start)
 
 

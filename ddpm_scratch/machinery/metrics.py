@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..checks import check_int
 from .data import load_digits
 from .files import atomic_save, load_torch_file
 
@@ -81,8 +82,7 @@ def sliced_wasserstein(a: Tensor, b: Tensor, num_projections: int = 256,
     _check_cloud("b", b)
     if a.shape[1] != b.shape[1]:
         raise ValueError(f"a and b must have the same dimension D, got {a.shape[1]} and {b.shape[1]}")
-    if isinstance(num_projections, bool) or not isinstance(num_projections, int) or num_projections < 1:
-        raise ValueError(f"num_projections must be an integer >= 1, got {num_projections!r}")
+    check_int("num_projections", num_projections)
     if generator is None:
         generator = torch.Generator(device=a.device).manual_seed(0)
     theta = torch.randn(a.shape[1], num_projections, generator=generator, device=a.device, dtype=torch.float64)
@@ -329,8 +329,7 @@ def digits_fd(samples: Tensor, classifier: DigitsClassifier | None = None,
     classifier defaults to digits_classifier(). Values outside [-1, 1] by more than 0.05 warn; beyond 3 raise.
     """
     _check_samples(samples)
-    if isinstance(num_draws, bool) or not isinstance(num_draws, int) or num_draws < 1:
-        raise ValueError(f"num_draws must be an integer >= 1, got {num_draws!r}")
+    check_int("num_draws", num_draws)
     classifier = digits_classifier() if classifier is None else classifier
     if generator is None:
         generator = torch.Generator().manual_seed(0)

@@ -25,6 +25,7 @@ from typing import Any, TypeVar
 import torch
 from torch import Tensor, nn
 
+from ..checks import check_choice, check_int, check_number
 from ..forward import PREDICTIONS
 from ..losses import l_simple
 from ..nets import MLPEps, UNet
@@ -78,25 +79,17 @@ class TrainConfig:
     checkpoint_every: int = _option(500, "steps between checkpoints")
 
     def __post_init__(self) -> None:
-        if self.dataset not in DATASETS:
-            raise ValueError(f"dataset must be one of {DATASETS}, got {self.dataset!r}")
-        for name in ["steps", "batch_size", "T", "log_every", "checkpoint_every"]:
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        if not (self.lr > 0 and math.isfinite(self.lr)):
-            raise ValueError(f"lr must be a positive number, got {self.lr!r}")
-        if self.warmup_steps < 0:
-            raise ValueError(f"warmup_steps must be >= 0, got {self.warmup_steps!r}")
-        if not 0 <= self.ema_decay < 1:
-            raise ValueError(f"ema_decay must lie in [0, 1), got {self.ema_decay!r}")
-        if self.max_grad_norm is not None and not self.max_grad_norm > 0:
-            raise ValueError(f"max_grad_norm must be > 0 or None, got {self.max_grad_norm!r}")
         for f in fields(self):
-            choices = f.metadata.get("choices")
-            if choices and getattr(self, f.name) not in choices:
-                raise ValueError(f"{f.name} must be one of {', '.join(map(repr, choices))}, "
-                                 f"got {getattr(self, f.name)!r}")
+            if f.metadata.get("choices"):
+                check_choice(f.name, getattr(self, f.name), f.metadata["choices"])
+        for name in ["steps", "batch_size", "T", "log_every", "checkpoint_every"]:
+            check_int(name, getattr(self, name))
+        check_int("warmup_steps", self.warmup_steps, low=0)
+        check_number("lr", self.lr, low=0, low_open=True)
+        check_number("weight_decay", self.weight_decay, low=0)
+        check_number("ema_decay", self.ema_decay, 0, 1, high_open=True)
+        if self.max_grad_norm is not None:
+            check_number("max_grad_norm", self.max_grad_norm, low=0, low_open=True)
         if not isinstance(self.model, dict):
             raise ValueError(f"model must be a dict of network arguments, got {type(self.model).__name__}")
         if not self.model:
