@@ -37,3 +37,37 @@ def median_seconds(fn: Callable[[], None], repeats: int, warmup: int = 1) -> tup
             torch.cuda.synchronize()
         times.append(time.perf_counter() - t0)
     return statistics.median(times), min(times), max(times)
+
+
+def per_call_seconds(fns: dict[str, Callable[[], object]], repeats: int, min_run_seconds: float = 0.05,
+                     warmup: int = 3) -> dict[str, tuple[float, float, float]]:
+    """Seconds per call of each function: {name: (median, min, max)} over `repeats` timed runs.
+
+    Each run makes n calls in a row, with n (one per function) the smallest power of two for which a run lasts
+    at least min_run_seconds, so that the timer's resolution and the Python overhead of the loop do not show.
+    The functions take turns within every round of runs, so a change of load on the machine falls on all of them
+    alike and their ratios stay fair. The GPU is synchronised around every run, as in `median_seconds`.
+    """
+
+    def timed(fn: Callable[[], object], n: int) -> float:
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        for _ in range(n):
+            fn()
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+        return time.perf_counter() - t0
+
+    calls = {}
+    for name, fn in fns.items():
+        timed(fn, warmup)
+        n = 1
+        while timed(fn, n) < min_run_seconds:
+            n *= 2
+        calls[name] = n
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            times[name].append(timed(fn, calls[name]) / calls[name])
+    return {name: (statistics.median(ts), min(ts), max(ts)) for name, ts in times.items()}

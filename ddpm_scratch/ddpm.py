@@ -67,7 +67,7 @@ def p_sample_step(schedule: NoiseSchedule, x_t: Tensor, t: int | Tensor, *, eps:
     noise or generator, not both); rows with t = 1 get no noise (line 3: the last step returns the mean).
     """
     sigma2 = variance if isinstance(variance, Tensor) else schedule.reverse_variances(variance)
-    z = make_noise(x_t, noise, generator) * per_example(torch.as_tensor(t > 1), x_t)  # line 3
+    z = make_noise(x_t, noise, generator) * per_example(t > 1, x_t)  # line 3
     return p_mean(schedule, x_t, t, eps=eps) + lookup(sigma2, t, x_t).sqrt() * z  # line 4
 
 
@@ -86,9 +86,9 @@ def ddpm_reverse(eps_model: EpsModel, schedule: NoiseSchedule, x_T: Tensor, *, v
         variance = schedule.reverse_variances(variance).to(x_T.device, schedule.betas.dtype)
     x = x_T
     for t in tqdm(range(schedule.T, 0, -1), disable=not progress, desc="sampling", leave=False):  # line 2
-        t_batch = torch.full((x.shape[0],), t, dtype=torch.long, device=x.device)
-        eps = predict_eps(eps_model, schedule, x, t_batch, prediction=prediction)
-        x = p_sample_step(schedule, x, t_batch, eps=eps, variance=variance, generator=generator)
+        # t is a Python int: every row is at the same step, so each coefficient is one number, not a gather
+        eps = predict_eps(eps_model, schedule, x, t, prediction=prediction)
+        x = p_sample_step(schedule, x, t, eps=eps, variance=variance, generator=generator)
         yield t - 1, x
 
 

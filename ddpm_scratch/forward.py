@@ -178,14 +178,16 @@ def regression_target(schedule: NoiseSchedule, x0: Tensor, t: int | Tensor, *, e
     return alpha_bar.sqrt() * eps - (1 - alpha_bar).sqrt() * x0
 
 
-def predict_eps(model: EpsModel, schedule: NoiseSchedule, x_t: Tensor, t: Tensor, *,
+def predict_eps(model: EpsModel, schedule: NoiseSchedule, x_t: Tensor, t: int | Tensor, *,
                 prediction: str = "eps") -> Tensor:
     """eps_theta(x_t, t) from a network trained to predict `prediction` ("eps", "x0" or "v").
 
     The network is called at the training step that index t stands for (`schedule.timesteps[t]`: t itself,
-    unless the schedule was respaced). x_t: (B, ...), t: (B,) LongTensor on x_t's device.
+    unless the schedule was respaced), always with a (B,) LongTensor. x_t: (B, ...); t: an int (the same step
+    for every row) or a (B,) LongTensor on x_t's device.
     """
-    output = model(x_t, schedule.timesteps[t])
+    model_t = schedule.timesteps[t]
+    output = model(x_t, model_t.expand(x_t.shape[0]) if model_t.dim() == 0 else model_t)
     return convert(schedule, x_t, t, to="eps", **{check_choice("prediction", prediction, PREDICTIONS): output})
 
 

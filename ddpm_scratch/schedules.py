@@ -221,8 +221,13 @@ def spaced_timesteps(T: int, num_steps: int) -> Tensor:
     return (torch.arange(1, num_steps + 1, dtype=torch.float64) * T / num_steps).round().long()
 
 
-def per_example(value: Tensor, like: Tensor) -> Tensor:
-    """A (B,) or () tensor shaped (B, 1, ..., 1) (or (1, ..., 1)) to multiply a batch like (B, ...), in like's dtype."""
+def per_example(value: Tensor | float, like: Tensor) -> Tensor | float:
+    """A (B,) or () tensor shaped (B, 1, ..., 1) (or (1, ..., 1)) to multiply a batch like (B, ...), in like's dtype.
+
+    A Python number (one value for the whole batch) is returned as it is: multiplying by it costs no tensor.
+    """
+    if not isinstance(value, Tensor):
+        return value
     return value.to(like.dtype).reshape(-1, *([1] * (like.dim() - 1)))
 
 
