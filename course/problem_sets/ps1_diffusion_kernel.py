@@ -37,6 +37,13 @@
 # **Conventions of the course.** Arrays indexed by time have length $T+1$ and index $t$ is the lecture's $t$; index
 # $0$ is the data itself, so `betas[0] = 0` and `alpha_bar[0] = 1`. This notebook computes in float64 (set below):
 # some of the quantities you will meet are of order $10^{-5}$ and float32 would round them away.
+#
+# **Calling convention** (the same as the course package's): a function of the process takes the schedule first (here
+# the arrays `betas` / `alpha_bar`), then the state and the timestep, positionally; whatever a caller draws (noise, a
+# random generator) or conditions on is passed by keyword: `q_sample(alpha_bar, x0, t, eps=eps)`,
+# `q_posterior(betas, alpha_bar, x_t, t, x0=x0)`. Tensors such as $\mathbf{x}_0$, $\mathbf{x}_t$ and
+# $\boldsymbol\epsilon$ have the same shape, so two of them swapped in a positional call would raise nothing; a keyword
+# cannot be swapped silently.
 
 # %% id="setup"
 import math
@@ -80,6 +87,7 @@ _ab = alpha_bar_from_betas(_betas)
 assert isinstance(_ab, Tensor) and _ab.shape == (4,), f"alpha_bar must have shape (T+1,) = (4,), got {_ab.shape}"
 assert _ab[0] == 1, "alpha_bar[0] must be 1 (index 0 is the data)"
 assert torch.allclose(_ab, torch.tensor([1.0, 0.9, 0.72, 0.504])), f"wrong alpha_bar for betas 0, .1, .2, .3: {_ab}"
+print("Part A: visible tests passed (hidden tests decide the grade)")
 ### BEGIN HIDDEN TESTS
 def _alpha_bar_loop(betas):
     # independent reference: the product written out as a Python loop
@@ -115,18 +123,18 @@ assert abs(_ab[-1].item() - _ab_T) < 1e-10 * _ab_T, "alpha_bar_T of the linear s
 # $$\mathbf{x}_t = \sqrt{\bar\alpha_t}\,\mathbf{x}_0 + \sqrt{1-\bar\alpha_t}\,\boldsymbol\epsilon,
 # \qquad \boldsymbol\epsilon \sim \mathcal{N}(\mathbf{0}, \mathbf{I}).$$
 #
-# Implement it for a batch in which every example has its own $t$. The noise is passed in, so the function itself is
-# deterministic. The coefficient `alpha_bar[t]` has shape `(B,)`; reshape it so that it multiplies a batch of any
-# shape `(B, ...)` (vectors `(B, D)` as well as images `(B, C, H, W)`).
+# Implement it for a batch in which every example has its own $t$. The noise is passed in (by keyword, `eps=`), so the
+# function itself is deterministic. The coefficient `alpha_bar[t]` has shape `(B,)`; reshape it so that it multiplies
+# a batch of any shape `(B, ...)` (vectors `(B, D)` as well as images `(B, C, H, W)`).
 
 # %% id="q_sample" kind="solution"
-def q_sample(x0: Tensor, t: Tensor, alpha_bar: Tensor, eps: Tensor) -> Tensor:
+def q_sample(alpha_bar: Tensor, x0: Tensor, t: Tensor, *, eps: Tensor) -> Tensor:
     """x_t = sqrt(alpha_bar_t) x0 + sqrt(1 - alpha_bar_t) eps, a sample of q(x_t | x0).
 
+    alpha_bar: (T+1,) as returned by alpha_bar_from_betas.
     x0:        (B, ...) data.
     t:         (B,) long, each example's timestep in 0..T (t = 0 gives back x0).
-    alpha_bar: (T+1,) as returned by alpha_bar_from_betas.
-    eps:       (B, ...) standard normal noise, the shape of x0.
+    eps:       (B, ...) standard normal noise, the shape of x0 (keyword-only).
     Returns x_t: (B, ...), the shape of x0.
     """
     ### BEGIN SOLUTION
@@ -136,16 +144,20 @@ def q_sample(x0: Tensor, t: Tensor, alpha_bar: Tensor, eps: Tensor) -> Tensor:
 
 
 # %% id="q_sample_tests" kind="tests" points=2
-_ab = torch.tensor([1.0, 0.5, 0.0])  # a made-up alpha_bar with T = 2
+# A made-up alpha_bar with T = 2 whose square roots are round: sqrt(0.64) = 0.8, sqrt(1 - 0.64) = 0.6.
+_ab = torch.tensor([1.0, 0.64, 0.0])
 _gen = torch.Generator().manual_seed(0)
 _x0, _eps = torch.randn(4, 2, generator=_gen), torch.randn(4, 2, generator=_gen)
-_x_t = q_sample(_x0, torch.tensor([0, 1, 2, 1]), _ab, _eps)
+_x_t = q_sample(_ab, _x0, torch.tensor([0, 1, 2, 1]), eps=_eps)
 assert _x_t.shape == (4, 2), f"x_t must have the shape of x0, (4, 2), got {_x_t.shape}"
 assert torch.allclose(_x_t[0], _x0[0]), "t = 0 must give back x0"
+assert torch.allclose(_x_t[[1, 3]], 0.8 * _x0[[1, 3]] + 0.6 * _eps[[1, 3]]), \
+    "alpha_bar_t = 0.64 must give x_t = 0.8 x0 + 0.6 eps (the coefficients are square roots)"
 assert torch.allclose(_x_t[2], _eps[2]), "alpha_bar_t = 0 must give pure noise eps"
 _img = torch.randn(3, 1, 4, 4, generator=_gen)
-assert q_sample(_img, torch.tensor([0, 1, 2]), _ab, torch.randn_like(_img)).shape == (3, 1, 4, 4), \
+assert q_sample(_ab, _img, torch.tensor([0, 1, 2]), eps=torch.randn_like(_img)).shape == (3, 1, 4, 4), \
     "q_sample must work for images (B, C, H, W)"
+print("Part B: visible tests passed (hidden tests decide the grade)")
 ### BEGIN HIDDEN TESTS
 # independent reference: one example at a time, scalar square roots
 _gen = torch.Generator().manual_seed(2)
@@ -154,7 +166,7 @@ _ab = torch.tensor([math.prod(1 - b for b in _betas[1:t + 1].tolist()) for t in 
 _x0 = torch.rand(6, 3, 5, 5, generator=_gen) * 2 - 1
 _eps = torch.randn(6, 3, 5, 5, generator=_gen)
 _t = torch.tensor([0, 1, 10, 250, 600, 1000])
-_x_t = q_sample(_x0, _t, _ab, _eps)
+_x_t = q_sample(_ab, _x0, _t, eps=_eps)
 assert _x_t.shape == _x0.shape
 for _i, _ti in enumerate(_t.tolist()):
     _a = _ab[_ti].item()
@@ -200,7 +212,10 @@ def propagate_moments(x0: float, betas: Tensor) -> tuple[Tensor, Tensor]:
 _mean, _var = propagate_moments(2.0, torch.tensor([0.0, 0.1, 0.2, 0.3]))
 assert _mean.shape == (4,) and _var.shape == (4,), "mean and var must have shape (T+1,)"
 assert _mean[0] == 2.0 and _var[0] == 0.0, "at t = 0, x_0 is known: mean x0, variance 0"
+assert torch.allclose(_mean, 2.0 * torch.tensor([1.0, 0.9, 0.9 * 0.8, 0.9 * 0.8 * 0.7]).sqrt()), \
+    f"wrong means for betas 0, .1, .2, .3 (each step multiplies the mean by sqrt(1 - beta_t)): {_mean}"
 assert torch.allclose(_var, torch.tensor([0.0, 0.1, 0.28, 0.496])), f"wrong variances for betas 0, .1, .2, .3: {_var}"
+print("Part C1: visible tests passed (hidden tests decide the grade)")
 ### BEGIN HIDDEN TESTS
 # the closed form sqrt(alpha_bar_t) x0 and 1 - alpha_bar_t, alpha_bar from an independent loop
 for _betas in (linear_betas(1000), torch.cat([torch.zeros(1), torch.linspace(0.05, 0.5, 30)])):
@@ -211,16 +226,18 @@ for _betas in (linear_betas(1000), torch.cat([torch.zeros(1), torch.linspace(0.0
 ### END HIDDEN TESTS
 
 # %% [markdown] id="part_c2"
-# **C2 (2 points).** Now simulate: start $n$ independent chains at $x_0$ and apply the one-step kernel $t$ times,
-# drawing fresh noise at every step. Draw the noise with `torch.randn(shape, generator=generator)` so that a seeded
-# generator makes the result reproducible.
+# **C2 (2 points).** Now simulate: start independent chains at $\mathbf{x}_0$ and apply the one-step kernel $t$ times,
+# drawing fresh noise at every step. The starting points form a batch of any shape, `(n,)` for $n$ chains of one
+# coordinate or `(B, ...)` for $B$ chains of vectors or images: every coordinate of every chain gets its own,
+# independent noise, so the noise has the shape of $\mathbf{x}$. Draw it with `torch.randn(shape,
+# generator=generator)` so that a seeded generator makes the result reproducible.
 
 # %% id="forward_chain" kind="solution"
-def forward_chain(x0: Tensor, betas: Tensor, t: int, generator: torch.Generator | None = None) -> Tensor:
+def forward_chain(betas: Tensor, x0: Tensor, t: int, *, generator: torch.Generator | None = None) -> Tensor:
     """Sample x_t by applying q(x_s | x_{s-1}) for s = 1..t, starting from x0.
 
-    x0: (n,) or (B, ...) starting points.  betas: (T+1,), betas[0] = 0.  t: int in 0..T.
-    generator: source of the noise (torch.randn(..., generator=generator)).
+    betas: (T+1,), betas[0] = 0.  x0: (n,) or (B, ...) starting points.  t: int in 0..T.
+    generator: source of the noise (torch.randn(..., generator=generator)), keyword-only.
     Returns x_t: the shape of x0.
     """
     ### BEGIN SOLUTION
@@ -235,11 +252,24 @@ def forward_chain(x0: Tensor, betas: Tensor, t: int, generator: torch.Generator 
 # %% id="forward_chain_tests" kind="tests" points=2
 _betas = linear_betas(100)
 _x0 = torch.full((7,), 0.5)
-assert forward_chain(_x0, _betas, 30, torch.Generator().manual_seed(0)).shape == (7,), "x_t must have x0's shape"
-assert torch.equal(forward_chain(_x0, _betas, 0, torch.Generator().manual_seed(0)), _x0), "t = 0 must return x0"
-assert torch.equal(forward_chain(_x0, _betas, 30, torch.Generator().manual_seed(3)),
-                   forward_chain(_x0, _betas, 30, torch.Generator().manual_seed(3))), \
+assert forward_chain(_betas, _x0, 30, generator=torch.Generator().manual_seed(0)).shape == (7,), \
+    "x_t must have x0's shape"
+assert forward_chain(_betas, torch.zeros(5, 3), 30, generator=torch.Generator().manual_seed(0)).shape == (5, 3), \
+    "x0 may be a batch of vectors (B, D): x_t must have its shape"
+assert torch.equal(forward_chain(_betas, _x0, 0, generator=torch.Generator().manual_seed(0)), _x0), \
+    "t = 0 must return x0"
+assert torch.equal(forward_chain(_betas, _x0, 30, generator=torch.Generator().manual_seed(3)),
+                   forward_chain(_betas, _x0, 30, generator=torch.Generator().manual_seed(3))), \
     "draw the noise from `generator`: the same seed must give the same x_t"
+# Two steps with beta_1 = 0.36, beta_2 = 0.19 from x0 = 1: alpha_bar_2 = 0.64 * 0.81 = 0.72^2, so
+# x_2 ~ N(0.72, 1 - 0.72^2). n chains; tolerances 5 standard errors (C3): sqrt(v / n) for the mean,
+# v sqrt(2 / (n - 1)) for the variance.
+_n, _v = 20_000, 1 - 0.72**2
+_x2 = forward_chain(torch.tensor([0.0, 0.36, 0.19]), torch.ones(_n), 2, generator=torch.Generator().manual_seed(1))
+assert abs(_x2.mean().item() - 0.72) < 5 * math.sqrt(_v / _n), f"mean of x_2 should be 0.72, got {_x2.mean():.4f}"
+assert abs(_x2.var().item() - _v) < 5 * _v * math.sqrt(2 / (_n - 1)), \
+    f"variance of x_2 should be 1 - 0.72^2 = {_v:.4f}, got {_x2.var():.4f}"
+print("Part C2: visible tests passed (hidden tests decide the grade)")
 ### BEGIN HIDDEN TESTS
 # Monte Carlo against the closed-form kernel N(sqrt(alpha_bar_t) x0, 1 - alpha_bar_t), n chains.
 # Tolerances: 5 standard errors. For n i.i.d. Gaussian draws of variance v the sample mean has standard error
@@ -249,10 +279,24 @@ _betas = linear_betas(1000)
 _ab = torch.tensor([math.prod(1 - b for b in _betas[1:t + 1].tolist()) for t in range(1001)])
 for _x0_value in (0.8, -1.0):
     for _t in (1, 30, 300, 1000):
-        _x_t = forward_chain(torch.full((_n,), _x0_value), _betas, _t, torch.Generator().manual_seed(_t))
+        _x_t = forward_chain(_betas, torch.full((_n,), _x0_value), _t, generator=torch.Generator().manual_seed(_t))
         _m, _v = math.sqrt(_ab[_t]) * _x0_value, 1 - _ab[_t].item()
         assert abs(_x_t.mean().item() - _m) < 5 * math.sqrt(_v / _n), f"mean of x_{_t} off for x0 = {_x0_value}"
         assert abs(_x_t.var().item() - _v) < 5 * _v * math.sqrt(2 / (_n - 1)), f"variance of x_{_t} off"
+# A batch of (2, 3) "images": n chains started at x0 of shape (n, 2, 3), a different value in every coordinate.
+# Every coordinate must follow its own kernel, and the coordinates must be independent (own noise per coordinate):
+# the sample covariance of two independent coordinates has standard error v sqrt(1 / (n - 1)).
+_t = 200
+_x0 = torch.tensor([[0.5, -1.0, 0.0], [1.5, 0.2, -0.3]])
+_x_t = forward_chain(_betas, _x0.expand(_n, 2, 3).clone(), _t, generator=torch.Generator().manual_seed(21))
+assert _x_t.shape == (_n, 2, 3), f"x_t must have x0's shape ({_n}, 2, 3), got {tuple(_x_t.shape)}"
+_flat, _v = _x_t.reshape(_n, 6), 1 - _ab[_t].item()
+assert ((_flat.mean(dim=0) - math.sqrt(_ab[_t]) * _x0.flatten()).abs() < 5 * math.sqrt(_v / _n)).all(), \
+    "per-coordinate mean of x_t for a batch of (2, 3) inputs"
+_cov = torch.cov(_flat.T)
+assert ((_cov.diagonal() - _v).abs() < 5 * _v * math.sqrt(2 / (_n - 1))).all(), "per-coordinate variance of x_t"
+assert ((_cov - torch.diag(_cov.diagonal())).abs() < 5 * _v * math.sqrt(1 / (_n - 1))).all(), \
+    "the coordinates of one chain must get independent noise: draw noise of x's full shape"
 ### END HIDDEN TESTS
 
 # %% [markdown] id="part_c3"
@@ -260,7 +304,8 @@ for _x0_value in (0.8, -1.0):
 # the test passes. For $n$ i.i.d. draws from $\mathcal{N}(m, v)$ derive the standard error (standard deviation) of
 # the sample mean $\bar x = \frac1n\sum_i x_i$ and of the unbiased sample variance
 # $s^2 = \frac{1}{n-1}\sum_i (x_i - \bar x)^2$ (hint: $(n-1)s^2/v$ follows a $\chi^2$ distribution with $n-1$
-# degrees of freedom, whose variance is twice its degrees of freedom), and return $k$ standard errors of each.
+# degrees of freedom, whose variance is twice its degrees of freedom), and return $k$ standard errors of each. Give the
+# exact expressions, valid for every $n \ge 2$: the grader also checks small $n$, where $n$ and $n-1$ differ.
 
 # %% id="mc_tolerance" kind="solution"
 def mc_tolerances(var: float, n: int, k: float = 5.0) -> tuple[float, float]:
@@ -276,23 +321,31 @@ def mc_tolerances(var: float, n: int, k: float = 5.0) -> tuple[float, float]:
 # %% id="mc_tolerance_tests" kind="tests" points=1
 _tol_mean, _tol_var = mc_tolerances(0.3, 1000)
 assert _tol_mean > 0 and _tol_var > 0, "tolerances must be positive"
+assert abs(mc_tolerances(0.25, 100, k=2.0)[0] - 0.1) < 1e-12, "2 standard errors of a mean: 2 sqrt(0.25 / 100) = 0.1"
 assert abs(mc_tolerances(0.3, 4000)[0] - _tol_mean / 2) < 1e-12, "the standard error of a mean shrinks like 1/sqrt(n)"
 assert abs(mc_tolerances(0.3, 1000, k=1.0)[0] * 5 - _tol_mean) < 1e-12, "tolerances are k standard errors"
+assert abs(mc_tolerances(4 * 0.3, 1000)[1] - 4 * _tol_var) < 1e-12, \
+    "the standard error of the sample variance is proportional to the variance itself (not to its square root)"
+print("Part C3: visible tests passed (hidden tests decide the grade)")
 ### BEGIN HIDDEN TESTS
-# large n: the closed forms (n or n - 1 in the variance's error bar both accepted)
-_tm, _tv = mc_tolerances(2.0, 10_000, k=3.0)
-assert abs(_tm - 3 * math.sqrt(2.0 / 10_000)) < 1e-9, "standard error of the sample mean"
-assert abs(_tv / (3 * 2.0 * math.sqrt(2 / 10_000)) - 1) < 1e-3, "standard error of the sample variance"
-# empirically: R repetitions of an n-sample experiment; the spread of the R sample means (variances) is their
+# Empirically: R repetitions of an n-sample experiment; the spread of the R sample means (variances) is their
 # standard error. The sample standard deviation of R draws with kurtosis kappa has relative standard error
 # sqrt((kappa - 1) / (4 R)); kappa = 3 for the mean, 3 + 12 / (n - 1) for the variance (chi^2 with n - 1 dof).
-_R, _n, _v = 20_000, 64, 2.0
-_x = 0.3 + math.sqrt(_v) * torch.randn(_R, _n, generator=torch.Generator().manual_seed(4))
-_se_mean, _se_var = mc_tolerances(_v, _n, k=1.0)
-_rel_mean = math.sqrt(2 / (4 * _R))
-_rel_var = math.sqrt((2 + 12 / (_n - 1)) / (4 * _R))
-assert abs(_x.mean(dim=1).std().item() / _se_mean - 1) < 5 * _rel_mean, "standard error of the mean"
-assert abs(_x.var(dim=1).std().item() / _se_var - 1) < 5 * _rel_var, "standard error of the variance"
+# At n = 3 the exact error bar of the variance, v sqrt(2 / (n - 1)), and v sqrt(2 / n) differ by sqrt(3 / 2) = 1.22,
+# far outside 5 relative standard errors (0.022 at R = 100 000).
+for _R, _n, _v, _seed in ((20_000, 64, 2.0, 4), (100_000, 3, 0.7, 5)):
+    _x = 0.3 + math.sqrt(_v) * torch.randn(_R, _n, generator=torch.Generator().manual_seed(_seed))
+    _se_mean, _se_var = mc_tolerances(_v, _n, k=1.0)
+    _rel_mean = math.sqrt(2 / (4 * _R))
+    _rel_var = math.sqrt((2 + 12 / (_n - 1)) / (4 * _R))
+    assert abs(_x.mean(dim=1).std().item() / _se_mean - 1) < 5 * _rel_mean, f"standard error of the mean, n = {_n}"
+    assert abs(_x.var(dim=1).std().item() / _se_var - 1) < 5 * _rel_var, f"standard error of the variance, n = {_n}"
+# the closed forms, Var(mean) = v / n and Var(s^2) = 2 v^2 / (n - 1), at large and small n and with k
+for _v, _n, _k in ((2.0, 10_000, 3.0), (0.5, 2, 1.0), (1.5, 5, 2.0)):
+    _tm, _tv = mc_tolerances(_v, _n, k=_k)
+    assert abs(_tm - _k * math.sqrt(_v / _n)) < 1e-12 * _tm, f"standard error of the sample mean, n = {_n}"
+    assert abs(_tv - _k * _v * math.sqrt(2 / (_n - 1))) < 1e-12 * _tv, \
+        f"standard error of the unbiased sample variance, n = {_n} (Var s^2 = 2 v^2 / (n - 1))"
 ### END HIDDEN TESTS
 
 # %% [markdown] id="part_c_demo"
@@ -304,7 +357,7 @@ _betas = linear_betas(1000)
 _alpha_bar = alpha_bar_from_betas(_betas)
 _n, _x0_value = 20_000, 0.8
 for _t in (1, 10, 100, 1000):
-    _x_t = forward_chain(torch.full((_n,), _x0_value), _betas, _t, generator=torch.Generator().manual_seed(_t))
+    _x_t = forward_chain(_betas, torch.full((_n,), _x0_value), _t, generator=torch.Generator().manual_seed(_t))
     _m, _v = _alpha_bar[_t].sqrt().item() * _x0_value, 1 - _alpha_bar[_t].item()
     _tol_m, _tol_v = mc_tolerances(_v, _n)
     print(f"t={_t:4d}  mean {_x_t.mean():+.4f} vs {_m:+.4f} (tol {_tol_m:.4f})   "
@@ -369,10 +422,10 @@ for _t in (1, 10, 100, 1000):
 # Your answer is checked against Bayes' rule evaluated numerically on a fine grid.
 
 # %% id="posterior" kind="solution"
-def q_posterior(x0: Tensor, x_t: Tensor, t: int, betas: Tensor, alpha_bar: Tensor) -> tuple[Tensor, Tensor]:
+def q_posterior(betas: Tensor, alpha_bar: Tensor, x_t: Tensor, t: int, *, x0: Tensor) -> tuple[Tensor, Tensor]:
     """Mean and variance of q(x_{t-1} | x_t, x0).
 
-    x0, x_t: (B, ...) of the same shape.  t: int in 1..T.  betas, alpha_bar: (T+1,).
+    betas, alpha_bar: (T+1,).  x_t: (B, ...).  t: int in 1..T.  x0: (B, ...), the shape of x_t (keyword-only).
     Returns (mean, var): mean (B, ...) the shape of x0; var a 0-d tensor (the same for every coordinate).
     """
     ### BEGIN SOLUTION
@@ -389,12 +442,24 @@ def q_posterior(x0: Tensor, x_t: Tensor, t: int, betas: Tensor, alpha_bar: Tenso
 _betas = torch.tensor([0.0, 0.1, 0.2, 0.3])
 _ab = torch.tensor([1.0, 0.9, 0.72, 0.504])
 _x0, _x_t = torch.tensor([[0.5, -1.0], [0.2, 0.1]]), torch.tensor([[0.3, 0.4], [-2.0, 1.0]])
-_mean, _var = q_posterior(_x0, _x_t, 2, _betas, _ab)
+_mean, _var = q_posterior(_betas, _ab, _x_t, 3, x0=_x0)
 assert _mean.shape == (2, 2), f"the mean must have x0's shape (2, 2), got {_mean.shape}"
 assert torch.as_tensor(_var).numel() == 1, "the variance is one number (the same for every coordinate)"
-assert 0 < _var < _betas[2], "conditioning on x0 as well must make the variance smaller than beta_t"
-_mean, _var = q_posterior(_x0, _x_t, 1, _betas, _ab)
+assert 0 < _var < _betas[3], "conditioning on x0 as well must make the variance smaller than beta_t"
+# Averaging the posterior over x_t ~ q(x_t | x0) must give back q(x_{t-1} | x0) = N(sqrt(alpha_bar_{t-1}) x0,
+# 1 - alpha_bar_{t-1}). The mean is linear in x_t, mean = a x0 + c x_t (c read off from two values of x_t), so
+# E[mean] = (a + c sqrt(alpha_bar_t)) x0 and, by the law of total variance,
+# c^2 (1 - alpha_bar_t) + var = 1 - alpha_bar_{t-1}.
+_m0, _v = q_posterior(_betas, _ab, torch.tensor([0.0]), 3, x0=torch.tensor([0.5]))
+_m1, _ = q_posterior(_betas, _ab, torch.tensor([1.0]), 3, x0=torch.tensor([0.5]))
+_c = _m1 - _m0
+assert torch.allclose(_m0 + _c * _ab[3].sqrt() * 0.5, _ab[2].sqrt() * 0.5), \
+    "averaged over x_t, the posterior mean must be the mean of q(x_{t-1} | x0), sqrt(alpha_bar_{t-1}) x0"
+assert torch.allclose(_c**2 * (1 - _ab[3]) + _v, 1 - _ab[2]), \
+    "averaged over x_t, the posterior must have the variance of q(x_{t-1} | x0), 1 - alpha_bar_{t-1}"
+_mean, _var = q_posterior(_betas, _ab, _x_t, 1, x0=_x0)
 assert torch.allclose(_mean, _x0) and abs(float(_var)) < 1e-12, "at t = 1, x_{t-1} = x0 is known exactly"
+print("Part D: visible tests passed (hidden tests decide the grade)")
 ### BEGIN HIDDEN TESTS
 def _log_normal(x, mean, var):
     return -0.5 * math.log(2 * math.pi * var) - (x - mean) ** 2 / (2 * var)
@@ -417,7 +482,7 @@ for _betas in _schedules:
     _T = _betas.numel() - 1
     _ab = [math.prod(1 - b for b in _betas[1:t + 1].tolist()) for t in range(_T + 1)]
     for _t in sorted({2, 3, 10, _T // 2, _T}):
-        _mean, _var = q_posterior(_pairs[:, 0], _pairs[:, 1], _t, _betas, torch.tensor(_ab))
+        _mean, _var = q_posterior(_betas, torch.tensor(_ab), _pairs[:, 1], _t, x0=_pairs[:, 0])
         for _i in range(len(_pairs)):
             _m_ref, _v_ref = _bayes_on_grid(_pairs[_i, 0].item(), _pairs[_i, 1].item(), _t, _betas.tolist(), _ab)
             assert abs(float(_var) - _v_ref) < 1e-6 * _v_ref, f"posterior variance wrong at t = {_t} (T = {_T})"
@@ -454,9 +519,22 @@ _kl = gaussian_kl(_m, _v, torch.zeros(3), torch.ones(3))
 assert _kl.shape == (3,) and (_kl >= 0).all(), "KL is elementwise and never negative"
 assert gaussian_kl(torch.zeros(4, 1), torch.ones(4, 1), torch.zeros(5), torch.ones(5)).shape == (4, 5), \
     "the arguments must broadcast"
-### BEGIN HIDDEN TESTS
+
+
 def _log_normal(x, mean, var):
     return -0.5 * math.log(2 * math.pi * var) - (x - mean) ** 2 / (2 * var)
+
+
+# one case by the definition: E_{x ~ N(0.5, 0.25)}[log N(x; 0.5, 0.25) - log N(x; -0.5, 2)], trapezoidal rule over
+# the mean +- 10 standard deviations (exact to ~1e-12 at this spacing)
+_x = torch.linspace(0.5 - 10 * 0.5, 0.5 + 10 * 0.5, 20_001)
+_log_p1, _log_p2 = _log_normal(_x, 0.5, 0.25), _log_normal(_x, -0.5, 2.0)
+_ref = torch.trapezoid(_log_p1.exp() * (_log_p1 - _log_p2), _x).item()
+_kl = gaussian_kl(torch.tensor(0.5), torch.tensor(0.25), torch.tensor(-0.5), torch.tensor(2.0))
+assert abs(_kl.item() - _ref) < 1e-8, \
+    f"KL(N(0.5, 0.25) || N(-0.5, 2)) = {_ref:.6f} nats by quadrature, got {_kl.item():.6f}"
+print("Part E1: visible tests passed (hidden tests decide the grade)")
+### BEGIN HIDDEN TESTS
 
 
 def _kl_by_quadrature(m1, v1, m2, v2):
@@ -503,6 +581,13 @@ _bpd = prior_bits_per_dim(_x0, 0.01)
 assert _bpd.shape == (3,), f"one value per example: expected shape (3,), got {_bpd.shape}"
 assert (_bpd > 0).all(), "L_T is a KL divergence: positive unless x_T is exactly N(0, I)"
 assert prior_bits_per_dim(_x0, 0.0).abs().max() < 1e-12, "alpha_bar_T = 0 makes q(x_T | x0) = N(0, I): L_T = 0"
+# By hand, alpha_bar_T = 0.75: each coordinate is N(sqrt(0.75) x0, 0.25) and its KL to N(0, 1) is
+# (ln 4 - 0.75 + 0.75 x0^2) / 2 nats: ln 2 nats = 1 bit for x0 = +-1, ln 2 - 0.375 nats for x0 = 0.
+_x0 = torch.stack([torch.tensor([[1.0, -1.0], [-1.0, 1.0]]), torch.zeros(2, 2)])[:, None]  # (2, 1, 2, 2)
+_bpd = prior_bits_per_dim(_x0, 0.75)
+assert torch.allclose(_bpd, torch.tensor([1.0, 1 - 0.375 / math.log(2)])), \
+    f"alpha_bar_T = 0.75: expected 1 and {1 - 0.375 / math.log(2):.4f} bits/dim, got {_bpd}"
+print("Part E2: visible tests passed (hidden tests decide the grade)")
 ### BEGIN HIDDEN TESTS
 # DDPM's setting: linear schedule (alpha_bar_T from an independent product), 8-bit images scaled to [-1, 1].
 _betas = linear_betas(1000).tolist()
@@ -543,14 +628,18 @@ for _i in range(2):
 #
 # $$\mathrm{SNR}_k(t) = \frac{\bar\alpha_t\, P_k}{1-\bar\alpha_t}.$$
 #
-# Say that frequency $k$ *drowns* at the first step $t \in \{1, \dots, T\}$ with $\mathrm{SNR}_k(t) < 1$ (and at
-# $T+1$ if it never does). Compute the drowning step of every frequency, given its power. Because $\bar\alpha_t$
-# decreases in $t$, a frequency with less power drowns earlier: with a power spectrum that falls with $k$, the
-# forward process erases fine detail first and coarse structure last.
+# Say that frequency $k$ *drowns* at the first step $t \in \{1, \dots, T\}$ with $\mathrm{SNR}_k(t) < 1$, strictly
+# below 1 (a ratio of exactly 1 has not drowned yet). A frequency that never drowns gets the step $T + 1$ (never
+# within $1..T$): the value one past the last step, so that "drowns later" stays "a larger number". Compute the
+# drowning step of every frequency, given its power. Because $\bar\alpha_t$ decreases in $t$, a frequency with less
+# power drowns earlier: with a power spectrum that falls with $k$, the forward process erases fine detail first and
+# coarse structure last.
 
 # %% id="drowning" kind="solution"
 def drowning_step(power: Tensor, alpha_bar: Tensor) -> Tensor:
-    """The first t in 1..T with alpha_bar_t P_k / (1 - alpha_bar_t) < 1, for every frequency k (T + 1 if none).
+    """The first t in 1..T with alpha_bar_t P_k / (1 - alpha_bar_t) < 1, for every frequency k.
+
+    T + 1 (never within 1..T) for a frequency whose SNR never falls below 1.
 
     power: (K,) signal power P_k >= 0 per frequency.  alpha_bar: (T+1,).  Returns (K,) long.
     """
@@ -565,10 +654,12 @@ def drowning_step(power: Tensor, alpha_bar: Tensor) -> Tensor:
 
 # %% id="drowning_tests" kind="tests" points=2
 _ab = torch.tensor([1.0, 0.8, 0.5, 0.1])  # alpha_bar_t / (1 - alpha_bar_t) = 4, 1, 1/9
-_steps = drowning_step(torch.tensor([0.0, 1.0, 0.5, 1e9]), _ab)
+_steps = drowning_step(torch.tensor([0.0, 2.0, 0.5, 1e9]), _ab)  # SNR_k(t) = 0; 8, 2, 2/9; 2, 0.5, 1/18; > 1
 assert _steps.shape == (4,) and _steps.dtype == torch.long, "one integer step per frequency"
 assert _steps[0] == 1, "a frequency with no power is below the noise from t = 1 on"
-assert _steps[-1] == 4, "a frequency that never drowns gets T + 1"
+assert _steps[-1] == 4, "a frequency that never drowns gets T + 1 (never within 1..T)"
+assert _steps.tolist() == [1, 3, 2, 4], f"expected drowning steps [1, 3, 2, 4], got {_steps.tolist()}"
+print("Part F: visible tests passed (hidden tests decide the grade)")
 ### BEGIN HIDDEN TESTS
 # brute force over t for a power-law spectrum P_k = 1e4 / k^2 on DDPM's linear schedule
 _betas = linear_betas(1000).tolist()
@@ -582,4 +673,12 @@ assert _steps.tolist() == _ref, "drowning steps for P_k = 1e4 / k^2"
 assert all(_ref[i] >= _ref[i + 1] for i in range(63)) and _ref[0] > _ref[-1]  # high frequencies drown first
 _steps = drowning_step(torch.tensor([0.2, 0.9, 3.0, 8.0]), torch.tensor([1.0, 0.8, 0.5, 0.2, 0.1]))
 assert _steps.tolist() == [1, 2, 3, 4]  # SNR_k(t) = P_k a_t / (1 - a_t) with a_t / (1 - a_t) = 4, 1, 1/4, 1/9
+# Ties: an SNR of exactly 1 is not below 1. alpha_bar_t = 0.5 and P_k = 1 give SNR = 0.5 * 1 / (1 - 0.5) = 1 exactly in
+# floating point (every number is a power of two, in any order of the operations). Here alpha_bar_t / (1 - alpha_bar_t)
+# = 7, 3, 1, 1/3: P = 1 drowns at t = 4, not at the tie t = 3; P = 0.5 has SNR 0.5 < 1 at t = 3.
+_steps = drowning_step(torch.tensor([1.0, 0.5]), torch.tensor([1.0, 0.875, 0.75, 0.5, 0.25]))
+assert _steps.tolist() == [4, 3], f"SNR = 1 exactly at t = 3 is not below 1: expected [4, 3], got {_steps.tolist()}"
+# the same tie at the last step: never below 1 within 1..T, hence T + 1
+_steps = drowning_step(torch.tensor([1.0]), torch.tensor([1.0, 0.875, 0.75, 0.5]))
+assert _steps.tolist() == [4], f"SNR = 1 exactly at t = T is not below 1: expected T + 1 = 4, got {_steps.tolist()}"
 ### END HIDDEN TESTS

@@ -37,6 +37,12 @@
 # variance $\tilde\beta_t = \frac{1-\bar\alpha_{t-1}}{1-\bar\alpha_t}\beta_t$ (you derived them in problem set 1).
 # An *eps-model* is any callable `eps_model(x_t, t)` taking `x_t` of shape `(B, ...)` and `t` of shape `(B,)`
 # (long, values in $1..T$) and returning a tensor shaped like `x_t`. The notebook computes in float64.
+#
+# **Calling convention** (the course package's): the schedule comes first, then the state and the timestep,
+# positionally, `(sched, x_t, t)`; everything a model predicts or a caller draws is keyword-only, e.g.
+# `p_sample_step(sched, x_t, t, eps=eps_hat, sigma2=..., z=z)`. The predicted noise, $\mathbf{x}_t$ and $\mathbf{z}$
+# all have the same shape, so two of them swapped in a positional call would raise nothing; a keyword cannot be
+# swapped silently.
 
 # %% id="setup"
 import math
@@ -81,20 +87,21 @@ def linear_schedule(T: int = 1000, beta_start: float = 1e-4, beta_end: float = 0
 # t \sim \mathcal{U}\{1..T\}} \Big[\big\lVert \boldsymbol\epsilon - \boldsymbol\epsilon_\theta\big(\sqrt{\bar\alpha_t}
 # \,\mathbf{x}_0 + \sqrt{1-\bar\alpha_t}\,\boldsymbol\epsilon,\ t\big) \big\rVert^2\Big].$$
 #
-# Write its estimate on one batch: the caller has already drawn $t$ and $\boldsymbol\epsilon$ (one per example).
+# Write its estimate on one batch: the caller has already drawn $t$ and $\boldsymbol\epsilon$ (one per example;
+# $\boldsymbol\epsilon$ is passed by keyword).
 # Average the squared error over the examples **and** the coordinates (a per-coordinate mean squared error), and
 # keep the computation differentiable so that `loss.backward()` reaches the model's parameters.
 
 # %% id="l_simple" kind="solution"
-def l_simple(eps_model, x0: Tensor, t: Tensor, eps: Tensor, alpha_bar: Tensor) -> Tensor:
+def l_simple(eps_model, sched: Schedule, x0: Tensor, t: Tensor, *, eps: Tensor) -> Tensor:
     """Mean over examples and coordinates of (eps - eps_model(x_t, t))^2, x_t = sqrt(alpha_bar_t) x0 + ... eps.
 
-    eps_model: callable (x_t (B, ...), t (B,) long) -> (B, ...).  x0: (B, ...) data.  t: (B,) long in 1..T.
-    eps: (B, ...) the noise that makes x_t.  alpha_bar: (T+1,).
+    eps_model: callable (x_t (B, ...), t (B,) long) -> (B, ...).  sched: the schedule.  x0: (B, ...) data.
+    t: (B,) long in 1..T.  eps: (B, ...) the noise that makes x_t (keyword-only).
     Returns a 0-d tensor.
     """
     ### BEGIN SOLUTION
-    coef = alpha_bar[t].reshape(-1, *([1] * (x0.dim() - 1)))  # (B, 1, ..., 1)
+    coef = sched.alpha_bars[t].reshape(-1, *([1] * (x0.dim() - 1)))  # (B, 1, ..., 1)
     x_t = coef.sqrt() * x0 + (1 - coef).sqrt() * eps
     return (eps - eps_model(x_t, t)).pow(2).mean()
     ### END SOLUTION
@@ -105,12 +112,25 @@ _sched = linear_schedule(1000)
 _gen = torch.Generator().manual_seed(0)
 _x0, _eps = torch.rand(8, 2, generator=_gen) * 2 - 1, torch.randn(8, 2, generator=_gen)
 _t = torch.randint(1, 1001, (8,), generator=_gen)
-_loss = l_simple(lambda x, t: torch.zeros_like(x), _x0, _t, _eps, _sched.alpha_bars)
+_loss = l_simple(lambda x, t: torch.zeros_like(x), _sched, _x0, _t, eps=_eps)
 assert isinstance(_loss, Tensor) and _loss.dim() == 0, "L_simple of a batch is a single number (0-d tensor)"
 assert torch.allclose(_loss, _eps.pow(2).mean()), "with eps_theta = 0 the loss is the mean of eps^2"
+
+
+def _knows_x0_off_by_half(x_t, t):
+    # a "model" that knows x0: it recovers the noise by inverting x_t = sqrt(abar_t) x0 + sqrt(1 - abar_t) eps, then
+    # adds 0.5. Its error is 0.5 in every coordinate -- if it is called with x_t (not x0) and the examples' own t.
+    a = _sched.alpha_bars[t][:, None]
+    return (x_t - a.sqrt() * _x0) / (1 - a).sqrt() + 0.5
+
+
+_loss = l_simple(_knows_x0_off_by_half, _sched, _x0, _t, eps=_eps)
+assert abs(_loss.item() - 0.25) < 1e-10, \
+    f"a prediction off by 0.5 in every coordinate must give 0.5^2 = 0.25, got {_loss}"
 _lin = nn.Linear(2, 2)
-l_simple(lambda x, t: _lin(x), _x0, _t, _eps, _sched.alpha_bars).backward()
+l_simple(lambda x, t: _lin(x), _sched, _x0, _t, eps=_eps).backward()
 assert _lin.weight.grad is not None and _lin.weight.grad.abs().sum() > 0, "the loss must carry gradients to the model"
+print("Part A: visible tests passed (hidden tests decide the grade)")
 ### BEGIN HIDDEN TESTS
 _ab = [1.0]
 for _b in _sched.betas[1:].tolist():
@@ -128,7 +148,7 @@ def _oracle(x_t, t):
     return out
 
 
-assert l_simple(_oracle, _x0, _t, _eps, torch.tensor(_ab)).item() < 1e-20, "the exact noise must give zero loss"
+assert l_simple(_oracle, _sched, _x0, _t, eps=_eps).item() < 1e-20, "the exact noise must give zero loss"
 
 
 def _model(x_t, t):
@@ -137,7 +157,7 @@ def _model(x_t, t):
 
 _ref = sum(((_eps[i] - _model((math.sqrt(_ab[ti]) * _x0[i] + math.sqrt(1 - _ab[ti]) * _eps[i])[None],
                               _t[i:i + 1])[0]) ** 2).sum().item() for i, ti in enumerate(_t.tolist())) / _x0.numel()
-assert abs(l_simple(_model, _x0, _t, _eps, torch.tensor(_ab)).item() - _ref) < 1e-10 * _ref
+assert abs(l_simple(_model, _sched, _x0, _t, eps=_eps).item() - _ref) < 1e-10 * _ref
 ### END HIDDEN TESTS
 
 # %% [markdown] id="part_b"
@@ -151,22 +171,24 @@ assert abs(l_simple(_model, _x0, _t, _eps, torch.tensor(_ab)).item() - _ref) < 1
 # \mathbf{z} \sim \mathcal{N}(\mathbf{0}, \mathbf{I}) \text{ for } t > 1,\quad \mathbf{z} = \mathbf{0} \text{ for }
 # t = 1.$$
 #
-# Implement the step with the predicted noise and the noise $\mathbf{z}$ given. The caller chooses the variance
-# $\sigma_t^2$ (DDPM uses $\sigma_t^2 = \beta_t$ or $\sigma_t^2 = \tilde\beta_t$); mind that the function receives
-# the *variance* $\sigma_t^2$ while the formula needs the standard deviation $\sigma_t$. The last step ($t = 1$)
-# returns the mean without noise.
+# Implement the step with the predicted noise and the noise $\mathbf{z}$ given (both by keyword). The caller chooses
+# the variance $\sigma_t^2$ (DDPM uses $\sigma_t^2 = \beta_t$ or $\sigma_t^2 = \tilde\beta_t$); mind that the function
+# receives the *variance* $\sigma_t^2$ while the formula needs the standard deviation $\sigma_t$. Add the noise as
+# written, **plus** $\sigma_t\mathbf{z}$: the mean minus $\sigma_t\mathbf{z}$ would have the same distribution (the
+# law of $\mathbf{z}$ is symmetric), but $\mathbf{z}$ is given, so the tests check your $\mathbf{x}_{t-1}$ exactly, not
+# only in distribution, and a minus sign loses the points. The last step ($t = 1$) returns the mean without noise.
 
 # %% id="p_sample_step" kind="solution"
-def p_sample_step(eps_hat: Tensor, x_t: Tensor, t: int, sched: Schedule, sigma2: float, z: Tensor) -> Tensor:
-    """x_{t-1} from x_t (Algorithm 2, lines 3-4).
+def p_sample_step(sched: Schedule, x_t: Tensor, t: int, *, eps: Tensor, sigma2: float, z: Tensor) -> Tensor:
+    """x_{t-1} = mean + sigma_t z from x_t (Algorithm 2, lines 3-4).
 
-    eps_hat: (B, ...) predicted noise eps_theta(x_t, t).  x_t: (B, ...).  t: int in 1..T.
-    sigma2: float, the variance sigma_t^2 of the step.  z: (B, ...) standard normal, not used at t = 1.
+    sched: the schedule.  x_t: (B, ...).  t: int in 1..T.  Keyword-only: eps (B, ...), the predicted noise
+    eps_theta(x_t, t); sigma2: float, the variance sigma_t^2 of the step; z: (B, ...) standard normal, unused at t = 1.
     Returns x_{t-1}: (B, ...).
     """
     ### BEGIN SOLUTION
     alpha_t, beta_t, alpha_bar_t = sched.alphas[t], sched.betas[t], sched.alpha_bars[t]
-    mean = (x_t - beta_t / (1 - alpha_bar_t).sqrt() * eps_hat) / alpha_t.sqrt()
+    mean = (x_t - beta_t / (1 - alpha_bar_t).sqrt() * eps) / alpha_t.sqrt()
     if t == 1:
         return mean
     return mean + math.sqrt(sigma2) * z
@@ -174,19 +196,24 @@ def p_sample_step(eps_hat: Tensor, x_t: Tensor, t: int, sched: Schedule, sigma2:
 
 
 # %% id="p_sample_step_tests" kind="tests" points=3
-_sched = linear_schedule(1000)
+# A made-up two-step schedule whose square roots are round: betas 0.703125, 0.36, so alpha_2 = 0.64 = 0.8^2,
+# alpha_bar_2 = 0.296875 * 0.64 = 0.19 and 1 - alpha_bar_2 = 0.81 = 0.9^2. With sigma_2^2 = 0.09 (sigma_2 = 0.3):
+# x_1 = (x_2 - 0.36 / 0.9 * eps) / 0.8 + 0.3 z = 1.25 x_2 - 0.5 eps + 0.3 z.
+_tiny = linear_schedule(2, 0.703125, 0.36)
 _gen = torch.Generator().manual_seed(1)
 _x_t, _eps, _z = (torch.randn(4, 3, generator=_gen) for _ in range(3))
-_x = p_sample_step(_eps, _x_t, 500, _sched, _sched.betas[500].item(), _z)
+_x = p_sample_step(_tiny, _x_t, 2, eps=_eps, sigma2=0.09, z=_z)
 assert _x.shape == (4, 3), f"x_{{t-1}} must have the shape of x_t, got {_x.shape}"
-assert torch.allclose(p_sample_step(torch.zeros(4, 3), _x_t, 500, _sched, 0.0, _z), _x_t / _sched.alphas[500].sqrt()), \
-    "with eps_hat = 0 and sigma_t = 0 the step is x_t / sqrt(alpha_t)"
-assert torch.equal(p_sample_step(_eps, _x_t, 1, _sched, 0.3, _z), p_sample_step(_eps, _x_t, 1, _sched, 0.3, 2 * _z)), \
-    "the last step (t = 1) adds no noise"
+assert torch.allclose(_x, 1.25 * _x_t - 0.5 * _eps + 0.3 * _z), \
+    "on this schedule x_1 must be 1.25 x_2 - 0.5 eps + 0.3 z (the mean of Algorithm 2, plus sigma_t z)"
+assert torch.equal(p_sample_step(_tiny, _x_t, 1, eps=_eps, sigma2=0.3, z=_z),
+                   p_sample_step(_tiny, _x_t, 1, eps=_eps, sigma2=0.3, z=2 * _z)), "the last step (t = 1) adds no noise"
+print("Part B: visible tests passed (hidden tests decide the grade)")
 ### BEGIN HIDDEN TESTS
-# The mean by another route: predict x0 by inverting the kernel, x0_hat = (x_t - sqrt(1 - abar_t) eps_hat) /
+# The mean by another route: predict x0 by inverting the kernel, x0_hat = (x_t - sqrt(1 - abar_t) eps) /
 # sqrt(abar_t), then take the mean of the posterior q(x_{t-1} | x_t, x0_hat) (problem set 1). The noise enters as
-# sigma_t z = sqrt(sigma_t^2) z for t > 1.
+# + sigma_t z = + sqrt(sigma_t^2) z for t > 1 (the sign as stated: z is given, so the step is checked exactly).
+_sched = linear_schedule(1000)
 _betas = _sched.betas.tolist()
 _ab = [1.0]
 for _b in _betas[1:]:
@@ -197,7 +224,7 @@ for _t in (1, 2, 50, 500, 1000):
     _mu = math.sqrt(_abp) * _betas[_t] / (1 - _abt) * _x0_hat + math.sqrt(_a) * (1 - _abp) / (1 - _abt) * _x_t
     for _s2 in (_betas[_t], (1 - _abp) / (1 - _abt) * _betas[_t], 0.7):
         _expected = _mu + (math.sqrt(_s2) * _z if _t > 1 else 0.0)
-        _x = p_sample_step(_eps, _x_t, _t, _sched, _s2, _z)
+        _x = p_sample_step(_sched, _x_t, _t, eps=_eps, sigma2=_s2, z=_z)
         assert torch.allclose(_x, _expected, rtol=1e-9, atol=1e-10), f"wrong x_(t-1) at t = {_t}, sigma_t^2 = {_s2:.3g}"
 ### END HIDDEN TESTS
 
@@ -223,14 +250,14 @@ for _t in (1, 2, 50, 500, 1000):
 # also fit the conditional mean by least squares on simulated pairs.)
 
 # %% id="gaussian_eps" kind="solution"
-def gaussian_eps(x_t: Tensor, t: Tensor, mu: Tensor, s2: float, alpha_bar: Tensor) -> Tensor:
+def gaussian_eps(sched: Schedule, x_t: Tensor, t: Tensor, *, mu: Tensor, s2: float) -> Tensor:
     """E[eps | x_t] for data q(x0) = N(mu, s2 I).
 
-    x_t: (B, D).  t: (B,) long in 1..T.  mu: (D,) data mean.  s2: float > 0, data variance per coordinate.
-    alpha_bar: (T+1,).  Returns (B, D).
+    sched: the schedule.  x_t: (B, D).  t: (B,) long in 1..T.  Keyword-only: mu (D,) the data mean; s2: float >= 0,
+    the data variance per coordinate.  Returns (B, D).
     """
     ### BEGIN SOLUTION
-    a = alpha_bar[t].unsqueeze(-1)  # (B, 1)
+    a = sched.alpha_bars[t].unsqueeze(-1)  # (B, 1)
     var_t = a * s2 + 1 - a  # Var(x_t) per coordinate
     return (1 - a).sqrt() * (x_t - a.sqrt() * mu) / var_t  # Cov(eps, x_t) = sqrt(1 - alpha_bar_t)
     ### END SOLUTION
@@ -240,10 +267,23 @@ def gaussian_eps(x_t: Tensor, t: Tensor, mu: Tensor, s2: float, alpha_bar: Tenso
 _sched = linear_schedule(1000)
 _x_t = torch.randn(5, 2, generator=torch.Generator().manual_seed(2))
 _t = torch.tensor([1, 10, 100, 500, 1000])
-_e = gaussian_eps(_x_t, _t, torch.zeros(2), 1.0, _sched.alpha_bars)
+_e = gaussian_eps(_sched, _x_t, _t, mu=torch.zeros(2), s2=1.0)
 assert _e.shape == (5, 2), f"expected shape (B, D) = (5, 2), got {_e.shape}"
 assert torch.allclose(_e, (1 - _sched.alpha_bars[_t]).sqrt()[:, None] * _x_t), \
     "for N(0, I) data, x_t ~ N(0, I) and E[eps | x_t] = sqrt(1 - alpha_bar_t) x_t"
+# The error of the best predictor is uncorrelated with what it sees: for pairs (x0, eps) simulated from the model, the
+# residual r = eps - E[eps | x_t] has mean 0 and E[r x_t] = 0 (the normal equations of least squares). n pairs of
+# N(1, 0.36) data at t = 200; tolerance 5 standard errors, std / sqrt(n), estimated from the samples.
+_n, _tt, _mu, _s2 = 20_000, 200, torch.tensor([1.0]), 0.36
+_g = torch.Generator().manual_seed(12)
+_x0, _e = _mu + math.sqrt(_s2) * torch.randn(_n, 1, generator=_g), torch.randn(_n, 1, generator=_g)
+_a = _sched.alpha_bars[_tt]
+_xt = _a.sqrt() * _x0 + (1 - _a).sqrt() * _e
+_r = _e - gaussian_eps(_sched, _xt, torch.full((_n,), _tt), mu=_mu, s2=_s2)
+assert abs(_r.mean()) < 5 * _r.std() / math.sqrt(_n), f"the residual eps - E[eps | x_t] has mean {_r.mean():.4f}, not 0"
+assert abs((_r * _xt).mean()) < 5 * (_r * _xt).std() / math.sqrt(_n), \
+    f"the residual is correlated with x_t (E[r x_t] = {(_r * _xt).mean():.4f}): a better predictor exists"
+print("Part C: visible tests passed (hidden tests decide the grade)")
 ### BEGIN HIDDEN TESTS
 _ab = [1.0]
 for _b in _sched.betas[1:].tolist():
@@ -255,7 +295,7 @@ _a = torch.tensor([_ab[t] for t in _t.tolist()])[:, None]
 _v = _a * _s2 + 1 - _a
 _log_q = (-0.5 * torch.log(2 * math.pi * _v) - (_x - _a.sqrt() * _mu) ** 2 / (2 * _v)).sum()
 (_score,) = torch.autograd.grad(_log_q, _x)
-assert torch.allclose(gaussian_eps(_x.detach(), _t, _mu, _s2, torch.tensor(_ab)), -(1 - _a).sqrt() * _score,
+assert torch.allclose(gaussian_eps(_sched, _x.detach(), _t, mu=_mu, s2=_s2), -(1 - _a).sqrt() * _score,
                       rtol=1e-10, atol=1e-12), "E[eps | x_t] disagrees with -sqrt(1 - alpha_bar_t) * score"
 # 2) least squares on n simulated pairs (1-D): the regression of eps on x_t is the conditional mean, a line.
 # Tolerance: 5 standard errors of the fitted intercept and slope, from the usual formulas
@@ -271,8 +311,7 @@ _icpt = _em - _slope * _xm
 _sr2 = (_e - _icpt - _slope * _xt).pow(2).mean()
 _se_slope = math.sqrt(_sr2 / (_n * (_xt - _xm).pow(2).mean()))
 _se_icpt = math.sqrt(_sr2 * (1 / _n + _xm**2 / (_n * (_xt - _xm).pow(2).mean())))
-_pred = gaussian_eps(torch.tensor([[0.0], [1.0]]), torch.tensor([_tt, _tt]), torch.tensor([_m1]), _s2,
-                     torch.tensor(_ab))
+_pred = gaussian_eps(_sched, torch.tensor([[0.0], [1.0]]), torch.tensor([_tt, _tt]), mu=torch.tensor([_m1]), s2=_s2)
 assert abs(_pred[0, 0] - _icpt) < 5 * _se_icpt, "E[eps | x_t = 0] disagrees with the regression on simulated data"
 assert abs(_pred[1, 0] - _pred[0, 0] - _slope) < 5 * _se_slope, "the slope of E[eps | x_t] disagrees with the data"
 ### END HIDDEN TESTS
@@ -291,8 +330,8 @@ assert abs(_pred[1, 0] - _pred[0, 0] - _slope) < 5 * _se_slope, "the slope of E[
 # $0 \le s^2 \le 1$ your variance lies in between.
 
 # %% id="reverse_variance" kind="solution"
-def gaussian_reverse_variance(t: int, s2: float, sched: Schedule) -> float:
-    """Var(x_{t-1} | x_t), per coordinate, for data q(x0) = N(mu, s2 I); t in 1..T. Returns a float."""
+def gaussian_reverse_variance(sched: Schedule, t: int, *, s2: float) -> float:
+    """Var(x_{t-1} | x_t), per coordinate, for data q(x0) = N(mu, s2 I); t in 1..T, s2 keyword-only. Returns a float."""
     ### BEGIN SOLUTION
     a_prev, a_t = sched.alpha_bars[t - 1].item(), sched.alpha_bars[t].item()
     v_prev, v_t = a_prev * s2 + 1 - a_prev, a_t * s2 + 1 - a_t
@@ -302,10 +341,16 @@ def gaussian_reverse_variance(t: int, s2: float, sched: Schedule) -> float:
 
 # %% id="reverse_variance_tests" kind="tests" points=2
 _sched = linear_schedule(1000)
-assert isinstance(gaussian_reverse_variance(10, 0.5, _sched), float), "return a float"
-assert abs(gaussian_reverse_variance(10, 1.0, _sched) - _sched.betas[10].item()) < 1e-15, "N(0, I) data: beta_t"
-assert abs(gaussian_reverse_variance(10, 0.0, _sched) - _sched.beta_tildes[10].item()) < 1e-15, \
+assert isinstance(gaussian_reverse_variance(_sched, 10, s2=0.5), float), "return a float"
+assert abs(gaussian_reverse_variance(_sched, 10, s2=1.0) - _sched.betas[10].item()) < 1e-15, "N(0, I) data: beta_t"
+assert abs(gaussian_reverse_variance(_sched, 10, s2=0.0) - _sched.beta_tildes[10].item()) < 1e-15, \
     "a single data point: beta_tilde_t"
+# In between, at t = 1 on a short schedule with beta_1 = 0.2: x_0 ~ N(mu, 0.5) is the data and x_1 = sqrt(0.8) x_0 +
+# sqrt(0.2) eps is one Gaussian observation of it, so the precisions add: 1 / Var(x_0 | x_1) = 1 / 0.5 + 0.8 / 0.2 = 6.
+_short = linear_schedule(5, 0.2, 0.5)
+assert abs(gaussian_reverse_variance(_short, 1, s2=0.5) - 1 / 6) < 1e-12, \
+    f"data N(mu, 0.5), beta_1 = 0.2: Var(x_0 | x_1) = 1/6, got {gaussian_reverse_variance(_short, 1, s2=0.5):.6f}"
+print("Part D: visible tests passed (hidden tests decide the grade)")
 ### BEGIN HIDDEN TESTS
 # Conditional variance from the joint covariance of (x_{t-1}, x_t) (a Schur complement), moments built by composing
 # the forward steps one at a time from Var(x_0) = s2.
@@ -317,7 +362,7 @@ for _s2 in (0.0, 0.1, 0.25, 0.6, 1.0):
         if _t in (1, 2, 3, 10, 100, 500, 1000):
             _cov = math.sqrt(1 - _betas[_t]) * _var_prev
             _ref = _var_prev - _cov**2 / _var_t
-            _got = gaussian_reverse_variance(_t, _s2, _sched)
+            _got = gaussian_reverse_variance(_sched, _t, s2=_s2)
             assert abs(_got - _ref) < 1e-9 * _betas[_t], f"wrong variance at t = {_t}, s2 = {_s2}"
             _lo, _hi = _sched.beta_tildes[_t].item(), _betas[_t]
             assert _lo * (1 - 1e-12) <= _got <= _hi * (1 + 1e-12), f"outside [beta_tilde_t, beta_t] at t = {_t}"
@@ -329,7 +374,8 @@ for _s2 in (0.0, 0.1, 0.25, 0.6, 1.0):
 #
 # Write Algorithm 2 in full with your `p_sample_step`: start from the given $\mathbf{x}_T$, and for
 # $t = T, \dots, 1$ call the eps-model on the whole batch (with `t` as a `(B,)` long tensor), draw $\mathbf{z}$ with
-# `torch.randn(shape, generator=generator)`, and step with $\sigma_t^2$ taken from the array `sigma2`.
+# `torch.randn(shape, generator=generator)`, and step with $\sigma_t^2$ taken from the array `sigma2`. All the
+# randomness comes from `generator`: the same seeded generator must give the same samples, another seed other ones.
 #
 # The hidden tests run your sampler with the exact noise predictor of Gaussian data. If the reverse variances are the
 # true ones (Part D; for $s^2 = 1$ that is $\sigma_t^2 = \beta_t$) every step samples the true
@@ -339,12 +385,12 @@ for _s2 in (0.0, 0.1, 0.25, 0.6, 1.0):
 # $\mathcal{N}(\mathbf{0}, \mathbf{I})$ instead of $q(\mathbf{x}_T)$, and the step $t = 1$ adds no noise.)
 
 # %% id="sampler" kind="solution"
-def ddpm_sample(eps_model, sched: Schedule, x_T: Tensor, sigma2: Tensor,
+def ddpm_sample(eps_model, sched: Schedule, x_T: Tensor, *, sigma2: Tensor,
                 generator: torch.Generator | None = None) -> Tensor:
     """Algorithm 2 from x_T down to x_0.
 
     eps_model: callable (x_t (B, D), t (B,) long) -> (B, D).  x_T: (B, D) the starting noise.
-    sigma2: (T+1,) the reverse variances sigma_t^2.  generator: the source of z.
+    Keyword-only: sigma2 (T+1,) the reverse variances sigma_t^2; generator, the source of z.
     Returns x_0: (B, D).
     """
     ### BEGIN SOLUTION
@@ -352,7 +398,7 @@ def ddpm_sample(eps_model, sched: Schedule, x_T: Tensor, sigma2: Tensor,
     for t in range(sched.T, 0, -1):
         t_batch = torch.full((x.shape[0],), t, dtype=torch.long)
         z = torch.randn(x.shape, generator=generator)
-        x = p_sample_step(eps_model(x, t_batch), x, t, sched, float(sigma2[t]), z)
+        x = p_sample_step(sched, x, t, eps=eps_model(x, t_batch), sigma2=float(sigma2[t]), z=z)
     return x
     ### END SOLUTION
 
@@ -368,10 +414,32 @@ def _spy(x, t):
 
 
 _x_T = torch.randn(4, 2, generator=torch.Generator().manual_seed(5))
-_x0 = ddpm_sample(_spy, _sched, _x_T, torch.zeros(4), torch.Generator().manual_seed(0))
+_x0 = ddpm_sample(_spy, _sched, _x_T, sigma2=torch.zeros(4), generator=torch.Generator().manual_seed(0))
 assert _x0.shape == (4, 2), f"x_0 must have the shape of x_T, got {_x0.shape}"
 assert [c.tolist() for c in _calls] == [[3] * 4, [2] * 4, [1] * 4], "call the model at t = T..1, t of shape (B,)"
 assert torch.allclose(_x0, _x_T / _sched.alpha_bars[3].sqrt()), "eps = 0, sigma = 0: x_0 = x_T / sqrt(alpha_bar_T)"
+
+
+def _zero_eps(x, t):
+    return torch.zeros_like(x)
+
+
+# With noise: T = 3, betas 0.2, 0.3, 0.4 and eps_theta = 0, every step is x_{t-1} = x_t / sqrt(alpha_t) + sigma_t z_t
+# (no noise at t = 1), so x_0 - x_T / sqrt(alpha_bar_3) = sigma_3 z_3 / sqrt(alpha_1 alpha_2) + sigma_2 z_2 /
+# sqrt(alpha_1) has mean 0 and variance v = sigma_3^2 / (0.8 * 0.7) + sigma_2^2 / 0.8 per coordinate. n samples,
+# 5 standard errors.
+_n, _short, _sigma2 = 10_000, linear_schedule(3, 0.2, 0.4), torch.tensor([0.0, 0.0, 0.25, 1.0])
+_x_T = torch.randn(_n, 2, generator=torch.Generator().manual_seed(6))
+_diff = ddpm_sample(_zero_eps, _short, _x_T, sigma2=_sigma2, generator=torch.Generator().manual_seed(7)) \
+    - _x_T / math.sqrt(0.8 * 0.7 * 0.6)
+_v = 1.0 / (0.8 * 0.7) + 0.25 / 0.8
+assert _diff.mean(dim=0).abs().max() < 5 * math.sqrt(_v / _n), "the noise must have mean zero"
+assert (_diff.var(dim=0) - _v).abs().max() < 5 * _v * math.sqrt(2 / (_n - 1)), \
+    f"step t must add noise of variance sigma2[t]: expected variance {_v:.4f}, got {_diff.var(dim=0)}"
+_same = [ddpm_sample(_zero_eps, _short, _x_T[:8], sigma2=_sigma2, generator=torch.Generator().manual_seed(3))
+         for _ in range(2)]
+assert torch.equal(*_same), "draw z from `generator`: the same seed must give the same samples"
+print("Part E: visible tests passed (hidden tests decide the grade)")
 ### BEGIN HIDDEN TESTS
 # Mechanics first. With eps_theta = 0 every step is x_{t-1} = x_t / sqrt(alpha_t) + sigma_t z_t, so for T = 3
 # x_0 - x_T / sqrt(abar_3) = sigma_3 z_3 / sqrt(alpha_1 alpha_2) + sigma_2 z_2 / sqrt(alpha_1) (no noise at t = 1):
@@ -381,13 +449,25 @@ _n = 20_000
 _g = torch.Generator().manual_seed(11)
 _x_T = torch.randn(_n, 2, generator=_g)
 _diff = ddpm_sample(lambda x, t: torch.zeros_like(x), linear_schedule(3, 0.1, 0.3), _x_T,
-                    torch.tensor([0.0, 0.0, 0.5, 2.0]), _g) - _x_T / math.sqrt(0.9 * 0.8 * 0.7)
+                    sigma2=torch.tensor([0.0, 0.0, 0.5, 2.0]), generator=_g) - _x_T / math.sqrt(0.9 * 0.8 * 0.7)
 _v = 2.0 / (0.9 * 0.8) + 0.5 / 0.9
 _cov = torch.cov(_diff.T)
 assert _diff.mean(dim=0).abs().max() < 5 * math.sqrt(_v / _n), "the noise must have mean zero"
 assert (_cov.diagonal() - _v).abs().max() < 5 * _v * math.sqrt(2 / (_n - 1)), \
     "step t must add noise of variance sigma2[t], drawn afresh at every step"
 assert abs(_cov[0, 1]) < 5 * _v * math.sqrt(1 / (_n - 1)), "the noise must be independent across coordinates"
+
+# Reproducibility: all the randomness comes from `generator`. The same seed gives the same samples (also after other
+# draws from the global generator), a different seed different ones.
+_x_T = torch.randn(6, 2, generator=torch.Generator().manual_seed(13))
+_runs = {}
+for _seed in (21, 21, 22):
+    torch.randn(5)  # moves the global generator: a sampler that uses it instead of `generator` is not reproducible
+    _runs.setdefault(_seed, []).append(ddpm_sample(lambda x, t: torch.zeros_like(x), linear_schedule(3, 0.1, 0.3),
+                                                   _x_T, sigma2=torch.tensor([0.0, 0.0, 0.5, 2.0]),
+                                                   generator=torch.Generator().manual_seed(_seed)))
+assert torch.equal(*_runs[21]), "the same seeded generator must give the same samples: draw z from `generator`"
+assert not torch.equal(_runs[21][0], _runs[22][0]), "another seed must give other samples: draw z from `generator`"
 
 _sched = linear_schedule(1000)
 _betas = _sched.betas.tolist()
@@ -402,7 +482,7 @@ def _check_returns_gaussian(mu, s2, sigma2, seed, n=10_000):
         return (1 - a).sqrt() * (x - a.sqrt() * mu) / (a * s2 + 1 - a)
 
     g = torch.Generator().manual_seed(seed)
-    x0 = ddpm_sample(eps_model, _sched, torch.randn(n, 2, generator=g), sigma2, g)
+    x0 = ddpm_sample(eps_model, _sched, torch.randn(n, 2, generator=g), sigma2=sigma2, generator=g)
     assert x0.shape == (n, 2)
     # 5 standard errors: sample mean sqrt(s2 / n); sample covariance of Gaussian data,
     # Var(S_ij) = (S_ii S_jj + S_ij^2) / (n - 1): diagonal s2 sqrt(2 / (n - 1)), off-diagonal s2 sqrt(1 / (n - 1))
@@ -442,7 +522,7 @@ _check_returns_gaussian(torch.tensor([0.5, -1.0]), _s2, torch.tensor(_sigma2), s
 # same sum with every $\lambda_t$ replaced by one.
 
 # %% id="vlb_weight" kind="solution"
-def vlb_weight(t: int, sched: Schedule, sigma2: float) -> float:
+def vlb_weight(sched: Schedule, t: int, *, sigma2: float) -> float:
     """lambda_t with L_{t-1} = lambda_t ||eps - eps_theta||^2 + C_t, for t in 2..T and model variance sigma2."""
     ### BEGIN SOLUTION
     beta_t, alpha_t, alpha_bar_t = (sched.betas[t].item(), sched.alphas[t].item(), sched.alpha_bars[t].item())
@@ -452,10 +532,18 @@ def vlb_weight(t: int, sched: Schedule, sigma2: float) -> float:
 
 # %% id="vlb_weight_tests" kind="tests" points=2
 _sched = linear_schedule(1000)
-_lam = vlb_weight(100, _sched, _sched.betas[100].item())
+_lam = vlb_weight(_sched, 100, sigma2=_sched.betas[100].item())
 assert isinstance(_lam, float) and _lam > 0, "lambda_t is a positive float"
-assert abs(vlb_weight(100, _sched, 2 * _sched.betas[100].item()) - _lam / 2) < 1e-12 * _lam, \
+assert abs(vlb_weight(_sched, 100, sigma2=2 * _sched.betas[100].item()) - _lam / 2) < 1e-12 * _lam, \
     "the mean term of the KL is divided by sigma_t^2"
+# With sigma_t^2 = beta_tilde_t the weight has a tidy form in the signal-to-noise ratio SNR(t) = abar_t / (1 - abar_t)
+# (Kingma et al., 2021, "Variational diffusion models"): lambda_t = (SNR(t-1) - SNR(t)) / (2 SNR(t)).
+_snr = _sched.alpha_bars / (1 - _sched.alpha_bars)
+for _t in (10, 500):
+    _ref = ((_snr[_t - 1] - _snr[_t]) / (2 * _snr[_t])).item()
+    _got = vlb_weight(_sched, _t, sigma2=_sched.beta_tildes[_t].item())
+    assert abs(_got - _ref) < 1e-9 * _ref, f"sigma_t^2 = beta_tilde_t, t = {_t}: lambda_t = {_ref:.6g}, got {_got:.6g}"
+print("Part F: visible tests passed (hidden tests decide the grade)")
 ### BEGIN HIDDEN TESTS
 # The KL computed directly, with the posterior mean from x0 (problem set 1) and the model's mean from eps_theta,
 # minus the same KL with eps_theta = eps (which is the constant C_t): the rest must be lambda_t ||eps - eps_theta||^2.
@@ -483,7 +571,7 @@ for _t in (2, 10, 500, 1000):
             _kls.append(sum(_kl(m1, _beta_tilde, m2, _s2) for m1, m2 in zip(_mu_true.tolist(), _mu_model.tolist(),
                                                                            strict=True)))
         _lhs = _kls[0] - _kls[1]
-        _rhs = vlb_weight(_t, _sched, _s2) * (_eps - _eps_theta).pow(2).sum().item()
+        _rhs = vlb_weight(_sched, _t, sigma2=_s2) * (_eps - _eps_theta).pow(2).sum().item()
         assert abs(_lhs - _rhs) < 1e-7 * abs(_lhs), f"lambda_t wrong at t = {_t}, sigma_t^2 = {_s2:.3g}"
 ### END HIDDEN TESTS
 
@@ -495,12 +583,12 @@ for _t in (2, 10, 500, 1000):
 # loss (before the step) as a Python float.
 
 # %% id="train_step" kind="solution"
-def train_step(eps_model: nn.Module, optimizer: torch.optim.Optimizer, x0: Tensor, t: Tensor, eps: Tensor,
-               alpha_bar: Tensor) -> float:
-    """One gradient step on L_simple (Algorithm 1, line 5). Shapes as in l_simple. Returns the loss as a float."""
+def train_step(eps_model: nn.Module, optimizer: torch.optim.Optimizer, sched: Schedule, x0: Tensor, t: Tensor, *,
+               eps: Tensor) -> float:
+    """One gradient step on L_simple (Algorithm 1, line 5). Arguments as in l_simple. Returns the loss as a float."""
     ### BEGIN SOLUTION
     optimizer.zero_grad()
-    loss = l_simple(eps_model, x0, t, eps, alpha_bar)
+    loss = l_simple(eps_model, sched, x0, t, eps=eps)
     loss.backward()
     optimizer.step()
     return loss.item()
@@ -525,22 +613,31 @@ _g = torch.Generator().manual_seed(10)
 _x0, _eps, _t = torch.randn(16, 2, generator=_g), torch.randn(16, 2, generator=_g), torch.randint(1, 1001, (16,),
                                                                                                     generator=_g)
 _before = [p.detach().clone() for p in _net.parameters()]
-_loss = train_step(_net, _opt, _x0, _t, _eps, _sched.alpha_bars)
+_loss = train_step(_net, _opt, _sched, _x0, _t, eps=_eps)
 assert isinstance(_loss, float), "return the loss as a Python float (loss.item())"
 assert any(not torch.equal(p, q) for p, q in zip(_net.parameters(), _before, strict=True)), "the parameters must move"
+
+
+def _check_one_sgd_step(step):
+    # the call must be exactly one SGD step on the gradient of this batch's loss alone (p <- p - lr * grad)
+    x0, eps = torch.randn(16, 2, generator=_g), torch.randn(16, 2, generator=_g)
+    t = torch.randint(1, 1001, (16,), generator=_g)
+    before = [p.detach().clone() for p in _net.parameters()]
+    ref_loss = l_simple(_net, _sched, x0, t, eps=eps)
+    grads = torch.autograd.grad(ref_loss, list(_net.parameters()))
+    loss = train_step(_net, _opt, _sched, x0, t, eps=eps)
+    assert abs(loss - ref_loss.item()) < 1e-12 * max(1.0, ref_loss.item()), \
+        f"step {step}: return the loss before the step"
+    for p, p0, gr in zip(_net.parameters(), before, grads, strict=True):
+        assert torch.allclose(p.detach(), p0 - 0.05 * gr, rtol=1e-10, atol=1e-12), \
+            f"step {step}: the update is not one SGD step on this batch's gradient (old gradients cleared?)"
+
+
+_check_one_sgd_step(1)  # after the step above: the gradient of that batch must not leak into this one
+print("Part G1: visible tests passed (hidden tests decide the grade)")
 ### BEGIN HIDDEN TESTS
-# each call must be exactly one SGD step on the gradient of this batch's loss alone (p <- p - lr * grad)
-for _k in range(3):
-    _x0, _eps = torch.randn(16, 2, generator=_g), torch.randn(16, 2, generator=_g)
-    _t = torch.randint(1, 1001, (16,), generator=_g)
-    _before = [p.detach().clone() for p in _net.parameters()]
-    _ref_loss = l_simple(_net, _x0, _t, _eps, _sched.alpha_bars)
-    _grads = torch.autograd.grad(_ref_loss, list(_net.parameters()))
-    _loss = train_step(_net, _opt, _x0, _t, _eps, _sched.alpha_bars)
-    assert abs(_loss - _ref_loss.item()) < 1e-12 * max(1.0, _ref_loss.item()), "return the loss before the step"
-    for _p, _p0, _gr in zip(_net.parameters(), _before, _grads, strict=True):
-        assert torch.allclose(_p.detach(), _p0 - 0.05 * _gr, rtol=1e-10, atol=1e-12), \
-            f"step {_k}: the update is not one SGD step on this batch's gradient (old gradients cleared?)"
+for _k in range(2, 5):
+    _check_one_sgd_step(_k)
 ### END HIDDEN TESTS
 
 # %% [markdown] id="part_g_demo"
@@ -579,10 +676,10 @@ _losses = []
 for _ in range(_steps):
     _t = torch.randint(1, _demo.T + 1, (_batch,), generator=_g)
     _eps = torch.randn(_batch, 2, generator=_g)
-    _losses.append(train_step(_model, _opt, _four_modes(_batch, _g), _t, _eps, _demo.alpha_bars))
+    _losses.append(train_step(_model, _opt, _demo, _four_modes(_batch, _g), _t, eps=_eps))
     _lr.step()
 with torch.no_grad():
-    _samples = ddpm_sample(_model, _demo, torch.randn(2000, 2, generator=_g), _demo.betas, _g)
+    _samples = ddpm_sample(_model, _demo, torch.randn(2000, 2, generator=_g), sigma2=_demo.betas, generator=_g)
 _data = _four_modes(2000, _g)
 _fig, _axes = plt.subplots(1, 3, figsize=(12, 3.6))
 _axes[0].plot(torch.tensor(_losses).reshape(-1, 50).mean(dim=1))

@@ -24,7 +24,7 @@ def alpha_bar_from_betas(betas):
     },
     "missing_sqrt_in_q_sample": {  # the variances used as coefficients
         "replace": {"q_sample": '''
-def q_sample(x0, t, alpha_bar, eps):
+def q_sample(alpha_bar, x0, t, *, eps):
     """x_t from x0 and eps."""
     coef = alpha_bar[t].reshape(-1, *([1] * (x0.dim() - 1)))
     return coef * x0 + (1 - coef) * eps
@@ -33,7 +33,7 @@ def q_sample(x0, t, alpha_bar, eps):
     },
     "q_sample_uses_alpha_bar_t_minus_1": {  # index t - 1: alpha_bar treated as if it started at t = 1
         "replace": {"q_sample": '''
-def q_sample(x0, t, alpha_bar, eps):
+def q_sample(alpha_bar, x0, t, *, eps):
     """x_t from x0 and eps."""
     coef = alpha_bar[(t - 1).clamp(min=0)].reshape(-1, *([1] * (x0.dim() - 1)))
     return coef.sqrt() * x0 + (1 - coef).sqrt() * eps
@@ -56,11 +56,23 @@ def propagate_moments(x0, betas):
     },
     "chain_noise_scaled_by_beta": {  # noise of standard deviation beta_t instead of sqrt(beta_t)
         "replace": {"forward_chain": '''
-def forward_chain(x0, betas, t, generator=None):
+def forward_chain(betas, x0, t, *, generator=None):
     """x_t after t one-step kernels."""
     x = x0
     for s in range(1, t + 1):
         x = (1 - betas[s]).sqrt() * x + betas[s] * torch.randn(x.shape, generator=generator)
+    return x
+'''},
+        "must_lose": ["forward_chain_tests"],
+    },
+    "chain_noise_one_per_example": {  # noise shaped like the batch (B,), not like x: one draw shared by the coordinates
+        "replace": {"forward_chain": '''
+def forward_chain(betas, x0, t, *, generator=None):
+    """x_t after t one-step kernels."""
+    x = x0
+    for s in range(1, t + 1):
+        eps = torch.randn(x.shape[0], generator=generator).reshape(-1, *([1] * (x.dim() - 1)))
+        x = (1 - betas[s]).sqrt() * x + betas[s].sqrt() * eps
     return x
 '''},
         "must_lose": ["forward_chain_tests"],
@@ -73,9 +85,17 @@ def mc_tolerances(var, n, k=5.0):
 '''},
         "must_lose": ["mc_tolerance_tests"],
     },
+    "variance_error_bar_with_n": {  # Var s^2 = 2 v^2 / n: right for large n only, the unbiased variance has n - 1
+        "replace": {"mc_tolerance": '''
+def mc_tolerances(var, n, k=5.0):
+    """k standard errors of the sample mean and variance."""
+    return k * math.sqrt(var / n), k * var * math.sqrt(2 / n)
+'''},
+        "must_lose": ["mc_tolerance_tests"],
+    },
     "posterior_variance_beta_t": {  # forgetting that x0 is known: the one-step variance beta_t
         "replace": {"posterior": '''
-def q_posterior(x0, x_t, t, betas, alpha_bar):
+def q_posterior(betas, alpha_bar, x_t, t, *, x0):
     """Mean and variance of q(x_{t-1} | x_t, x0)."""
     beta_t, alpha_t = betas[t], 1 - betas[t]
     ab_t, ab_prev = alpha_bar[t], alpha_bar[t - 1]
@@ -86,7 +106,7 @@ def q_posterior(x0, x_t, t, betas, alpha_bar):
     },
     "posterior_variance_ratio_swapped": {  # (1 - alpha_bar_t) / (1 - alpha_bar_{t-1}) beta_t
         "replace": {"posterior": '''
-def q_posterior(x0, x_t, t, betas, alpha_bar):
+def q_posterior(betas, alpha_bar, x_t, t, *, x0):
     """Mean and variance of q(x_{t-1} | x_t, x0)."""
     beta_t, alpha_t = betas[t], 1 - betas[t]
     ab_t, ab_prev = alpha_bar[t], alpha_bar[t - 1]
@@ -98,7 +118,7 @@ def q_posterior(x0, x_t, t, betas, alpha_bar):
     },
     "posterior_mean_alpha_instead_of_alpha_bar": {  # sqrt(alpha_{t-1}) where sqrt(alpha_bar_{t-1}) belongs
         "replace": {"posterior": '''
-def q_posterior(x0, x_t, t, betas, alpha_bar):
+def q_posterior(betas, alpha_bar, x_t, t, *, x0):
     """Mean and variance of q(x_{t-1} | x_t, x0)."""
     beta_t, alpha_t = betas[t], 1 - betas[t]
     ab_t, ab_prev = alpha_bar[t], alpha_bar[t - 1]
@@ -142,6 +162,18 @@ def drowning_step(power, alpha_bar):
     a = alpha_bar[1:, None]
     below = a * power[None, :] / (1 - a) < 1
     first = below.to(torch.uint8).argmax(dim=0)
+    return torch.where(below.any(dim=0), first, torch.full_like(first, T + 1))
+'''},
+        "must_lose": ["drowning_tests"],
+    },
+    "drowning_step_at_or_below": {  # SNR <= 1 instead of < 1: a frequency whose SNR is exactly 1 counted as drowned
+        "replace": {"drowning": '''
+def drowning_step(power, alpha_bar):
+    """First t with SNR_k(t) < 1."""
+    T = alpha_bar.numel() - 1
+    a = alpha_bar[1:, None]
+    below = a * power[None, :] / (1 - a) <= 1
+    first = below.to(torch.uint8).argmax(dim=0) + 1
     return torch.where(below.any(dim=0), first, torch.full_like(first, T + 1))
 '''},
         "must_lose": ["drowning_tests"],

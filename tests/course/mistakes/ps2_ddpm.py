@@ -5,16 +5,16 @@ submission; every test cell in `must_lose` must then score below its maximum.
 """
 
 _STEP = '''
-def p_sample_step(eps_hat, x_t, t, sched, sigma2, z):
+def p_sample_step(sched, x_t, t, *, eps, sigma2, z):
     """x_{t-1} from x_t."""
     alpha_t, beta_t, alpha_bar_t = sched.alphas[t], sched.betas[t], sched.alpha_bars[t]'''  # + the body
 
 MISTAKES = {
     "l_simple_regresses_x0": {  # the network trained to predict the clean data instead of the noise
         "replace": {"l_simple": '''
-def l_simple(eps_model, x0, t, eps, alpha_bar):
+def l_simple(eps_model, sched, x0, t, *, eps):
     """L_simple on a batch."""
-    coef = alpha_bar[t].reshape(-1, *([1] * (x0.dim() - 1)))
+    coef = sched.alpha_bars[t].reshape(-1, *([1] * (x0.dim() - 1)))
     x_t = coef.sqrt() * x0 + (1 - coef).sqrt() * eps
     return (x0 - eps_model(x_t, t)).pow(2).mean()
 '''},
@@ -22,7 +22,7 @@ def l_simple(eps_model, x0, t, eps, alpha_bar):
     },
     "l_simple_model_sees_x0": {  # the model evaluated on the clean x0 instead of the noisy x_t
         "replace": {"l_simple": '''
-def l_simple(eps_model, x0, t, eps, alpha_bar):
+def l_simple(eps_model, sched, x0, t, *, eps):
     """L_simple on a batch."""
     return (eps - eps_model(x0, t)).pow(2).mean()
 '''},
@@ -30,53 +30,60 @@ def l_simple(eps_model, x0, t, eps, alpha_bar):
     },
     "missing_inverse_sqrt_alpha": {  # the mean without the factor 1 / sqrt(alpha_t)
         "replace": {"p_sample_step": _STEP + '''
-    mean = x_t - beta_t / (1 - alpha_bar_t).sqrt() * eps_hat
+    mean = x_t - beta_t / (1 - alpha_bar_t).sqrt() * eps
     return mean if t == 1 else mean + math.sqrt(sigma2) * z
 '''},
         "must_lose": ["p_sample_step_tests"],
     },
     "noise_added_at_last_step": {  # z added at t = 1 too
         "replace": {"p_sample_step": _STEP + '''
-    mean = (x_t - beta_t / (1 - alpha_bar_t).sqrt() * eps_hat) / alpha_t.sqrt()
+    mean = (x_t - beta_t / (1 - alpha_bar_t).sqrt() * eps) / alpha_t.sqrt()
     return mean + math.sqrt(sigma2) * z
 '''},
         "must_lose": ["p_sample_step_tests"],
     },
     "variance_used_as_standard_deviation": {  # sigma_t^2 z instead of sigma_t z
         "replace": {"p_sample_step": _STEP + '''
-    mean = (x_t - beta_t / (1 - alpha_bar_t).sqrt() * eps_hat) / alpha_t.sqrt()
+    mean = (x_t - beta_t / (1 - alpha_bar_t).sqrt() * eps) / alpha_t.sqrt()
     return mean if t == 1 else mean + sigma2 * z
 '''},
         "must_lose": ["p_sample_step_tests", "sampler_tests"],
     },
+    "noise_subtracted": {  # mean - sigma_t z: the right distribution, but the problem states + sigma_t z for a given z
+        "replace": {"p_sample_step": _STEP + '''
+    mean = (x_t - beta_t / (1 - alpha_bar_t).sqrt() * eps) / alpha_t.sqrt()
+    return mean if t == 1 else mean - math.sqrt(sigma2) * z
+'''},
+        "must_lose": ["p_sample_step_tests"],
+    },
     "eps_coefficient_without_sqrt": {  # beta_t / (1 - alpha_bar_t) instead of beta_t / sqrt(1 - alpha_bar_t)
         "replace": {"p_sample_step": _STEP + '''
-    mean = (x_t - beta_t / (1 - alpha_bar_t) * eps_hat) / alpha_t.sqrt()
+    mean = (x_t - beta_t / (1 - alpha_bar_t) * eps) / alpha_t.sqrt()
     return mean if t == 1 else mean + math.sqrt(sigma2) * z
 '''},
         "must_lose": ["p_sample_step_tests"],
     },
     "eps_ignores_data_variance": {  # x_t - sqrt(abar) mu divided by sqrt(1 - abar), as if x0 = mu were known
         "replace": {"gaussian_eps": '''
-def gaussian_eps(x_t, t, mu, s2, alpha_bar):
+def gaussian_eps(sched, x_t, t, *, mu, s2):
     """E[eps | x_t] for Gaussian data."""
-    a = alpha_bar[t].unsqueeze(-1)
+    a = sched.alpha_bars[t].unsqueeze(-1)
     return (x_t - a.sqrt() * mu) / (1 - a).sqrt()
 '''},
         "must_lose": ["gaussian_eps_tests"],
     },
     "eps_with_standard_deviation_of_x_t": {  # divided by sqrt(Var x_t) instead of Var x_t
         "replace": {"gaussian_eps": '''
-def gaussian_eps(x_t, t, mu, s2, alpha_bar):
+def gaussian_eps(sched, x_t, t, *, mu, s2):
     """E[eps | x_t] for Gaussian data."""
-    a = alpha_bar[t].unsqueeze(-1)
+    a = sched.alpha_bars[t].unsqueeze(-1)
     return (1 - a).sqrt() * (x_t - a.sqrt() * mu) / (a * s2 + 1 - a).sqrt()
 '''},
         "must_lose": ["gaussian_eps_tests"],
     },
     "reverse_variance_ratio_swapped": {  # beta_t v_t / v_{t-1}
         "replace": {"reverse_variance": '''
-def gaussian_reverse_variance(t, s2, sched):
+def gaussian_reverse_variance(sched, t, *, s2):
     """Var(x_{t-1} | x_t) for Gaussian data."""
     a_prev, a_t = sched.alpha_bars[t - 1].item(), sched.alpha_bars[t].item()
     v_prev, v_t = a_prev * s2 + 1 - a_prev, a_t * s2 + 1 - a_t
@@ -86,33 +93,60 @@ def gaussian_reverse_variance(t, s2, sched):
     },
     "sampler_draws_noise_once": {  # one z for the whole chain: the steps' noises are not independent
         "replace": {"sampler": '''
-def ddpm_sample(eps_model, sched, x_T, sigma2, generator=None):
+def ddpm_sample(eps_model, sched, x_T, *, sigma2, generator=None):
     """Algorithm 2."""
     x = x_T
     z = torch.randn(x.shape, generator=generator)
     for t in range(sched.T, 0, -1):
         t_batch = torch.full((x.shape[0],), t, dtype=torch.long)
-        x = p_sample_step(eps_model(x, t_batch), x, t, sched, float(sigma2[t]), z)
+        x = p_sample_step(sched, x, t, eps=eps_model(x, t_batch), sigma2=float(sigma2[t]), z=z)
+    return x
+'''},
+        "must_lose": ["sampler_tests"],
+    },
+    "sampler_ignores_generator": {  # z from the global random generator: the seeded generator is not used
+        "replace": {"sampler": '''
+def ddpm_sample(eps_model, sched, x_T, *, sigma2, generator=None):
+    """Algorithm 2."""
+    x = x_T
+    for t in range(sched.T, 0, -1):
+        t_batch = torch.full((x.shape[0],), t, dtype=torch.long)
+        z = torch.randn(x.shape)
+        x = p_sample_step(sched, x, t, eps=eps_model(x, t_batch), sigma2=float(sigma2[t]), z=z)
+    return x
+'''},
+        "must_lose": ["sampler_tests"],
+    },
+    "sampler_seeds_its_own_generator": {  # a fixed private seed: reproducible, but every seed gives the same samples
+        "replace": {"sampler": '''
+def ddpm_sample(eps_model, sched, x_T, *, sigma2, generator=None):
+    """Algorithm 2."""
+    generator = torch.Generator().manual_seed(0)
+    x = x_T
+    for t in range(sched.T, 0, -1):
+        t_batch = torch.full((x.shape[0],), t, dtype=torch.long)
+        z = torch.randn(x.shape, generator=generator)
+        x = p_sample_step(sched, x, t, eps=eps_model(x, t_batch), sigma2=float(sigma2[t]), z=z)
     return x
 '''},
         "must_lose": ["sampler_tests"],
     },
     "sampler_uses_beta_regardless_of_sigma2": {  # ignores the variances it is given
         "replace": {"sampler": '''
-def ddpm_sample(eps_model, sched, x_T, sigma2, generator=None):
+def ddpm_sample(eps_model, sched, x_T, *, sigma2, generator=None):
     """Algorithm 2."""
     x = x_T
     for t in range(sched.T, 0, -1):
         t_batch = torch.full((x.shape[0],), t, dtype=torch.long)
         z = torch.randn(x.shape, generator=generator)
-        x = p_sample_step(eps_model(x, t_batch), x, t, sched, float(sched.betas[t]), z)
+        x = p_sample_step(sched, x, t, eps=eps_model(x, t_batch), sigma2=float(sched.betas[t]), z=z)
     return x
 '''},
         "must_lose": ["sampler_tests"],
     },
     "lambda_without_the_half": {  # ||mu - mu_theta||^2 / sigma^2 instead of / (2 sigma^2)
         "replace": {"vlb_weight": '''
-def vlb_weight(t, sched, sigma2):
+def vlb_weight(sched, t, *, sigma2):
     """lambda_t."""
     beta_t, alpha_t, alpha_bar_t = sched.betas[t].item(), sched.alphas[t].item(), sched.alpha_bars[t].item()
     return beta_t**2 / (sigma2 * alpha_t * (1 - alpha_bar_t))
@@ -121,7 +155,7 @@ def vlb_weight(t, sched, sigma2):
     },
     "lambda_with_alpha_bar_for_alpha": {  # alpha_bar_t where alpha_t belongs
         "replace": {"vlb_weight": '''
-def vlb_weight(t, sched, sigma2):
+def vlb_weight(sched, t, *, sigma2):
     """lambda_t."""
     beta_t, alpha_bar_t = sched.betas[t].item(), sched.alpha_bars[t].item()
     return beta_t**2 / (2 * sigma2 * alpha_bar_t * (1 - alpha_bar_t))
@@ -130,9 +164,9 @@ def vlb_weight(t, sched, sigma2):
     },
     "train_step_without_zero_grad": {  # gradients of earlier batches accumulate into every step
         "replace": {"train_step": '''
-def train_step(eps_model, optimizer, x0, t, eps, alpha_bar):
+def train_step(eps_model, optimizer, sched, x0, t, *, eps):
     """Algorithm 1, one step."""
-    loss = l_simple(eps_model, x0, t, eps, alpha_bar)
+    loss = l_simple(eps_model, sched, x0, t, eps=eps)
     loss.backward()
     optimizer.step()
     return loss.item()
