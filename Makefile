@@ -43,7 +43,12 @@ release: notebooks  ## regenerate the student release assignments/ from solution
 bench: $(STAMP)  ## print the speed tables, then run the demo and print its quality figures (~7 minutes)
 	$(BIN)/python -m pip install --quiet -e ".[bench]"
 	$(BIN)/python -m benchmarks.train_throughput
+	$(BIN)/python -m benchmarks.step_overhead
 	$(BIN)/python -m benchmarks.demo_quality
+
+.PHONY: student-edition
+student-edition: $(STAMP)  ## write dist/ddpm_scratch-student/ and its archives: what students get, no answers
+	$(BIN)/python tools/student_edition.py
 
 lint: $(STAMP)  ## ruff
 	$(BIN)/ruff check .
