@@ -26,8 +26,11 @@
 # 7. the prior term $L_T$: how close $q(\mathbf{x}_T)$ gets to $\mathcal{N}(\mathbf{0}, \mathbf{I})$.
 #
 # The code uses the course package `ddpm_scratch`; open `ddpm_scratch/schedules.py` and `ddpm_scratch/forward.py`
-# beside this notebook, they are short. **Index convention:** every schedule array has length $T+1$ and index $t$ is
-# the lecture's $t$; index $0$ is the data itself ($\beta_0 = 0$, $\bar\alpha_0 = 1$).
+# beside this notebook, they are short. In full mode the lesson ran in 28-33 s on two idle CPU cores (2.5 minutes
+# while other programs kept both cores busy; measured); with `DDPM_SCRATCH_FAST=1` it is smaller and quicker.
+#
+# **Index convention:** every schedule array has length $T+1$ and index $t$ is the lecture's $t$; index $0$ is the
+# data itself ($\beta_0 = 0$, $\bar\alpha_0 = 1$).
 
 # %% id="parameters" tags=["parameters"]
 import os
@@ -39,29 +42,82 @@ T = 1000  # number of diffusion steps (DDPM's value)
 N_DIGITS = 4 if FAST else 6  # rows of the digits picture
 N_TOY = 1000 if FAST else 4000  # points of the 2-D toy cloud
 N_CHAINS = 2000 if FAST else 40_000  # independent forward chains in the Monte Carlo checks
-OUT = Path("outputs/01_forward_process")  # figures are also saved here
+THREADS = None  # torch threads; None: torch's default, one per core (see the setup cell)
+# Figures are also saved in outputs/ of the course folder (the one holding lessons/), wherever the notebook was
+# started from; outside a course folder (e.g. a scratch copy of the notebook), in outputs/ of the working directory.
+HERE = Path.cwd().resolve()
+COURSE = next((p for p in (HERE, *HERE.parents) if (p / "lessons" / "01_forward_process.ipynb").is_file()), HERE)
+OUT = COURSE / "outputs" / "01_forward_process"
 
 # %% id="setup"
 import math
+import sys
 
 import matplotlib.pyplot as plt
 import torch
+from tqdm.auto import tqdm
 
-from ddpm_scratch.data import get_dataset, load_digits
 from ddpm_scratch.forward import frequency_snr, q_posterior, q_sample, q_step, radial_power_spectrum
 from ddpm_scratch.losses import prior_bpd
+from ddpm_scratch.machinery.data import get_dataset, load_digits
+from ddpm_scratch.machinery.viz import image_table, save_figure
 from ddpm_scratch.schedules import NoiseSchedule
-from ddpm_scratch.viz import image_grid, image_table
 
 torch.manual_seed(SEED)  # only for code you add; every cell below passes its own seeded generator
-torch.set_num_threads(1)  # the tensors here are small: one thread beats two that wait for each other
+# Threads, measured on two CPU cores for the one heavy cell (a q_step on 40,000 chains, ms per step, 1 thread vs 2):
+# idle machine 15-31 vs 12-26 (2 threads 1.2x faster); with another process keeping one core busy 17-19 vs 16-39
+# (2 threads up to 2.3x slower). The other cells take milliseconds either way. So THREADS = None keeps torch's
+# default (one thread per core); set THREADS = 1 if other programs keep your cores busy.
+if THREADS is not None:
+    torch.set_num_threads(THREADS)
 
 
 def show(fig, name: str) -> None:
     """Save a figure as OUT/name.png and display it below the cell."""
-    OUT.mkdir(parents=True, exist_ok=True)
-    fig.savefig(OUT / f"{name}.png", dpi=100, bbox_inches="tight")
+    save_figure(fig, OUT / f"{name}.png")
     plt.show()
+
+
+def live_frontend() -> bool:
+    """Whether a notebook frontend that draws widgets is attached (JupyterLab, Jupyter Notebook, VS Code, Colab).
+
+    False when the notebook is executed headless (tests, CI, nbconvert, nbclient): in fast mode, with
+    DDPM_SCRATCH_WIDGETS=0, outside an IPython kernel, or in a kernel that none of those frontends started.
+    DDPM_SCRATCH_WIDGETS=1 turns the sliders on in any kernel (another frontend that draws ipywidgets).
+    """
+    choice = os.environ.get("DDPM_SCRATCH_WIDGETS", "")
+    if FAST or choice == "0":
+        return False
+    try:
+        import ipywidgets  # noqa: F401
+        from IPython import get_ipython
+    except ImportError:
+        return False
+    shell = get_ipython()
+    if shell is None or type(shell).__name__ != "ZMQInteractiveShell":
+        return False
+    return (choice == "1" or "JPY_SESSION_NAME" in os.environ  # a kernel started by Jupyter Server (Lab, Notebook)
+            or "__vsc_ipynb_file__" in shell.user_ns or "google.colab" in sys.modules)  # VS Code, Colab
+
+
+def explore(plot, **controls) -> None:
+    """Draw plot(**defaults); in a live notebook frontend, with a slider per control that redraws it.
+
+    controls: name=(default, low, high, step); all ints make an integer slider, otherwise a float slider.
+    Executed headless, the cell draws the default figure once.
+    """
+    if not live_frontend():
+        plot(**{name: c[0] for name, c in controls.items()})
+        return
+    import ipywidgets as widgets
+
+    sliders = {}
+    for name, (default, low, high, step) in controls.items():
+        integer = all(isinstance(v, int) for v in (default, low, high, step))
+        slider = widgets.IntSlider if integer else widgets.FloatSlider
+        sliders[name] = slider(value=default, min=low, max=high, step=step, description=name,
+                               continuous_update=False)
+    widgets.interact(plot, **sliders)
 
 
 # %% [markdown] id="one_step"
@@ -129,7 +185,9 @@ for t in (0, 1, 2, T // 2, T):
 # **Check.** Run many independent chains of `q_step` from the same digit and compare, pixel by pixel, the empirical
 # mean and variance at a few $t$ with the kernel's $\sqrt{\bar\alpha_t}\,\mathbf{x}_0$ and $1-\bar\alpha_t$. We
 # report the largest deviation over the 64 pixels in units of its standard error (for the variance of $N$ Gaussian
-# draws that is $\sigma^2\sqrt{2/(N-1)}$); values of up to about 3-4 are what chance alone produces.
+# draws that is $\sigma^2\sqrt{2/(N-1)}$); values of up to about 3-4 are what chance alone produces. (In full mode
+# this cell runs 40,000 chains for 1,000 steps, with a progress bar: 18-22 s on two idle CPU cores, 134 s when other
+# programs kept both cores busy; see THREADS in the setup cell.)
 
 # %% id="chain_vs_kernel"
 digits, labels = load_digits("train")
@@ -137,7 +195,7 @@ x0 = digits[:1].expand(N_CHAINS, -1, -1, -1)  # one digit, N_CHAINS copies: (N, 
 check_at = [1, T // 100, T // 10, T // 2, T]
 g = torch.Generator().manual_seed(SEED)
 x = x0.clone()
-for t in range(1, T + 1):
+for t in tqdm(range(1, T + 1), desc="forward chains"):
     x = q_step(schedule, x, t, generator=g)  # x_t from x_{t-1}: one step of the chain
     if t in check_at:
         ab = schedule.alpha_bars[t]
@@ -211,7 +269,8 @@ for ax, t in zip(axes, [1, T // 20, T // 10, T // 5, T], strict=True):
     ax.hist(xt.numpy(), bins=120, range=(-3.5, 3.5), density=True, color="0.75", label="ancestral samples")
     ax.plot(grid, mixture_density_t(grid, t), color="C3", lw=1.2, label="exact $q(x_t)$")
     ax.set_title(rf"$t={t}$, $\bar\alpha_t={schedule.alpha_bars[t]:.3f}$", fontsize=10)
-    ax.set_yticks([])
+    ax.set_xlabel("$x_t$")
+axes[0].set_ylabel("density")
 axes[0].legend(fontsize=8, loc="upper left")
 show(fig, "mixture_1d")
 
@@ -232,10 +291,44 @@ for ax, t in zip(axes, toy_at, strict=True):
     for r in (1, 2):
         ax.plot(r * circle.cos(), r * circle.sin(), color="0.5", lw=0.7)
     ax.set_title(f"t={t}", fontsize=10)
-    ax.set_xlim(-3.2, 3.2)
-    ax.set_ylim(-3.2, 3.2)
-    ax.set_aspect("equal")
+    ax.set(xlim=(-3.2, 3.2), ylim=(-3.2, 3.2), aspect="equal", xlabel="first coordinate of $x_t$")
+axes[0].set_ylabel("second coordinate of $x_t$")
 show(fig, "toy_forward")
+
+# %% [markdown] id="forward_explorer_intro"
+# **Explore.** Move $t$ along the forward process. The digits, the 1-D mixture and the toy cloud are those above,
+# each diffused with one fixed draw of noise $\boldsymbol\epsilon$, so that from one $t$ to the next only
+# $\bar\alpha_t$ changes in $\mathbf{x}_t = \sqrt{\bar\alpha_t}\,\mathbf{x}_0 + \sqrt{1-\bar\alpha_t}\,
+# \boldsymbol\epsilon$. In a notebook frontend the cell shows a slider for $t$; run headless (tests, or
+# `jupyter nbconvert --execute`) it draws $t = T/10$.
+
+# %% id="forward_explorer"
+g = torch.Generator().manual_seed(SEED)
+explore_x0 = {"digits": digits[:8], "mixture": x0_1d, "toy": toy}
+explore_eps = {name: torch.randn(x.shape, generator=g, dtype=x.dtype) for name, x in explore_x0.items()}
+
+
+def forward_at(t: int) -> None:
+    """x_t of the digits, the 1-D mixture and the toy cloud, each with its noise held fixed."""
+    x_t = {name: q_sample(schedule, x, t, noise=explore_eps[name]) for name, x in explore_x0.items()}
+    fig, axes = plt.subplots(1, 3, figsize=(14, 3.3), gridspec_kw={"width_ratios": [1.5, 1.2, 1]})
+    image_table(axes[0], x_t["digits"].reshape(2, 4, 1, 8, 8), [""] * 4)
+    axes[0].set_title("digits", fontsize=10)
+    axes[1].hist(x_t["mixture"][:, 0].numpy(), bins=120, range=(-3.5, 3.5), density=True, color="0.75")
+    axes[1].plot(grid, mixture_density_t(grid, t), color="C3", lw=1.2, label="exact $q(x_t)$")
+    axes[1].set(xlabel="$x_t$", ylabel="density", title="1-D mixture")
+    axes[2].scatter(x_t["toy"][:, 0], x_t["toy"][:, 1], s=1, alpha=0.4)
+    for r in (1, 2):
+        axes[2].plot(r * circle.cos(), r * circle.sin(), color="0.5", lw=0.7)
+    axes[2].set(xlim=(-3.2, 3.2), ylim=(-3.2, 3.2), aspect="equal", title="two moons",
+                xlabel="first coordinate", ylabel="second coordinate")
+    ab = schedule.alpha_bars[t].item()
+    fig.suptitle(rf"$t = {t}$: $\bar\alpha_t = {ab:.3g}$, $\sqrt{{\bar\alpha_t}} = {ab ** 0.5:.3f}$, "
+                 rf"$\sqrt{{1-\bar\alpha_t}} = {(1 - ab) ** 0.5:.3f}$", y=1.02)
+    show(fig, "forward_explorer")
+
+
+explore(forward_at, t=(T // 10, 0, T, 1))
 
 # %% [markdown] id="schedules"
 # ## 4. Noise schedules and the signal-to-noise ratio
@@ -278,6 +371,38 @@ show(fig, "schedules")
 for name, s in schedules.items():
     crossing = int((s.snr(ts) < 1).nonzero()[0])
     print(f"{name:6s}: alpha_bar_T = {s.alpha_bars[T]:.2e}, SNR(t) drops below 1 at t = {crossing + 1}")
+
+# %% [markdown] id="schedule_explorer_intro"
+# **Explore.** Change the number of steps $T$, the linear schedule's last variance $\beta_T$ (its first stays
+# $\beta_1 = 10^{-4}$) and the cosine schedule's offset $s$. The horizontal axis is $t/T$, so that chains of different
+# lengths can be compared; the dashed grey curve is DDPM's schedule ($T = 1000$, $\beta_T = 0.02$). Things to try:
+# a short chain with DDPM's $\beta$ range (where does $\bar\alpha_T$ end?), and $s = 0$ (what happens to the SNR at
+# the first step?). Run headless, the cell draws the default values.
+
+# %% id="schedule_explorer"
+def schedules_for(T: int, beta_end: float, s: float) -> None:
+    """alpha_bar and SNR against t/T for a linear schedule (beta 1e-4 .. beta_end) and a cosine one (offset s)."""
+    ddpm = NoiseSchedule.linear(1000)
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.4))
+    for label, sched, style in [("DDPM (linear, T=1000)", ddpm, dict(color="0.5", ls="--", zorder=3)),
+                                (rf"linear, $\beta_T = {beta_end:g}$", NoiseSchedule.linear(T, beta_end=beta_end),
+                                 dict(color="C0")),
+                                (f"cosine, s = {s:g}", NoiseSchedule.cosine(T, s=s), dict(color="C1"))]:
+        steps = torch.arange(1, sched.T + 1)
+        label = rf"{label}: $\bar\alpha_T$ = {sched.alpha_bars[-1]:.1e}"
+        axes[0].plot(steps / sched.T, sched.alpha_bars[1:], label=label, **style)
+        axes[1].plot(steps / sched.T, sched.snr(steps), **style)
+    axes[0].set(xlabel="$t/T$", ylabel=r"$\bar\alpha_t$", title=rf"$\bar\alpha_t$ with $T = {T}$")
+    axes[1].set(xlabel="$t/T$", ylabel="SNR", yscale="log", ylim=(1e-10, 1e6),
+                title=r"$\mathrm{SNR}(t) = \bar\alpha_t / (1-\bar\alpha_t)$")
+    axes[1].axhline(1.0, color="0.5", lw=0.7, ls=":")
+    axes[0].legend(fontsize=8)
+    for ax in axes:
+        ax.grid(alpha=0.3)
+    show(fig, "schedule_explorer")
+
+
+explore(schedules_for, T=(T, 10, 2000, 10), beta_end=(0.02, 0.005, 0.05, 0.001), s=(0.008, 0.0, 0.2, 0.002))
 
 # %% [markdown] id="fourier"
 # ## 5. The Fourier view: detail drowns first
@@ -330,12 +455,16 @@ show(fig, "power_spectrum_xt")
 
 # %% [markdown] id="fsnr_intro"
 # Now the per-frequency SNR (`frequency_snr`) along $t$, one curve per frequency, and for each frequency the step at
-# which it drowns ($\mathrm{SNR}_k(t) < 1$):
+# which it drowns: the first $t \in \{1, \dots, T\}$ with $\mathrm{SNR}_k(t) < 1$. A frequency whose SNR stays
+# at or above 1 all the way to $t = T$ never drowns within the chain; it gets the step $T + 1$, drawn and printed as
+# "never" (the convention of problem set 1).
 
 # %% id="frequency_snr"
-k, snr_k = frequency_snr(schedule, digits, ts)  # (T, K)
-drowned = snr_k < 1
-drown = torch.where(drowned.any(dim=0), drowned.double().argmax(dim=0) + 1, T)  # first t with SNR_k(t) < 1
+k, snr_k = frequency_snr(schedule, digits, ts)  # (T, K): row t-1 holds SNR_k(t)
+# SNR_k(t) falls as t grows, so the steps before frequency k drowns are exactly those with SNR_k(t) >= 1;
+# counting them gives the drowning step, and T + 1 ("never") for a frequency that stays above 1 up to t = T.
+drown = 1 + (snr_k >= 1).sum(dim=0)
+never = drown > T
 fig, axes = plt.subplots(1, 2, figsize=(11, 3.4))
 colors = plt.cm.viridis(torch.linspace(0, 1, len(k)).numpy())
 for j in range(len(k)):
@@ -343,12 +472,15 @@ for j in range(len(k)):
 axes[0].axhline(1.0, color="0.3", lw=0.8, ls="--")
 axes[0].set(yscale="log", ylim=(1e-4, 1e6), xlabel="$t$", title=r"$\mathrm{SNR}_k(t)$ per radial frequency")
 axes[0].legend(fontsize=7, ncol=2)
-axes[1].bar(k, drown, color=colors)
-axes[1].set(xlabel="radial frequency $k$", ylabel="$t$", title=r"first $t$ with $\mathrm{SNR}_k(t) < 1$")
+bars = axes[1].bar(k, drown, color=colors, hatch=["//" if n else "" for n in never.tolist()])
+axes[1].bar_label(bars, labels=["never" if n else "" for n in never.tolist()], fontsize=8)
+axes[1].set(xlabel="radial frequency $k$", ylabel="$t$", ylim=(0, 1.12 * (T + 1)),
+            title=r"first $t$ with $\mathrm{SNR}_k(t) < 1$ (hatched: never, $T+1$)")
 for ax in axes:
     ax.grid(alpha=0.3)
 show(fig, "frequency_snr")
-print("drowning step per frequency:", dict(zip(k.tolist(), drown.tolist(), strict=True)))
+print("drowning step per frequency:",
+      {int(kk): "never" if n else int(d) for kk, d, n in zip(k, drown, never, strict=True)})
 
 # %% [markdown] id="split_intro"
 # The same statement on images. Split $\mathbf{x}_t$ into a coarse part (radial frequencies $k \le 2$) and a fine
@@ -423,9 +555,12 @@ show(fig, "frequency_split")
 # \frac{\sqrt{\alpha_t}\,(1-\bar\alpha_{t-1})}{1-\bar\alpha_t}\,\mathbf{x}_t +
 # \frac{\sqrt{\bar\alpha_{t-1}}\,\beta_t}{1-\bar\alpha_t}\,\mathbf{x}_0 .$$
 #
-# The mean is a weighted average of "where $\mathbf{x}_t$ points" and "where $\mathbf{x}_0$ points", and the variance
-# $\tilde\beta_t$ is a little smaller than $\beta_t$ (knowing $\mathbf{x}_0$ helps); at $t = 1$ it is $0$, because
-# then $\mathbf{x}_{t-1} = \mathbf{x}_0$ is known. `q_posterior` implements these two formulas.
+# The mean is a weighted average of "where $\mathbf{x}_t$ points" and "where $\mathbf{x}_0$ points". The variance
+# $\tilde\beta_t$ is $\beta_t$ times $(1-\bar\alpha_{t-1})/(1-\bar\alpha_t) < 1$: knowing $\mathbf{x}_0$ always
+# helps, but by how much depends on $t$. Early in the chain it helps a lot: for DDPM's schedule $\tilde\beta_t$ is
+# only $0.45\,\beta_t$ at $t = 2$ and $0.85\,\beta_t$ at $t = 10$; it reaches $0.96\,\beta_t$ at $t = 50$ and stays
+# within 1 % of $\beta_t$ from $t \approx 170$ on (printed below the check). At $t = 1$ it is $0$, because then
+# $\mathbf{x}_{t-1} = \mathbf{x}_0$ is known. `q_posterior` implements these two formulas.
 #
 # **Check, without the formulas.** Given $\mathbf{x}_0$, the pair $(x_{t-1}, x_t)$ is jointly Gaussian, so the
 # conditional mean of $x_{t-1}$ given $x_t$ is a straight line in $x_t$ and the scatter around it has constant
@@ -444,12 +579,15 @@ residual_var = (x_prev - design @ torch.stack([slope, intercept])[:, None]).var(
 slope_se = (residual_var / (N_CHAINS * x_t.var())).sqrt()  # least-squares standard errors
 intercept_se = (residual_var * (1 + x_t.mean() ** 2 / x_t.var()) / N_CHAINS).sqrt()
 
-mean_at_0, var_t = q_posterior(schedule, x0_pairs[:1], torch.zeros(1, 1, dtype=torch.float64), t)
-mean_at_1, _ = q_posterior(schedule, x0_pairs[:1], torch.ones(1, 1, dtype=torch.float64), t)
+mean_at_0, var_t = q_posterior(schedule, torch.zeros(1, 1, dtype=torch.float64), t, x0=x0_pairs[:1])  # at x_t = 0
+mean_at_1, _ = q_posterior(schedule, torch.ones(1, 1, dtype=torch.float64), t, x0=x0_pairs[:1])  # at x_t = 1
 print(f"slope:     fitted {slope:.4f} ± {slope_se:.4f}   formula {(mean_at_1 - mean_at_0).item():.4f}")
 print(f"intercept: fitted {intercept:.4f} ± {intercept_se:.4f}   formula {mean_at_0.item():.4f}")
 print(f"variance:  fitted {residual_var:.3e}   formula beta_tilde_t = {var_t.item():.3e}   (beta_t = "
       f"{schedule.betas[t]:.3e})")
+ratio = schedule.posterior_variances[1:] / schedule.betas[1:]  # beta_tilde_t / beta_t for t = 1..T
+shown = [u for u in (1, 2, 3, 5, 10, 20, 50, 100, 170, T) if u <= T]
+print("beta_tilde_t / beta_t:", ", ".join(f"{ratio[u - 1]:.3f} at t = {u}" for u in shown))
 
 # %% [markdown] id="prior"
 # ## 7. How close does $q(\mathbf{x}_T)$ get to $\mathcal{N}(\mathbf{0}, \mathbf{I})$? The prior term $L_T$
@@ -468,21 +606,27 @@ print(f"variance:  fitted {residual_var:.3e}   formula beta_tilde_t = {var_t.ite
 #
 # It has no learnable parameters: the schedule alone decides it, and a good schedule makes it negligible. We report it
 # in **bits per dimension** (divide by $\ln 2$ and by the number of pixels), the unit likelihoods of images are quoted
-# in. Below: the formula by hand, `prior_bpd` from the package, and what happens with fewer steps when $\beta_t$ keeps
-# DDPM's range $10^{-4} \dots 0.02$. (We compute in float64: in float32, $1-\bar\alpha_T$ rounds to exactly $1$
-# once $\bar\alpha_T < 6\cdot 10^{-8}$, and a tiny $L_T$ rounds to zero.)
+# in. Below, `prior_bpd` from the package (averaged over the training digits) beside the approximation
+# $\bar\alpha_T\|\mathbf{x}_0\|^2/2$ in the same units, for both schedules and for fewer steps when $\beta_t$ keeps
+# DDPM's range $10^{-4} \dots 0.02$. The approximation is the first term of the expansion in small $\bar\alpha_T$
+# (the next ones are $\bar\alpha_T^2/4 + \bar\alpha_T^3/6$ per coordinate), so it should agree while $\bar\alpha_T$
+# is tiny and fail when it is not.
+#
+# The package computes in float64, and so should you: in float32, $1-\bar\alpha_T$ rounds to exactly $1$ once
+# $\bar\alpha_T < 2^{-25} \approx 3\cdot 10^{-8}$ (half the spacing of float32 numbers just below 1). Then
+# $\log(1-\bar\alpha_T) = 0$ and the formula above returns $\bar\alpha_T(x_{0,i}^2 - 1)/2$ per coordinate, negative
+# for every pixel strictly inside $(-1, 1)$. The cosine schedule's $\bar\alpha_T \approx 2.4\cdot 10^{-9}$ is below
+# the threshold: its $L_T$ in float32 comes out near $-5\cdot 10^{-10}$ bits/dim instead of $+1.3\cdot 10^{-9}$. The
+# last lines of the cell show the rounding.
 
 # %% id="prior_term"
-def prior_bits_per_dim(s: NoiseSchedule, x0: torch.Tensor) -> torch.Tensor:
-    """L_T in bits/dim from the closed form above, averaged over the images x0 (B, ...)."""
-    ab = s.alpha_bars[s.T]
-    nats = 0.5 * (ab * x0.double() ** 2 - ab - torch.log1p(-ab))
-    return nats.mean() / math.log(2)
-
-
 for name, s in [*schedules.items(), *[(f"linear T={n}", NoiseSchedule.linear(n)) for n in (50, 100, 200, 500)]]:
-    print(f"{name:15s} alpha_bar_T = {s.alpha_bars[s.T]:.2e}   L_T = {prior_bits_per_dim(s, digits):.2e} bits/dim"
-          f"   (prior_bpd: {prior_bpd(s, digits.double()).mean():.2e})")
+    ab = s.alpha_bars[s.T]
+    leading = ab * digits.double().pow(2).mean() / (2 * math.log(2))  # alpha_bar_T ||x0||^2 / 2, per pixel, in bits
+    print(f"{name:15s} alpha_bar_T = {ab:.2e}   L_T = {prior_bpd(s, digits).mean():.3e} bits/dim"
+          f"   (alpha_bar_T ||x0||^2 / 2: {leading:.3e})")
+for value in (2.9e-8, 3.1e-8, schedules["cosine"].alpha_bars[T].item()):
+    print(f"float32: 1 - {value:.2e} = {(1 - torch.tensor(value, dtype=torch.float32)).item():.10f}")
 
 # %% [markdown] id="summary"
 # ## Summary
@@ -501,14 +645,17 @@ for name, s in [*schedules.items(), *[(f"linear T={n}", NoiseSchedule.linear(n))
 #
 # ## Questions to think about (not graded)
 #
-# 1. Set `T = 100` in the parameters cell but keep the linear schedule's $\beta$ range. What happens to
-#    $\bar\alpha_T$, to the last column of the digits picture and to $L_T$? How would you rescale $\beta_1$ and
-#    $\beta_T$ so that 100 steps end at noise again?
+# 1. Set `T = 100` in the parameters cell but keep the linear schedule's $\beta$ range (or try it first with the
+#    schedule explorer of section 4). What happens to $\bar\alpha_T$, to the last column of the digits picture and
+#    to $L_T$? How would you rescale $\beta_1$ and $\beta_T$ so that 100 steps end at noise again?
 # 2. Suppose the data are Gaussian, $q(\mathbf{x}_0) = \mathcal{N}(\boldsymbol\mu, s^2\mathbf{I})$. Write down
 #    $q(\mathbf{x}_t)$. For which $s$ does the forward process leave the *variance* unchanged at every step, and what
 #    happens to the mean?
-# 3. Show that for the cosine schedule $\mathrm{SNR}(t) = \cot^2\!\big(\tfrac{\pi}{2}\tfrac{t/T+s}{1+s}\big)$
-#    (before the clipping of $\beta_t$), and explain why $\log \mathrm{SNR}$ is nearly linear in the middle.
+# 3. For the cosine schedule write $\theta_t = \tfrac{\pi}{2}\tfrac{t/T+s}{1+s}$. Show that (before the clipping of
+#    $\beta_t$) $\mathrm{SNR}(t) = \cos^2\theta_t / (\cos^2\theta_0 - \cos^2\theta_t)$, which simplifies to
+#    $\cot^2\theta_t$ only for $s = 0$. With $s = 0.008$, how far is $\cot^2\theta_t$ from the true SNR at $t = 1$
+#    and at $t = T/2$ (compare with `NoiseSchedule.cosine(T).snr`)? Explain why $\log \mathrm{SNR}$ is nearly linear
+#    in $t$ in the middle.
 # 4. Replace the digits in section 5 by white-noise images. What does the bar chart of drowning steps look like, and
 #    why? What would it look like for images made only of sharp edges?
 # 5. Why is $\tilde\beta_1 = 0$? What does the posterior mean reduce to at $t = 1$?
