@@ -85,7 +85,8 @@ def ddpm_reverse(eps_model: EpsModel, schedule: NoiseSchedule, x_T: Tensor, *, v
     if isinstance(variance, Tensor):  # a caller's sigma_t^2: moved to the device once, like the schedule
         variance = schedule.reverse_variances(variance).to(x_T.device, schedule.betas.dtype)
     x = x_T
-    for t in tqdm(range(schedule.T, 0, -1), disable=not progress, desc="sampling", leave=False):  # line 2
+    steps = tqdm(range(schedule.T, 0, -1), disable=not progress, desc="sampling", leave=False, miniters=1)
+    for t in steps:  # line 2
         # t is a Python int: every row is at the same step, so each coefficient is one number, not a gather
         eps = predict_eps(eps_model, schedule, x, t, prediction=prediction)
         x = p_sample_step(schedule, x, t, eps=eps, variance=variance, generator=generator)

@@ -166,7 +166,7 @@ def variational_bound(eps_model: EpsModel, schedule: NoiseSchedule, x0: Tensor, 
     sigma2_all = schedule.reverse_variances(variance)
     schedule = schedule.to(x0.device)
     terms = torch.zeros(B, schedule.T, dtype=torch.float64)
-    for t_int in tqdm(range(1, schedule.T + 1), disable=not progress, desc="bound"):
+    for t_int in tqdm(range(1, schedule.T + 1), disable=not progress, desc="bound", miniters=1):
         t = torch.full((B,), t_int, dtype=torch.long, device=x0.device)
         x_t = q_sample(schedule, x0, t, generator=generator)
         eps = predict_eps(eps_model, schedule, x_t, t, prediction=prediction)
