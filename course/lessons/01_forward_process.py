@@ -34,7 +34,8 @@
 
 # %% id="parameters" tags=["parameters"]
 import os
-from pathlib import Path
+
+from ddpm_scratch.machinery.notebook import lesson_output_dir
 
 FAST = os.environ.get("DDPM_SCRATCH_FAST", "0") == "1"  # tests set DDPM_SCRATCH_FAST=1: a quick, smaller run
 SEED = 0
@@ -45,13 +46,10 @@ N_CHAINS = 2000 if FAST else 40_000  # independent forward chains in the Monte C
 THREADS = None  # torch threads; None: torch's default, one per core (see the setup cell)
 # Figures are also saved in outputs/ of the course folder (the one holding lessons/), wherever the notebook was
 # started from; outside a course folder (e.g. a scratch copy of the notebook), in outputs/ of the working directory.
-HERE = Path.cwd().resolve()
-COURSE = next((p for p in (HERE, *HERE.parents) if (p / "lessons" / "01_forward_process.ipynb").is_file()), HERE)
-OUT = COURSE / "outputs" / "01_forward_process"
+OUT = lesson_output_dir("01_forward_process")
 
 # %% id="setup"
 import math
-import sys
 
 import matplotlib.pyplot as plt
 import torch
@@ -60,7 +58,8 @@ from tqdm.auto import tqdm
 from ddpm_scratch.forward import frequency_snr, q_posterior, q_sample, q_step, radial_power_spectrum
 from ddpm_scratch.losses import prior_bpd
 from ddpm_scratch.machinery.data import get_dataset, load_digits
-from ddpm_scratch.machinery.viz import image_table, save_figure
+from ddpm_scratch.machinery.notebook import explore, show
+from ddpm_scratch.machinery.viz import image_table
 from ddpm_scratch.schedules import NoiseSchedule
 
 torch.manual_seed(SEED)  # only for code you add; every cell below passes its own seeded generator
@@ -70,55 +69,8 @@ torch.manual_seed(SEED)  # only for code you add; every cell below passes its ow
 # default (one thread per core); set THREADS = 1 if other programs keep your cores busy.
 if THREADS is not None:
     torch.set_num_threads(THREADS)
-
-
-def show(fig, name: str) -> None:
-    """Save a figure as OUT/name.png and display it below the cell."""
-    save_figure(fig, OUT / f"{name}.png")
-    plt.show()
-
-
-def live_frontend() -> bool:
-    """Whether a notebook frontend that draws widgets is attached (JupyterLab, Jupyter Notebook, VS Code, Colab).
-
-    False when the notebook is executed headless (tests, CI, nbconvert, nbclient): in fast mode, with
-    DDPM_SCRATCH_WIDGETS=0, outside an IPython kernel, or in a kernel that none of those frontends started.
-    DDPM_SCRATCH_WIDGETS=1 turns the sliders on in any kernel (another frontend that draws ipywidgets).
-    """
-    choice = os.environ.get("DDPM_SCRATCH_WIDGETS", "")
-    if FAST or choice == "0":
-        return False
-    try:
-        import ipywidgets  # noqa: F401
-        from IPython import get_ipython
-    except ImportError:
-        return False
-    shell = get_ipython()
-    if shell is None or type(shell).__name__ != "ZMQInteractiveShell":
-        return False
-    return (choice == "1" or "JPY_SESSION_NAME" in os.environ  # a kernel started by Jupyter Server (Lab, Notebook)
-            or "__vsc_ipynb_file__" in shell.user_ns or "google.colab" in sys.modules)  # VS Code, Colab
-
-
-def explore(plot, **controls) -> None:
-    """Draw plot(**defaults); in a live notebook frontend, with a slider per control that redraws it.
-
-    controls: name=(default, low, high, step); all ints make an integer slider, otherwise a float slider.
-    Executed headless, the cell draws the default figure once.
-    """
-    if not live_frontend():
-        plot(**{name: c[0] for name, c in controls.items()})
-        return
-    import ipywidgets as widgets
-
-    sliders = {}
-    for name, (default, low, high, step) in controls.items():
-        integer = all(isinstance(v, int) for v in (default, low, high, step))
-        slider = widgets.IntSlider if integer else widgets.FloatSlider
-        sliders[name] = slider(value=default, min=low, max=high, step=step, description=name,
-                               continuous_update=False)
-    widgets.interact(plot, **sliders)
-
+# show(fig, path) saves a figure and displays it; explore(plot, **controls) adds sliders in a live notebook frontend.
+# Both live in ddpm_scratch/machinery/notebook.py, shared by the lessons.
 
 # %% [markdown] id="one_step"
 # ## 1. One step of noise
@@ -161,16 +113,12 @@ for t in (0, 1, 2, T // 2, T):
 # > \mathcal{N}(\mathbf{0}, (s_a^2 + s_b^2)\mathbf{I})$. (Multiply the characteristic functions:
 # > $e^{-s_a^2\|\mathbf{u}\|^2/2}\,e^{-s_b^2\|\mathbf{u}\|^2/2}$.)
 #
-# Take two steps from $\mathbf{x}_0$, with independent noises $\boldsymbol\epsilon_0, \boldsymbol\epsilon_1$:
-#
-# $$\mathbf{x}_2 = \sqrt{\alpha_2}\,\mathbf{x}_1 + \sqrt{\beta_2}\,\boldsymbol\epsilon_1
-# = \sqrt{\alpha_2\alpha_1}\,\mathbf{x}_0
-# + \underbrace{\sqrt{\alpha_2(1-\alpha_1)}\,\boldsymbol\epsilon_0 + \sqrt{1-\alpha_2}\,\boldsymbol\epsilon_1}_{
-# \text{variance } \alpha_2 - \alpha_2\alpha_1 + 1 - \alpha_2 \;=\; 1 - \alpha_1\alpha_2}.$$
-#
-# The two noise terms merge into a single $\sqrt{1-\bar\alpha_2}\,\boldsymbol\epsilon$. Doing the same merge once
-# per step (an induction on $t$ whose careful write-up is question C4 of problem set 1) gives the **diffusion
-# kernel**
+# Take two steps from $\mathbf{x}_0$, with independent noises $\boldsymbol\epsilon_0, \boldsymbol\epsilon_1$, and
+# substitute the first step into the second: $\mathbf{x}_2$ is $\sqrt{\alpha_2\alpha_1}\,\mathbf{x}_0$ plus a scaled
+# copy of $\boldsymbol\epsilon_0$ plus a scaled copy of $\boldsymbol\epsilon_1$. The two noise terms are independent
+# zero-mean Gaussians, so by the fact above they merge into a single Gaussian noise term. Working out its variance,
+# and repeating the merge once per step (an induction on $t$), is question C4 of problem set 1; the result is the
+# **diffusion kernel**
 #
 # $$q(\mathbf{x}_t \mid \mathbf{x}_0) = \mathcal{N}\big(\mathbf{x}_t;\ \sqrt{\bar\alpha_t}\,\mathbf{x}_0,\
 # (1-\bar\alpha_t)\mathbf{I}\big)
@@ -184,10 +132,12 @@ for t in (0, 1, 2, T // 2, T):
 #
 # **Check.** Run many independent chains of `q_step` from the same digit and compare, pixel by pixel, the empirical
 # mean and variance at a few $t$ with the kernel's $\sqrt{\bar\alpha_t}\,\mathbf{x}_0$ and $1-\bar\alpha_t$. We
-# report the largest deviation over the 64 pixels in units of its standard error (for the variance of $N$ Gaussian
-# draws that is $\sigma^2\sqrt{2/(N-1)}$); values of up to about 3-4 are what chance alone produces. (In full mode
-# this cell runs 40,000 chains for 1,000 steps, with a progress bar: 18-22 s on two idle CPU cores, 134 s when other
-# programs kept both cores busy; see THREADS in the setup cell.)
+# report the largest deviation over the 64 pixels in units of its standard error, estimated from the chains
+# themselves: both estimates are averages over the $N$ chains (of $x$, and of the squared deviation $(x-\bar x)^2$),
+# and an average of $N$ independent terms has standard error (standard deviation of one term)$/\sqrt{N}$. Problem
+# set 1 (C3) derives the exact error bars for Gaussian draws. Values of up to about 3-4 are what chance alone
+# produces. (In full mode this cell runs 40,000 chains for 1,000 steps, with a progress bar: 18-22 s on two idle CPU
+# cores, 134 s when other programs kept both cores busy; see THREADS in the setup cell.)
 
 # %% id="chain_vs_kernel"
 digits, labels = load_digits("train")
@@ -199,8 +149,9 @@ for t in tqdm(range(1, T + 1), desc="forward chains"):
     x = q_step(schedule, x, t, generator=g)  # x_t from x_{t-1}: one step of the chain
     if t in check_at:
         ab = schedule.alpha_bars[t]
-        mean_err = (x.mean(0) - ab.sqrt() * x0[0]) / ((1 - ab) / N_CHAINS).sqrt()
-        var_err = (x.var(0) - (1 - ab)) / ((1 - ab) * math.sqrt(2 / (N_CHAINS - 1)))
+        squared_dev = (x - x.mean(0)) ** 2  # the sample variance is (nearly) the average of these
+        mean_err = (x.mean(0) - ab.sqrt() * x0[0]) / (x.std(0) / math.sqrt(N_CHAINS))
+        var_err = (x.var(0) - (1 - ab)) / (squared_dev.std(0) / math.sqrt(N_CHAINS))
         print(f"t = {t:4d}: max |z| of the mean {mean_err.abs().max():.2f}, of the variance {var_err.abs().max():.2f}")
 
 # %% [markdown] id="digits_intro"
@@ -224,7 +175,7 @@ for t in range(1, T + 1):
 fig, ax = plt.subplots(figsize=(0.8 * len(show_at), 0.85 * N_DIGITS))
 image_table(ax, torch.stack([frames[t] for t in show_at], dim=1), [f"t={t}" for t in show_at])
 ax.set_title(f"forward process on digits: rows are images, columns are t (linear schedule, T={T})", fontsize=10)
-show(fig, "digits_forward")
+show(fig, OUT / "digits_forward.png")
 
 # %% [markdown] id="marginal"
 # ## 3. What happens to the whole distribution
@@ -272,7 +223,7 @@ for ax, t in zip(axes, [1, T // 20, T // 10, T // 5, T], strict=True):
     ax.set_xlabel("$x_t$")
 axes[0].set_ylabel("density")
 axes[0].legend(fontsize=8, loc="upper left")
-show(fig, "mixture_1d")
+show(fig, OUT / "mixture_1d.png")
 
 # %% [markdown] id="toy_intro"
 # The same in two dimensions, with the "two moons" toy set (scaled to unit variance per axis). The moons shrink and
@@ -293,7 +244,7 @@ for ax, t in zip(axes, toy_at, strict=True):
     ax.set_title(f"t={t}", fontsize=10)
     ax.set(xlim=(-3.2, 3.2), ylim=(-3.2, 3.2), aspect="equal", xlabel="first coordinate of $x_t$")
 axes[0].set_ylabel("second coordinate of $x_t$")
-show(fig, "toy_forward")
+show(fig, OUT / "toy_forward.png")
 
 # %% [markdown] id="forward_explorer_intro"
 # **Explore.** Move $t$ along the forward process. The digits, the 1-D mixture and the toy cloud are those above,
@@ -325,7 +276,7 @@ def forward_at(t: int) -> None:
     ab = schedule.alpha_bars[t].item()
     fig.suptitle(rf"$t = {t}$: $\bar\alpha_t = {ab:.3g}$, $\sqrt{{\bar\alpha_t}} = {ab ** 0.5:.3f}$, "
                  rf"$\sqrt{{1-\bar\alpha_t}} = {(1 - ab) ** 0.5:.3f}$", y=1.02)
-    show(fig, "forward_explorer")
+    show(fig, OUT / "forward_explorer.png")
 
 
 explore(forward_at, t=(T // 10, 0, T, 1))
@@ -367,10 +318,11 @@ axes[2].axhline(1.0, color="0.5", lw=0.7, ls="--")
 for ax in axes:
     ax.legend()
     ax.grid(alpha=0.3)
-show(fig, "schedules")
+show(fig, OUT / "schedules.png")
 for name, s in schedules.items():
-    crossing = int((s.snr(ts) < 1).nonzero()[0])
-    print(f"{name:6s}: alpha_bar_T = {s.alpha_bars[T]:.2e}, SNR(t) drops below 1 at t = {crossing + 1}")
+    at = [T // 4, T // 2, 3 * T // 4]
+    print(f"{name:6s}: alpha_bar_T = {s.alpha_bars[T]:.2e};  SNR(t) at t = {', '.join(map(str, at))}: "
+          f"{', '.join(f'{v:.3g}' for v in s.snr(torch.tensor(at)).tolist())}")
 
 # %% [markdown] id="schedule_explorer_intro"
 # **Explore.** Change the number of steps $T$, the linear schedule's last variance $\beta_T$ (its first stays
@@ -399,7 +351,7 @@ def schedules_for(T: int, beta_end: float, s: float) -> None:
     axes[0].legend(fontsize=8)
     for ax in axes:
         ax.grid(alpha=0.3)
-    show(fig, "schedule_explorer")
+    show(fig, OUT / "schedule_explorer.png")
 
 
 explore(schedules_for, T=(T, 10, 2000, 10), beta_end=(0.02, 0.005, 0.05, 0.001), s=(0.008, 0.0, 0.2, 0.002))
@@ -435,7 +387,7 @@ ax.plot(k, power_noise, "s-", label=r"white noise $\mathcal{N}(0, I)$")
 ax.set(yscale="log", xlabel="radial frequency $k$", ylabel="mean power", title="radially averaged power spectrum")
 ax.legend()
 ax.grid(alpha=0.3)
-show(fig, "power_spectrum")
+show(fig, OUT / "power_spectrum.png")
 
 # %% [markdown] id="fourier_check"
 # **Check.** Diffuse the digits with `q_sample` and measure the power spectrum of $\mathbf{x}_t$: it should match
@@ -451,36 +403,38 @@ for i, t in enumerate([T // 20, 3 * T // 20, 3 * T // 10, 3 * T // 5]):
 ax.set(yscale="log", xlabel="radial frequency $k$", ylabel="mean power", title=r"power of $x_t$")
 ax.legend()
 ax.grid(alpha=0.3)
-show(fig, "power_spectrum_xt")
+show(fig, OUT / "power_spectrum_xt.png")
 
 # %% [markdown] id="fsnr_intro"
-# Now the per-frequency SNR (`frequency_snr`) along $t$, one curve per frequency, and for each frequency the step at
-# which it drowns: the first $t \in \{1, \dots, T\}$ with $\mathrm{SNR}_k(t) < 1$. A frequency whose SNR stays
-# at or above 1 all the way to $t = T$ never drowns within the chain; it gets the step $T + 1$, drawn and printed as
-# "never" (the convention of problem set 1).
+# Now the per-frequency SNR (`frequency_snr`) along $t$: one curve per radial frequency, with the line
+# $\mathrm{SNR}_k = 1$ dashed. Above the line a frequency's content is stronger than the noise at that frequency;
+# below it, the noise dominates: that frequency has *drowned*. The right panel shows the same numbers the other way
+# round, $\mathrm{SNR}_k(t)$ against $k$ at a few fixed $t$: at each step, the frequencies still above the line are
+# what is left of the data.
+#
+# Read the figure before going on. Which curves cross the line first, and which last? Does every frequency cross it
+# within the $T$ steps, and what would the answer depend on? Problem set 1 (part F) turns these crossings into one
+# number per frequency.
 
 # %% id="frequency_snr"
 k, snr_k = frequency_snr(schedule, digits, ts)  # (T, K): row t-1 holds SNR_k(t)
-# SNR_k(t) falls as t grows, so the steps before frequency k drowns are exactly those with SNR_k(t) >= 1;
-# counting them gives the drowning step, and T + 1 ("never") for a frequency that stays above 1 up to t = T.
-drown = 1 + (snr_k >= 1).sum(dim=0)
-never = drown > T
 fig, axes = plt.subplots(1, 2, figsize=(11, 3.4))
 colors = plt.cm.viridis(torch.linspace(0, 1, len(k)).numpy())
 for j in range(len(k)):
     axes[0].plot(ts, snr_k[:, j], color=colors[j], label=f"k={int(k[j])}")
-axes[0].axhline(1.0, color="0.3", lw=0.8, ls="--")
-axes[0].set(yscale="log", ylim=(1e-4, 1e6), xlabel="$t$", title=r"$\mathrm{SNR}_k(t)$ per radial frequency")
+axes[0].set(yscale="log", ylim=(1e-4, 1e6), xlabel="$t$", ylabel=r"$\mathrm{SNR}_k(t)$",
+            title="per radial frequency $k$, along the chain")
 axes[0].legend(fontsize=7, ncol=2)
-bars = axes[1].bar(k, drown, color=colors, hatch=["//" if n else "" for n in never.tolist()])
-axes[1].bar_label(bars, labels=["never" if n else "" for n in never.tolist()], fontsize=8)
-axes[1].set(xlabel="radial frequency $k$", ylabel="$t$", ylim=(0, 1.12 * (T + 1)),
-            title=r"first $t$ with $\mathrm{SNR}_k(t) < 1$ (hatched: never, $T+1$)")
+snapshots = [T // 20, T // 10, T // 5, 3 * T // 10, 2 * T // 5, T // 2]
+for i, t in enumerate(snapshots):
+    axes[1].plot(k, snr_k[t - 1], "o-", ms=3, color=f"C{i}", label=f"t={t}")
+axes[1].set(yscale="log", xlabel="radial frequency $k$", ylabel=r"$\mathrm{SNR}_k(t)$",
+            title="at a few steps $t$, across frequencies")
+axes[1].legend(fontsize=7, ncol=2)
 for ax in axes:
+    ax.axhline(1.0, color="0.3", lw=0.8, ls="--")
     ax.grid(alpha=0.3)
-show(fig, "frequency_snr")
-print("drowning step per frequency:",
-      {int(kk): "never" if n else int(d) for kk, d, n in zip(k, drown, never, strict=True)})
+show(fig, OUT / "frequency_snr.png")
 
 # %% [markdown] id="split_intro"
 # The same statement on images. Split $\mathbf{x}_t$ into a coarse part (radial frequencies $k \le 2$) and a fine
@@ -524,7 +478,7 @@ axes[1].plot(sim_ts, [s[1] for s in sims], label="fine part ($k > 2$)")
 axes[1].set(xlabel="$t$", ylabel="similarity to $x_0$'s part", title="what is left of the data, by frequency band")
 axes[1].legend()
 axes[1].grid(alpha=0.3)
-show(fig, "frequency_split")
+show(fig, OUT / "frequency_split.png")
 
 # %% [markdown] id="posterior"
 # ## 6. Going back one step: the posterior $q(\mathbf{x}_{t-1} \mid \mathbf{x}_t, \mathbf{x}_0)$
@@ -537,35 +491,31 @@ show(fig, "frequency_split")
 # $$q(\mathbf{x}_{t-1} \mid \mathbf{x}_t, \mathbf{x}_0) \propto q(\mathbf{x}_t \mid \mathbf{x}_{t-1})\,
 # q(\mathbf{x}_{t-1} \mid \mathbf{x}_0).$$
 #
-# Both factors are Gaussian in $\mathbf{x}_{t-1}$ and isotropic, so we can work one coordinate at a time. Up to terms
-# that do not involve $x_{t-1}$, the log of the right-hand side is
+# Both factors are Gaussian in $\mathbf{x}_{t-1}$ and isotropic, so we can work one coordinate at a time. Read as
+# functions of $x_{t-1}$, both have a log that is a quadratic in $x_{t-1}$ with a negative leading coefficient (the
+# first factor through its mean $\sqrt{\alpha_t}\,x_{t-1}$), and so does the log of their product. A density whose
+# log is $-\tfrac{1}{2}a x^2 + b x + \text{const}$ with $a > 0$ is $\mathcal{N}(b/a,\ 1/a)$: that is what
+# *completing the square* means. Hence the posterior is Gaussian,
 #
-# $$-\frac{(x_t - \sqrt{\alpha_t}\,x_{t-1})^2}{2\beta_t} - \frac{(x_{t-1} - \sqrt{\bar\alpha_{t-1}}\,x_0)^2}
-# {2(1-\bar\alpha_{t-1})}
-# = -\frac{1}{2}\underbrace{\Big(\frac{\alpha_t}{\beta_t} + \frac{1}{1-\bar\alpha_{t-1}}\Big)}_{1/\tilde\beta_t}
-# x_{t-1}^2 + \underbrace{\Big(\frac{\sqrt{\alpha_t}}{\beta_t}\,x_t + \frac{\sqrt{\bar\alpha_{t-1}}}
-# {1-\bar\alpha_{t-1}}\,x_0\Big)}_{b}\,x_{t-1} + \text{const}.$$
+# $$q(\mathbf{x}_{t-1} \mid \mathbf{x}_t, \mathbf{x}_0) = \mathcal{N}\big(\mathbf{x}_{t-1};\
+# \tilde{\boldsymbol\mu}_t(\mathbf{x}_t, \mathbf{x}_0),\ \tilde\beta_t\mathbf{I}\big),$$
 #
-# A log-density $-\tfrac{1}{2}a x^2 + b x$ belongs to $\mathcal{N}(b/a,\ 1/a)$ — that is what completing the square
-# means. The precision is a sum of the two precisions; with $\alpha_t(1-\bar\alpha_{t-1}) + \beta_t =
-# 1-\bar\alpha_t$ it simplifies to
+# with a precision $1/\tilde\beta_t$ that is the sum of the two factors' precisions in $x_{t-1}$ (so it depends
+# on neither $\mathbf{x}_t$ nor $\mathbf{x}_0$), and a mean that is linear in $\mathbf{x}_t$ and $\mathbf{x}_0$: a
+# weighted average of "where $\mathbf{x}_t$ points" and "where $\mathbf{x}_0$ points". Carrying out the algebra is
+# part D of problem set 1. In the package, `q_posterior` returns $\tilde{\boldsymbol\mu}_t$ and $\tilde\beta_t$;
+# here we use it as a black box.
 #
-# $$\tilde\beta_t = \frac{1-\bar\alpha_{t-1}}{1-\bar\alpha_t}\,\beta_t, \qquad
-# \tilde{\boldsymbol\mu}_t(\mathbf{x}_t, \mathbf{x}_0) = \tilde\beta_t\, b =
-# \frac{\sqrt{\alpha_t}\,(1-\bar\alpha_{t-1})}{1-\bar\alpha_t}\,\mathbf{x}_t +
-# \frac{\sqrt{\bar\alpha_{t-1}}\,\beta_t}{1-\bar\alpha_t}\,\mathbf{x}_0 .$$
+# Knowing $\mathbf{x}_0$ always helps: $\tilde\beta_t$ is below the forward step's $\beta_t$, but by how much
+# depends on $t$. Early in the chain it helps a lot: for DDPM's schedule $\tilde\beta_t$ is only $0.45\,\beta_t$ at
+# $t = 2$ and $0.85\,\beta_t$ at $t = 10$; it reaches $0.96\,\beta_t$ at $t = 50$ and stays within 1 % of $\beta_t$
+# from $t \approx 170$ on (printed below the check). At $t = 1$ it is $0$, because then $\mathbf{x}_{t-1} =
+# \mathbf{x}_0$ is known.
 #
-# The mean is a weighted average of "where $\mathbf{x}_t$ points" and "where $\mathbf{x}_0$ points". The variance
-# $\tilde\beta_t$ is $\beta_t$ times $(1-\bar\alpha_{t-1})/(1-\bar\alpha_t) < 1$: knowing $\mathbf{x}_0$ always
-# helps, but by how much depends on $t$. Early in the chain it helps a lot: for DDPM's schedule $\tilde\beta_t$ is
-# only $0.45\,\beta_t$ at $t = 2$ and $0.85\,\beta_t$ at $t = 10$; it reaches $0.96\,\beta_t$ at $t = 50$ and stays
-# within 1 % of $\beta_t$ from $t \approx 170$ on (printed below the check). At $t = 1$ it is $0$, because then
-# $\mathbf{x}_{t-1} = \mathbf{x}_0$ is known. `q_posterior` implements these two formulas.
-#
-# **Check, without the formulas.** Given $\mathbf{x}_0$, the pair $(x_{t-1}, x_t)$ is jointly Gaussian, so the
+# **Check against simulation.** Given $\mathbf{x}_0$, the pair $(x_{t-1}, x_t)$ is jointly Gaussian, so the
 # conditional mean of $x_{t-1}$ given $x_t$ is a straight line in $x_t$ and the scatter around it has constant
 # variance. Simulate many pairs (`q_sample` to $t-1$, then one `q_step`), fit the line by least squares, and compare
-# its slope, its intercept and the residual variance with the formulas:
+# its slope, its intercept and the residual variance with what `q_posterior` returns:
 
 # %% id="posterior_check"
 x0_value, t = 0.8, T // 20
@@ -581,9 +531,9 @@ intercept_se = (residual_var * (1 + x_t.mean() ** 2 / x_t.var()) / N_CHAINS).sqr
 
 mean_at_0, var_t = q_posterior(schedule, torch.zeros(1, 1, dtype=torch.float64), t, x0=x0_pairs[:1])  # at x_t = 0
 mean_at_1, _ = q_posterior(schedule, torch.ones(1, 1, dtype=torch.float64), t, x0=x0_pairs[:1])  # at x_t = 1
-print(f"slope:     fitted {slope:.4f} ± {slope_se:.4f}   formula {(mean_at_1 - mean_at_0).item():.4f}")
-print(f"intercept: fitted {intercept:.4f} ± {intercept_se:.4f}   formula {mean_at_0.item():.4f}")
-print(f"variance:  fitted {residual_var:.3e}   formula beta_tilde_t = {var_t.item():.3e}   (beta_t = "
+print(f"slope:     fitted {slope:.4f} ± {slope_se:.4f}   q_posterior {(mean_at_1 - mean_at_0).item():.4f}")
+print(f"intercept: fitted {intercept:.4f} ± {intercept_se:.4f}   q_posterior {mean_at_0.item():.4f}")
+print(f"variance:  fitted {residual_var:.3e}   q_posterior beta_tilde_t = {var_t.item():.3e}   (beta_t = "
       f"{schedule.betas[t]:.3e})")
 ratio = schedule.posterior_variances[1:] / schedule.betas[1:]  # beta_tilde_t / beta_t for t = 1..T
 shown = [u for u in (1, 2, 3, 5, 10, 20, 50, 100, 170, T) if u <= T]
@@ -598,25 +548,28 @@ print("beta_tilde_t / beta_t:", ", ".join(f"{ratio[u - 1]:.3f} at t = {u}" for u
 #
 # $$L_T = D_\mathrm{KL}\big(q(\mathbf{x}_T \mid \mathbf{x}_0)\,\|\,\mathcal{N}(\mathbf{0}, \mathbf{I})\big).$$
 #
-# For Gaussians, $D_\mathrm{KL}(\mathcal{N}(m, v)\,\|\,\mathcal{N}(0, 1)) = \tfrac12(v + m^2 - 1 - \log v)$ per
-# coordinate. With $m = \sqrt{\bar\alpha_T}\,x_0$ and $v = 1-\bar\alpha_T$:
+# Both distributions are Gaussian, so $L_T$ has a closed form: part E of problem set 1 derives the KL divergence of
+# two Gaussians and applies it here; in this lesson the package's `prior_bpd` computes it. What matters now is its
+# size. $q(\mathbf{x}_T \mid \mathbf{x}_0)$ differs from $\mathcal{N}(\mathbf{0}, \mathbf{I})$ in two ways: its
+# mean is off by $\sqrt{\bar\alpha_T}\,\mathbf{x}_0$, and its variance falls short of 1 by $\bar\alpha_T$. A KL
+# divergence is zero, and minimal, where the two distributions agree, so it grows quadratically in small deviations:
+# the mean's offset (squared: $\bar\alpha_T\|\mathbf{x}_0\|^2$) counts at first order in $\bar\alpha_T$, the
+# variance's deficit (squared: $\bar\alpha_T^2$ per coordinate) only at second order. To first order
 #
-# $$L_T = \frac{1}{2}\sum_i\Big(\bar\alpha_T\,x_{0,i}^2 - \bar\alpha_T - \log(1-\bar\alpha_T)\Big)
-# \approx \frac{\bar\alpha_T}{2}\,\|\mathbf{x}_0\|^2 \quad (\bar\alpha_T \to 0).$$
+# $$L_T \approx \frac{\bar\alpha_T}{2}\,\|\mathbf{x}_0\|^2 \quad (\bar\alpha_T \to 0).$$
 #
 # It has no learnable parameters: the schedule alone decides it, and a good schedule makes it negligible. We report it
 # in **bits per dimension** (divide by $\ln 2$ and by the number of pixels), the unit likelihoods of images are quoted
 # in. Below, `prior_bpd` from the package (averaged over the training digits) beside the approximation
 # $\bar\alpha_T\|\mathbf{x}_0\|^2/2$ in the same units, for both schedules and for fewer steps when $\beta_t$ keeps
-# DDPM's range $10^{-4} \dots 0.02$. The approximation is the first term of the expansion in small $\bar\alpha_T$
-# (the next ones are $\bar\alpha_T^2/4 + \bar\alpha_T^3/6$ per coordinate), so it should agree while $\bar\alpha_T$
-# is tiny and fail when it is not.
+# DDPM's range $10^{-4} \dots 0.02$. The approximation is the first term of an expansion in small $\bar\alpha_T$,
+# so it should agree while $\bar\alpha_T$ is tiny and fail when it is not.
 #
 # The package computes in float64, and so should you: in float32, $1-\bar\alpha_T$ rounds to exactly $1$ once
-# $\bar\alpha_T < 2^{-25} \approx 3\cdot 10^{-8}$ (half the spacing of float32 numbers just below 1). Then
-# $\log(1-\bar\alpha_T) = 0$ and the formula above returns $\bar\alpha_T(x_{0,i}^2 - 1)/2$ per coordinate, negative
-# for every pixel strictly inside $(-1, 1)$. The cosine schedule's $\bar\alpha_T \approx 2.4\cdot 10^{-9}$ is below
-# the threshold: its $L_T$ in float32 comes out near $-5\cdot 10^{-10}$ bits/dim instead of $+1.3\cdot 10^{-9}$. The
+# $\bar\alpha_T < 2^{-25} \approx 3\cdot 10^{-8}$ (half the spacing of float32 numbers just below 1). The variance's
+# deficit is then lost, and a closed form of $L_T$ evaluated in float32 drops its contribution or, depending on how
+# the formula is written, gets it wrong by more than its own size: $L_T$ can even come out negative, which no KL
+# divergence can be. The cosine schedule's $\bar\alpha_T \approx 2.4\cdot 10^{-9}$ is below the threshold. The
 # last lines of the cell show the rounding.
 
 # %% id="prior_term"
@@ -656,10 +609,11 @@ for value in (2.9e-8, 3.1e-8, schedules["cosine"].alpha_bars[T].item()):
 #    $\cot^2\theta_t$ only for $s = 0$. With $s = 0.008$, how far is $\cot^2\theta_t$ from the true SNR at $t = 1$
 #    and at $t = T/2$ (compare with `NoiseSchedule.cosine(T).snr`)? Explain why $\log \mathrm{SNR}$ is nearly linear
 #    in $t$ in the middle.
-# 4. Replace the digits in section 5 by white-noise images. What does the bar chart of drowning steps look like, and
-#    why? What would it look like for images made only of sharp edges?
+# 4. Replace the digits in section 5 by white-noise images. What do the curves of $\mathrm{SNR}_k(t)$ look like, and
+#    in which order do the frequencies cross $\mathrm{SNR}_k = 1$? Why? What would change for images made only of
+#    sharp edges?
 # 5. Why is $\tilde\beta_1 = 0$? What does the posterior mean reduce to at $t = 1$?
 # 6. How do the slope and the intercept of the fitted line in section 6 change between $t = 2$ and $t = T$? Predict
-#    them from the formula for $\tilde{\boldsymbol\mu}_t$ first, then change `t` and check.
+#    them from your formula for $\tilde{\boldsymbol\mu}_t$ (problem set 1, part D) first, then change `t` and check.
 # 7. $L_T$ grows like $\bar\alpha_T\|\mathbf{x}_0\|^2/2$. Which digits have the largest $L_T$, and why does the
 #    background colour of the images matter?

@@ -37,7 +37,8 @@
 
 # %% id="parameters" tags=["parameters"]
 import os
-from pathlib import Path
+
+from ddpm_scratch.machinery.notebook import lesson_output_dir
 
 FAST = os.environ.get("DDPM_SCRATCH_FAST", "0") == "1"  # tests set DDPM_SCRATCH_FAST=1: a quick, smaller run
 SEED = 0
@@ -64,15 +65,11 @@ N_EVAL_T = 6 if FAST else 25  # timesteps at which it is measured
 
 # Figures, the training log and the checkpoint go to outputs/ of the course folder (the one holding lessons/),
 # wherever the notebook was started from; outside a course folder, to outputs/ of the working directory.
-HERE = Path.cwd().resolve()
-COURSE = next((p for p in (HERE, *HERE.parents) if (p / "lessons" / "02_ddpm.ipynb").is_file()), HERE)
-OUT = COURSE / "outputs" / "02_ddpm"
+OUT = lesson_output_dir("02_ddpm")
 
 # %% id="setup"
 import math
-import sys
 import time
-from contextlib import contextmanager
 from itertools import islice
 
 import matplotlib.pyplot as plt
@@ -85,8 +82,9 @@ from ddpm_scratch.forward import q_posterior, q_sample, x0_from_eps
 from ddpm_scratch.losses import gaussian_kl, l_simple, vlb_weights
 from ddpm_scratch.machinery.data import batches, get_dataset, load_digits
 from ddpm_scratch.machinery.metrics import digits_fd, sliced_wasserstein
+from ddpm_scratch.machinery.notebook import explore, show, torch_threads
 from ddpm_scratch.machinery.train import TrainConfig, build_model, train
-from ddpm_scratch.machinery.viz import image_grid, image_table, read_loss_log, save_figure
+from ddpm_scratch.machinery.viz import image_grid, image_table, read_loss_log
 from ddpm_scratch.nets import MLPEps, SinusoidalEmbedding, count_parameters
 from ddpm_scratch.sampling import sample
 from ddpm_scratch.schedules import NoiseSchedule
@@ -104,71 +102,14 @@ torch.set_flush_denormal(True)  # CPU speed: arithmetic on subnormal floats (< 1
 # thread per core), 1.4-1.5x faster on idle cores. Set UNET_THREADS = 1 if other programs keep your cores busy.
 if UNET_THREADS is not None:
     torch.set_num_threads(UNET_THREADS)
-
-
-@contextmanager
-def torch_threads(n: int):
-    """Run the block with n torch threads, then restore the previous number."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
-def show(fig, name: str) -> None:
-    """Save a figure as OUT/name.png and display it below the cell."""
-    save_figure(fig, OUT / f"{name}.png")
-    plt.show()
+# show(fig, path) saves a figure and displays it, explore(plot, **controls) adds sliders in a live notebook frontend,
+# torch_threads(n) runs a block on n threads: the lessons' shared helpers, in ddpm_scratch/machinery/notebook.py.
 
 
 def show_images(ax, x: torch.Tensor, nrow: int) -> None:
     """Draw images (B, 1, H, W) in [-1, 1] as one grid on ax."""
     ax.imshow(image_grid(x, nrow=nrow)[..., 0], cmap="gray", vmin=0, vmax=255)
     ax.axis("off")
-
-
-def live_frontend() -> bool:
-    """Whether a notebook frontend that draws widgets is attached (JupyterLab, Jupyter Notebook, VS Code, Colab).
-
-    False when the notebook is executed headless (tests, CI, nbconvert, nbclient): in fast mode, with
-    DDPM_SCRATCH_WIDGETS=0, outside an IPython kernel, or in a kernel that none of those frontends started.
-    DDPM_SCRATCH_WIDGETS=1 turns the sliders on in any kernel (another frontend that draws ipywidgets).
-    """
-    choice = os.environ.get("DDPM_SCRATCH_WIDGETS", "")
-    if FAST or choice == "0":
-        return False
-    try:
-        import ipywidgets  # noqa: F401
-        from IPython import get_ipython
-    except ImportError:
-        return False
-    shell = get_ipython()
-    if shell is None or type(shell).__name__ != "ZMQInteractiveShell":
-        return False
-    return (choice == "1" or "JPY_SESSION_NAME" in os.environ  # a kernel started by Jupyter Server (Lab, Notebook)
-            or "__vsc_ipynb_file__" in shell.user_ns or "google.colab" in sys.modules)  # VS Code, Colab
-
-
-def explore(plot, **controls) -> None:
-    """Draw plot(**defaults); in a live notebook frontend, with a slider per control that redraws it.
-
-    controls: name=(default, low, high, step); all ints make an integer slider, otherwise a float slider.
-    Executed headless, the cell draws the default figure once.
-    """
-    if not live_frontend():
-        plot(**{name: c[0] for name, c in controls.items()})
-        return
-    import ipywidgets as widgets
-
-    sliders = {}
-    for name, (default, low, high, step) in controls.items():
-        integer = all(isinstance(v, int) for v in (default, low, high, step))
-        slider = widgets.IntSlider if integer else widgets.FloatSlider
-        sliders[name] = slider(value=default, min=low, max=high, step=step, description=name,
-                               continuous_update=False)
-    widgets.interact(plot, **sliders)
 
 
 # %% [markdown] id="bound"
@@ -194,8 +135,8 @@ def explore(plot, **controls) -> None:
 # \ \underbrace{-\ \mathbb{E}_q \log p_\theta(\mathbf{x}_0 \mid \mathbf{x}_1)}_{L_0}.$$
 #
 # Each $L_{t-1}$ ($t \ge 2$) compares two Gaussians: the posterior $\mathcal{N}(\tilde{\boldsymbol\mu}_t,
-# \tilde\beta_t \mathbf{I})$ from lesson 1 and the model $\mathcal{N}(\boldsymbol\mu_\theta, \sigma_t^2\mathbf{I})$.
-# With fixed variances only the means depend on $\theta$:
+# \tilde\beta_t \mathbf{I})$ (lesson 1; problem set 1 derives its formulas) and the model
+# $\mathcal{N}(\boldsymbol\mu_\theta, \sigma_t^2\mathbf{I})$. With fixed variances only the means depend on $\theta$:
 #
 # $$L_{t-1} = \frac{1}{2\sigma_t^2}\,\mathbb{E}_q\big\|\tilde{\boldsymbol\mu}_t(\mathbf{x}_t, \mathbf{x}_0) -
 # \boldsymbol\mu_\theta(\mathbf{x}_t, t)\big\|^2 + C_t, \qquad
@@ -296,7 +237,7 @@ ax.set(xscale="log", yscale="log", xlabel="$t$", ylabel="relative weight",
        title="relative weight of each step's noise error")
 ax.legend(fontsize=8)
 ax.grid(alpha=0.3)
-show(fig, "vlb_weights")
+show(fig, OUT / "vlb_weights.png")
 
 # %% [markdown] id="optimum"
 # ### What the optimum predicts is not unit Gaussian noise
@@ -310,36 +251,107 @@ show(fig, "vlb_weights")
 # $$1 = \operatorname{Var}(\epsilon) = \operatorname{Var}\big(\mathbb{E}[\epsilon \mid \mathbf{x}_t]\big) +
 # \mathbb{E}\big[\operatorname{Var}(\epsilon \mid \mathbf{x}_t)\big],$$
 #
-# and the second part is the error that even the best predictor keeps: as soon as the data have any spread,
-# $\mathbf{x}_t$ does not determine $\boldsymbol\epsilon$. So the optimal output has variance below 1, and
-# $\text{(variance of the optimal output)} = 1 - \text{(its noise error)}$. For Gaussian data
-# $\mathcal{N}(\boldsymbol\mu, s^2\mathbf{I})$ the first part is explicit:
+# and the second part is the error that even the best predictor keeps: whenever $\mathbf{x}_t$ does not determine
+# $\boldsymbol\epsilon$, it is positive. So the optimal output has variance below 1, and
+# $\text{(variance of the optimal output)} = 1 - \text{(its noise error)}$.
 #
-# $$\operatorname{Var}\big(\mathbb{E}[\epsilon \mid \mathbf{x}_t]\big) =
-# \frac{1-\bar\alpha_t}{\bar\alpha_t s^2 + 1 - \bar\alpha_t} < 1 \quad\text{whenever } s^2 > 0,$$
+# **An example we can compute.** Take data made of two points: every coordinate of $\mathbf{x}_0$ is $+1$ or $-1$
+# with probability $\tfrac12$ each, independently (the coordinates then never interact, so one is enough). Given
+# $x_t$, Bayes' rule weighs the two candidates by their kernel densities $\mathcal{N}(x_t;\ \pm\sqrt{\bar\alpha_t},\
+# 1-\bar\alpha_t)$. In their ratio the normalisers and the terms in $x_t^2$ cancel:
 #
-# close to 0 at small $t$ (the noise is tiny and hard to tell from the data) and close to 1 only near $t = T$ (where
-# $\mathbf{x}_t$ is almost all noise). **Check by Monte Carlo**, without the closed form of the predictor: simulate
-# many pairs $(x_0, \epsilon)$ in one dimension, form $x_t$, estimate $\mathbb{E}[\epsilon \mid x_t]$ by averaging
-# $\epsilon$ over narrow bins of $x_t$ (equal counts per bin), and take the variance of those averages (minus the
-# small part that comes from averaging a finite number of draws per bin). Section 7 measures the same thing on the
-# trained digits model.
+# $$\frac{q(x_0 = +1 \mid x_t)}{q(x_0 = -1 \mid x_t)} = \exp\Big(\frac{(x_t + \sqrt{\bar\alpha_t})^2 -
+# (x_t - \sqrt{\bar\alpha_t})^2}{2(1-\bar\alpha_t)}\Big) = e^{2a}, \qquad a = \frac{\sqrt{\bar\alpha_t}\,x_t}
+# {1-\bar\alpha_t},$$
+#
+# and a variable that is $\pm 1$ with odds $e^{2a}$ has mean $(e^{2a} - 1)/(e^{2a} + 1) = \tanh a$. So
+# $\mathbb{E}[x_0 \mid x_t] = \tanh a$ and, since $x_0^2 = 1$, $\operatorname{Var}(x_0 \mid x_t) = 1 - \tanh^2 a$.
+# The kernel makes the noise a function of $x_t$ and $x_0$, $\epsilon = (x_t - \sqrt{\bar\alpha_t}\,x_0) /
+# \sqrt{1-\bar\alpha_t}$; given $x_t$ it is linear in $x_0$, so
+#
+# $$\mathbb{E}[\epsilon \mid x_t] = \frac{x_t - \sqrt{\bar\alpha_t}\,\tanh a}{\sqrt{1-\bar\alpha_t}}, \qquad
+# \operatorname{Var}(\epsilon \mid x_t) = \frac{\bar\alpha_t}{1-\bar\alpha_t}\,\big(1 - \tanh^2 a\big) > 0,$$
+#
+# and the law of total variance gives $\operatorname{Var}(\mathbb{E}[\epsilon \mid x_t]) = 1 -
+# \frac{\bar\alpha_t}{1-\bar\alpha_t}\,\mathbb{E}[1 - \tanh^2 a] < 1$ at every $t \ge 1$. How far below 1 depends on
+# $t$. At small $t$ the two noisy copies of the data do not overlap: $x_t$ reveals $x_0$, hence $\epsilon$, and the
+# variance is close to 1. Near $t = T$, $x_t$ is almost all noise, $\mathbb{E}[\epsilon \mid x_t] \approx x_t$, and
+# the variance is close to 1 again. In between, where the two copies overlap, the optimal output is strongly shrunk.
+# Its distribution is not Gaussian either: it is a nonlinear function of a two-component mixture.
+#
+# **Check** (cell below): the $\tanh$ against Bayes' rule evaluated directly on a grid of $x_t$; then, on many
+# simulated pairs $(x_0, \epsilon)$, the variance of $\mathbb{E}[\epsilon \mid x_t]$ beside $1 -
+# \mathbb{E}[\operatorname{Var}(\epsilon \mid x_t)]$, and beside an estimate that uses no formula at all: average
+# $\epsilon$ over narrow bins of $x_t$ (equal counts per bin) and take the variance of those averages, minus the small
+# part that comes from averaging a finite number of draws per bin. Binning needs $\mathbb{E}[\epsilon \mid x_t]$ to
+# change little within a bin; at small $t$ it jumps between the two points, so that column starts at $t = 100$.
+# Section 7 measures the same spread on the trained digits model.
 
 # %% id="optimum_check"
-mu, s2 = 0.3, 0.25  # the data: N(mu, s2) in one dimension
 n, n_bins = (50_000, 100) if FAST else (1_000_000, 500)
-g = torch.Generator().manual_seed(SEED)
-x0_gauss = mu + math.sqrt(s2) * torch.randn(n, 1, generator=g, dtype=torch.float64)
-eps_gauss = torch.randn(n, 1, generator=g, dtype=torch.float64)
-print("    t   alpha_bar_t   Var E[eps | x_t]: formula   Monte Carlo (binned)")
-for t in (20, 50, 100, 200, 300, 500, 1000):
-    x_t = q_sample(schedule, x0_gauss, t, noise=eps_gauss)[:, 0]
-    binned = eps_gauss[x_t.argsort(), 0].reshape(n_bins, -1)  # n_bins bins of equal count along x_t
-    per_bin = binned.size(1)
-    monte_carlo = binned.mean(dim=1).var() - binned.var(dim=1).mean() / per_bin  # minus the bins' own noise
+
+
+def posterior_x0(x_t: torch.Tensor, t: int) -> torch.Tensor:
+    """E[x0 | x_t] for two-point data x0 = +-1 (equal weights): tanh(sqrt(alpha_bar_t) x_t / (1 - alpha_bar_t))."""
     ab = schedule.alpha_bars[t]
-    formula = (1 - ab) / (ab * s2 + 1 - ab)
-    print(f"{t:5d}   {ab:11.4f}   {formula:24.4f}   {monte_carlo:20.4f}")
+    return torch.tanh(ab.sqrt() * x_t / (1 - ab))
+
+
+grid, worst = torch.linspace(-4, 4, 801, dtype=torch.float64), 0.0
+for t in (1, 10, 100, 300, 1000):  # Bayes' rule on the grid: weights N(x_t; +-sqrt(alpha_bar_t), 1 - alpha_bar_t)
+    ab = schedule.alpha_bars[t]
+    kernel = torch.distributions.Normal(ab.sqrt() * torch.tensor([1.0, -1.0], dtype=torch.float64), (1 - ab).sqrt())
+    weights = torch.softmax(kernel.log_prob(grid[:, None]), dim=1)  # q(x0 = +1 | x_t), q(x0 = -1 | x_t)
+    worst = max(worst, (weights[:, 0] - weights[:, 1] - posterior_x0(grid, t)).abs().max().item())
+print(f"tanh vs Bayes' rule on a grid of x_t, t = 1..1000: largest difference {worst:.1e}")
+
+g = torch.Generator().manual_seed(SEED)
+x0_pm = torch.randint(0, 2, (n, 1), generator=g, dtype=torch.float64) * 2 - 1  # two-point data: +1 or -1
+eps_pm = torch.randn(n, 1, generator=g, dtype=torch.float64)
+
+
+def optimum_at(t: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """x_t, E[eps | x_t] and Var(eps | x_t) for the simulated pairs at step t, each (n,)."""
+    ab = schedule.alpha_bars[t]
+    x_t = q_sample(schedule, x0_pm, t, noise=eps_pm)[:, 0]
+    post = posterior_x0(x_t, t)
+    return x_t, (x_t - ab.sqrt() * post) / (1 - ab).sqrt(), ab / (1 - ab) * (1 - post**2)
+
+
+print("    t   alpha_bar_t   Var E[eps | x_t]   1 - E Var(eps | x_t)   binned, no formula")
+table_ts = [10, 50, 100, 200, 300, 400, 500, 700, 1000]
+binned_var = {}
+for t in table_ts:
+    x_t, eps_hat, eps_var = optimum_at(t)
+    spread = eps_hat.var()
+    spread_se = ((eps_hat - eps_hat.mean()) ** 2).std() / math.sqrt(n)  # a variance is an average of squares
+    line = f"{t:5d}   {schedule.alpha_bars[t]:11.4f}   {spread:9.4f} ± {spread_se:.4f}   {1 - eps_var.mean():20.4f}"
+    if t >= 100:
+        binned = eps_pm[x_t.argsort(), 0].reshape(n_bins, -1)  # n_bins bins of equal count along x_t
+        binned_var[t] = (binned.mean(dim=1).var() - binned.var(dim=1).mean() / binned.size(1)).item()
+        line += f"   {binned_var[t]:18.4f}"
+    print(line)
+
+curve_ts = list(range(1, schedule.T + 1, schedule.T // 50))
+curve = [optimum_at(t)[1].var().item() for t in curve_ts]
+t_mid = curve_ts[int(torch.tensor(curve).argmin())]  # where the two noisy copies of the data overlap most
+fig, axes = plt.subplots(1, 2, figsize=(11, 3.4))
+axes[0].plot(curve_ts, curve, color="C0", label=r"$\mathrm{Var}\,\mathbb{E}[\epsilon \mid x_t]$ (exact predictor)")
+axes[0].plot(list(binned_var), list(binned_var.values()), "o", color="C1", mfc="none", label="binned, no formula")
+axes[0].axhline(1.0, color="0.4", ls="--", lw=0.8, label=r"$\mathrm{Var}\,\epsilon = 1$")
+axes[0].set(xlabel="$t$", ylabel="variance", ylim=(0, 1.1), title="spread of the optimal prediction")
+axes[0].legend(fontsize=8)
+_, eps_hat, _ = optimum_at(t_mid)
+axes[1].hist(eps_hat.numpy(), bins=100, range=(-4, 4), density=True, color="0.75",
+             label=r"$\mathbb{E}[\epsilon \mid x_t]$" + f" (variance {eps_hat.var():.2f})")
+axes[1].plot(grid, torch.exp(-grid**2 / 2) / math.sqrt(2 * math.pi), color="C3", label=r"$\mathcal{N}(0, 1)$")
+axes[1].set(xlabel="value", ylabel="density", title=f"the optimal prediction at $t = {t_mid}$")
+axes[1].legend(fontsize=8)
+for ax in axes:
+    ax.grid(alpha=0.3)
+fig.suptitle(r"two-point data $x_0 = \pm 1$: the exact noise predictor is neither unit-variance nor Gaussian",
+             fontsize=10, y=1.02)
+show(fig, OUT / "optimal_eps.png")
 
 # %% [markdown] id="algorithms"
 # ## 2. Algorithm 1 (training) and Algorithm 2 (sampling)
@@ -401,8 +413,9 @@ mean = p_mean(schedule, x_rep[:1], t, eps=eps_rep[:1])[0]
 for variance in ("beta", "posterior"):
     sigma2 = schedule.reverse_variances(variance)[t]
     draws = p_sample_step(schedule, x_rep, t, eps=eps_rep, variance=variance, generator=g)
-    z_mean = (draws.mean(0) - mean) / (sigma2 / n).sqrt()
-    z_var = (draws.var(0) - sigma2) / (sigma2 * math.sqrt(2 / (n - 1)))
+    squared_dev = (draws - draws.mean(0)) ** 2  # standard errors from the draws themselves, as in lesson 1
+    z_mean = (draws.mean(0) - mean) / (draws.std(0) / math.sqrt(n))
+    z_var = (draws.var(0) - sigma2) / (squared_dev.std(0) / math.sqrt(n))
     print(f"2. t = {t}, sigma_t^2 = {variance:9s} ({sigma2:.2e}): {n} draws, max |z| of the mean "
           f"{z_mean.abs().max():.2f}, of the variance {z_var.abs().max():.2f}")
 
@@ -419,8 +432,8 @@ print("3. t = 1 with two different noises: identical", torch.equal(*last),
 # - $\sigma_t^2 = \beta_t$, the forward step's own variance. It is the exact reverse variance if the data were
 #   themselves $\mathcal{N}(\mathbf{0}, \mathbf{I})$.
 # - $\sigma_t^2 = \tilde\beta_t = \frac{1-\bar\alpha_{t-1}}{1-\bar\alpha_t}\beta_t$, the posterior variance of
-#   lesson 1. It is exact if the data set were a single point $\mathbf{x}_0$ (then knowing $\mathbf{x}_0$ costs
-#   nothing).
+#   lesson 1 and problem set 1. It is exact if the data set were a single point $\mathbf{x}_0$ (then knowing
+#   $\mathbf{x}_0$ costs nothing).
 #
 # They are the two ends of a range, but only for data whose every coordinate has variance at most 1: for Gaussian data
 # $\mathcal{N}(\boldsymbol\mu, s^2\mathbf{I})$ with $s^2 \le 1$ the true reverse variance $\operatorname{Var}(x_{t-1}
@@ -441,7 +454,7 @@ axes[1].set(xscale="log", xlabel="$t$", ylabel="ratio",
 axes[0].legend()
 for ax in axes:
     ax.grid(alpha=0.3)
-show(fig, "sigma_choices")
+show(fig, OUT / "sigma_choices.png")
 
 # %% [markdown] id="network"
 # ## 4. The network $\boldsymbol\epsilon_\theta(\mathbf{x}_t, t)$
@@ -491,7 +504,7 @@ axes[1].imshow(embedding[:, :64], aspect="auto", cmap="RdBu", vmin=-1, vmax=1, i
 axes[1].set(xlabel="$t$", title="$t = 1..64$, one column per step")
 fig.suptitle("sinusoidal time embedding: sin (dimensions 0-31) and cos (32-63) at geometrically spaced frequencies",
              fontsize=10, y=1.03)
-show(fig, "time_embedding")
+show(fig, OUT / "time_embedding.png")
 
 # %% [markdown] id="toy"
 # ## 5. A first model: two moons in two dimensions
@@ -554,7 +567,7 @@ axes[-1].set_title("real data", fontsize=10)
 for ax in axes:
     ax.set(xlim=(-3, 3), ylim=(-3, 3), aspect="equal")
 fig.suptitle("reverse process on the toy set (Algorithm 2), from noise to data")
-show(fig, "toy_reverse")
+show(fig, OUT / "toy_reverse.png")
 
 # %% id="toy_loss"
 fig, ax = plt.subplots(figsize=(6, 3))
@@ -563,7 +576,7 @@ window = max(TOY_STEPS // 30, 1)
 ax.plot(np.arange(window - 1, TOY_STEPS), np.convolve(toy_losses, np.ones(window) / window, "valid"), color="C0")
 ax.set(xlabel="step", ylabel=r"$L_\mathrm{simple}$", title="toy training loss (grey: per batch; blue: average)")
 ax.grid(alpha=0.3)
-show(fig, "toy_loss")
+show(fig, OUT / "toy_loss.png")
 
 # %% [markdown] id="sigma_explorer_intro"
 # **Explore $\sigma_t^2$.** Sample the toy model again with $\sigma_t^2 = c\,\beta_t$ and with $\sigma_t^2 =
@@ -589,7 +602,7 @@ def toy_samples_with(c: float) -> None:
     axes[2].set_title("real data", fontsize=10)
     for ax in axes:
         ax.set(xlim=(-3, 3), ylim=(-3, 3), aspect="equal")
-    show(fig, "toy_sigma")
+    show(fig, OUT / "toy_sigma.png")
 
 
 explore(toy_samples_with, c=(1.0, 0.0, 2.0, 0.1))
@@ -606,7 +619,7 @@ explore(toy_samples_with, c=(1.0, 0.0, 2.0, 0.1))
 # %% id="digits_train"
 config = TrainConfig(dataset="digits", steps=DIGITS_STEPS, batch_size=DIGITS_BATCH, T=DIGITS_T,
                      schedule=DIGITS_SCHEDULE, model=dict(DIGITS_MODEL), lr=2e-3, ema_decay=0.995, seed=SEED,
-                     warmup_steps=min(200, DIGITS_STEPS // 5), log_every=1)  # logging every step refreshes the bar
+                     warmup_steps=min(200, DIGITS_STEPS // 5), log_every=1)  # a loss.csv row per batch: plotted below
 start = time.perf_counter()
 result = train(config, out=OUT / "digits_run", progress=True)
 model, digits_schedule = result.ema_model, result.schedule
@@ -623,7 +636,7 @@ ax.plot(steps[window - 1:], np.convolve(losses, np.ones(window) / window, "valid
 ax.set(yscale="log", xlabel="step", ylabel=r"$L_\mathrm{simple}$", title="digits training loss")
 ax.legend()
 ax.grid(alpha=0.3)
-show(fig, "digits_loss")
+show(fig, OUT / "digits_loss.png")
 
 # %% [markdown] id="digits_sample_intro"
 # Sample with the EMA weights. One call of `ddpm_trajectory` runs Algorithm 2 for all `N_SAMPLES` images and keeps
@@ -647,7 +660,7 @@ n_show = min(6, N_SAMPLES)
 fig, ax = plt.subplots(figsize=(0.75 * len(strip_steps), 0.8 * n_show))
 image_table(ax, traj[:, :n_show].transpose(0, 1), [f"t={t}" for t in strip_steps])
 ax.set_title("reverse process of the trained model (Algorithm 2): rows are samples", fontsize=10)
-show(fig, "digits_reverse")
+show(fig, OUT / "digits_reverse.png")
 
 # %% id="digits_grid"
 real_digits = load_digits("test")[0][:N_SAMPLES]
@@ -656,7 +669,7 @@ show_images(axes[0], samples[:100], nrow=10)
 axes[0].set_title("samples")
 show_images(axes[1], real_digits[:100], nrow=10)
 axes[1].set_title("real test digits")
-show(fig, "digits_samples")
+show(fig, OUT / "digits_samples.png")
 
 # %% [markdown] id="fd_intro"
 # **How good are they?** The Fréchet distance (FD) fits a Gaussian to features of each image set (here the features
@@ -763,7 +776,7 @@ for ax in (axes[0], axes[2]):
 for ax in axes:
     ax.grid(alpha=0.3)
 fig.subplots_adjust(wspace=0.3)
-show(fig, "error_per_t")
+show(fig, OUT / "error_per_t.png")
 
 # %% [markdown] id="tradeoff_read"
 # How to read these curves (they are measured in full mode; in fast mode the model is barely trained):
@@ -809,7 +822,7 @@ with torch.no_grad():
 fig, ax = plt.subplots(figsize=(0.8 * (len(pred_ts) + 1), 0.8 * len(rows)))
 image_table(ax, torch.stack(rows).cpu(), [f"t={t}" for t in pred_ts] + ["true $x_0$"],
             ["$x_t$", r"$\hat{x}_0$"] * len(x0_show))
-show(fig, "x0_predictions")
+show(fig, OUT / "x0_predictions.png")
 
 # %% [markdown] id="vae"
 # ## 8. A diffusion model is a (very particular) hierarchical VAE
@@ -831,7 +844,8 @@ show(fig, "x0_predictions")
 # - $L_\text{simple}$ sets $\lambda_t = 1$ for every $t = 1, \dots, T$: same optimum for a perfect network, more
 #   emphasis on large $t$ (content) for a real one.
 # - The optimum $\mathbb{E}[\boldsymbol\epsilon \mid \mathbf{x}_t]$ is not unit Gaussian: its variance is
-#   $1 -$ (its noise error), below 1 whenever the data have spread.
+#   $1 -$ (its noise error), below 1 whenever $\mathbf{x}_t$ does not determine $\boldsymbol\epsilon$ (for two-point
+#   data: strongly shrunk where the two noisy copies overlap), and its distribution need not be Gaussian.
 # - Training (Algorithm 1) is regression of the added noise; sampling (Algorithm 2) subtracts the predicted noise,
 #   rescales and adds fresh noise of variance $\sigma_t^2 \in \{\beta_t, \tilde\beta_t\}$, $T$ times, except at the
 #   last step, which returns the mean (the sample then lacks that step's variance $\sigma_1^2$).

@@ -7,6 +7,7 @@
     viz.py       pictures: sample grids, reverse-process strips and animations, loss curves
     demo.py      `make demo`: train on digits, sample, write the pictures and a report
     cli.py       the command line `ddpm-scratch demo | train | sample`
+    notebook.py  what the lesson notebooks share: figure folder, sliders that fall back to a static figure, threads
 
 The machinery imports the lecture modules; the lecture modules never import it.
 """

@@ -353,8 +353,9 @@ def train(config: TrainConfig, out: str | Path | None = None, resume: bool = Fal
 
     model.train()
     loss_value, t0, timed_steps = float("nan"), None, 0
-    bar = tqdm(range(start, config.steps), initial=start, total=config.steps, disable=not progress,
-               desc=f"training on {config.dataset} ({device.type})")
+    bar = tqdm(range(start, config.steps), initial=start, total=config.steps, disable=not progress, miniters=1,
+               desc=f"training on {config.dataset} ({device.type})")  # miniters=1: no adaptive step count
+    # between redraws (tqdm's default learns one from fast steps and then stays silent when steps slow down)
     for step in bar:
         x0 = data[torch.randint(0, data.shape[0], (config.batch_size,), generator=data_rng).to(device)]  # line 2
         loss = optimisation_step(model, optimizer, schedule, x0, generator=noise_rng, prediction=config.prediction,
