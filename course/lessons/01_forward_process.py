@@ -135,7 +135,7 @@ for t in (0, 1, 2, T // 2, T):
 # report the largest deviation over the 64 pixels in units of its standard error, estimated from the chains
 # themselves: both estimates are averages over the $N$ chains (of $x$, and of the squared deviation $(x-\bar x)^2$),
 # and an average of $N$ independent terms has standard error (standard deviation of one term)$/\sqrt{N}$. Problem
-# set 1 (C3) derives the exact error bars for Gaussian draws. Values of up to about 3-4 are what chance alone
+# set 1 (C3) derives the exact error bars. Values of up to about 3-4 are what chance alone
 # produces. (In full mode this cell runs 40,000 chains for 1,000 steps, with a progress bar: 18-22 s on two idle CPU
 # cores, 134 s when other programs kept both cores busy; see THREADS in the setup cell.)
 

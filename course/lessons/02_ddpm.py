@@ -704,7 +704,7 @@ else:
 # ($L_\text{simple}$ with $t$ held fixed). The **data error** $\|\mathbf{x}_0 - \hat{\mathbf{x}}_0\|^2$, where
 # $\hat{\mathbf{x}}_0 = (\mathbf{x}_t - \sqrt{1-\bar\alpha_t}\,\boldsymbol\epsilon_\theta)/\sqrt{\bar\alpha_t}$ is
 # the model's guess of the clean image (`x0_from_eps`), measures how far that guess is from the truth. Unclipped it
-# would be exactly the noise error divided by $\mathrm{SNR}(t)$, which explodes as $t \to T$; we clip
+# explodes as $t \to T$, where $\hat{\mathbf{x}}_0$ divides by $\sqrt{\bar\alpha_t} \approx 0$; we clip
 # $\hat{\mathbf{x}}_0$ to the data range $[-1, 1]$, as a sensible guess would be. Both errors are per pixel.
 #
 # We also measure the **spread of the prediction**: the variance of $\boldsymbol\epsilon_\theta$ across the test

@@ -22,8 +22,8 @@
 # |---|---|---|
 # | A | $\bar\alpha_t$ with the course's index convention | 2 |
 # | B | sampling the diffusion kernel $q(\mathbf{x}_t \mid \mathbf{x}_0)$ by reparameterisation | 2 |
-# | C | one-step kernels compose into the closed-form kernel: exactly, by simulation, on paper | 2 + 2 + 1 + 3 |
-# | D | the posterior $q(\mathbf{x}_{t-1} \mid \mathbf{x}_t, \mathbf{x}_0)$, checked against Bayes' rule on a grid | 3 |
+# | C | one-step kernels compose into the closed-form kernel: exactly, by simulation, on paper | 2 + 2 + 2 + 3 |
+# | D | the posterior $q(\mathbf{x}_s \mid \mathbf{x}_t, \mathbf{x}_0)$ of a jump back, checked by Bayes' rule | 3 |
 # | E | $q(\mathbf{x}_T) \approx \mathcal{N}(\mathbf{0}, \mathbf{I})$: the prior term $L_T$ in bits/dim | 2 + 2 |
 # | F | the Fourier view: high frequencies drown first | 2 |
 #
@@ -41,7 +41,7 @@
 # **Calling convention** (the same as the course package's): a function of the process takes the schedule first (here
 # the arrays `betas` / `alpha_bar`), then the state and the timestep, positionally; whatever a caller draws (noise, a
 # random generator) or conditions on is passed by keyword: `q_sample(alpha_bar, x0, t, eps=eps)`,
-# `q_posterior(betas, alpha_bar, x_t, t, x0=x0)`. Tensors such as $\mathbf{x}_0$, $\mathbf{x}_t$ and
+# `q_posterior(alpha_bar, x_t, t, x0=x0, s=s)`. Tensors such as $\mathbf{x}_0$, $\mathbf{x}_t$ and
 # $\boldsymbol\epsilon$ have the same shape, so two of them swapped in a positional call would raise nothing; a keyword
 # cannot be swapped silently.
 
@@ -175,7 +175,7 @@ for _i, _ti in enumerate(_t.tolist()):
 ### END HIDDEN TESTS
 
 # %% [markdown] id="part_c"
-# ## Part C — one-step kernels compose into the diffusion kernel (2 + 2 + 1 + 3 points)
+# ## Part C — one-step kernels compose into the diffusion kernel (2 + 2 + 2 + 3 points)
 #
 # The lecture states that running $t$ one-step kernels from $\mathbf{x}_0$ lands exactly on
 # $q(\mathbf{x}_t \mid \mathbf{x}_0) = \mathcal{N}(\sqrt{\bar\alpha_t}\,\mathbf{x}_0, (1-\bar\alpha_t)\mathbf{I})$.
@@ -262,8 +262,8 @@ assert torch.equal(forward_chain(_betas, _x0, 30, generator=torch.Generator().ma
                    forward_chain(_betas, _x0, 30, generator=torch.Generator().manual_seed(3))), \
     "draw the noise from `generator`: the same seed must give the same x_t"
 # Two steps with beta_1 = 0.36, beta_2 = 0.19 from x0 = 1: alpha_bar_2 = 0.64 * 0.81 = 0.72^2, so
-# x_2 ~ N(0.72, 1 - 0.72^2). n chains; tolerances 5 standard errors (C3): sqrt(v / n) for the mean,
-# v sqrt(2 / (n - 1)) for the variance.
+# x_2 ~ N(0.72, 1 - 0.72^2). n chains; tolerances 5 standard errors of Gaussian draws (C3 with kurtosis 3):
+# sqrt(v / n) for the mean, v sqrt(2 / (n - 1)) for the variance.
 _n, _v = 20_000, 1 - 0.72**2
 _x2 = forward_chain(torch.tensor([0.0, 0.36, 0.19]), torch.ones(_n), 2, generator=torch.Generator().manual_seed(1))
 assert abs(_x2.mean().item() - 0.72) < 5 * math.sqrt(_v / _n), f"mean of x_2 should be 0.72, got {_x2.mean():.4f}"
@@ -300,57 +300,95 @@ assert ((_cov - torch.diag(_cov.diagonal())).abs() < 5 * _v * math.sqrt(1 / (_n 
 ### END HIDDEN TESTS
 
 # %% [markdown] id="part_c3"
-# **C3 (1 point).** A Monte Carlo check needs an error bar derived from the sample size, not a tolerance tuned until
-# the test passes. For $n$ i.i.d. draws from $\mathcal{N}(m, v)$ derive the standard error (standard deviation) of
-# the sample mean $\bar x = \frac1n\sum_i x_i$ and of the unbiased sample variance
-# $s^2 = \frac{1}{n-1}\sum_i (x_i - \bar x)^2$ (hint: $(n-1)s^2/v$ follows a $\chi^2$ distribution with $n-1$
-# degrees of freedom, whose variance is twice its degrees of freedom), and return $k$ standard errors of each. Give the
-# exact expressions, valid for every $n \ge 2$: the grader also checks small $n$, where $n$ and $n-1$ differ.
+# **C3 (2 points).** A Monte Carlo check needs an error bar derived from the sample size, not a tolerance tuned until
+# the test passes. Lesson 1 estimates its error bars from the samples themselves, which is good enough for large $n$;
+# here you derive them exactly, for every $n$ and for any distribution (the checks of this course also average numbers
+# that are far from Gaussian: squared errors, products of two variables, pixels of real images). For $n$ i.i.d. draws
+# with variance $v$ and kurtosis $\kappa = \mathbb{E}[(x-m)^4]/v^2$ ($\kappa = 3$ for a Gaussian, $1$ for a fair coin
+# with values $\pm 1$), find the standard error (standard deviation) of the sample mean $\bar x = \frac1n\sum_i x_i$
+# and of the unbiased sample variance $s^2 = \frac{1}{n-1}\sum_i (x_i - \bar x)^2$, and return $k$ standard errors
+# of each.
+#
+# Hint: $s^2 = \frac{1}{n(n-1)}\sum_{i<j}(x_i - x_j)^2$. Expand $\operatorname{Var}(s^2)$ as a double sum over pairs
+# $\{i, j\}$ and $\{k, l\}$ and sort the terms by how many indices the two pairs share (none, one or two); only $v$
+# and $\kappa$ remain. Give the exact expression, valid for every $n \ge 2$: the grader checks small $n$, where $n$
+# and $n-1$ differ, with distributions of several kurtoses (by exact enumeration of discrete ones, and by Monte
+# Carlo).
 
 # %% id="mc_tolerance" kind="solution"
-def mc_tolerances(var: float, n: int, k: float = 5.0) -> tuple[float, float]:
-    """k standard errors of the sample mean and of the unbiased sample variance of n Gaussian draws of variance var.
+def mc_tolerances(var: float, n: int, *, kurtosis: float, k: float = 5.0) -> tuple[float, float]:
+    """k standard errors of the sample mean and of the unbiased sample variance of n i.i.d. draws.
 
+    var: the variance v of one draw.  n: int >= 2.  kurtosis (keyword-only): E[(x - m)^4] / v^2 of one draw.
     Returns (tol_mean, tol_var) as floats.
     """
     ### BEGIN SOLUTION
-    return k * math.sqrt(var / n), k * var * math.sqrt(2 / (n - 1))
+    # Var(s^2) = v^2 (kappa / n - (n - 3) / (n (n - 1))); 2 v^2 / (n - 1) for Gaussian draws (kappa = 3)
+    return k * math.sqrt(var / n), k * var * math.sqrt(kurtosis / n - (n - 3) / (n * (n - 1)))
     ### END SOLUTION
 
 
-# %% id="mc_tolerance_tests" kind="tests" points=1
-_tol_mean, _tol_var = mc_tolerances(0.3, 1000)
+# %% id="mc_tolerance_tests" kind="tests" points=2
+_tol_mean, _tol_var = mc_tolerances(0.3, 1000, kurtosis=3.0)
+assert isinstance(_tol_mean, float) and isinstance(_tol_var, float), "return two floats"
 assert _tol_mean > 0 and _tol_var > 0, "tolerances must be positive"
-assert abs(mc_tolerances(0.25, 100, k=2.0)[0] - 0.1) < 1e-12, "2 standard errors of a mean: 2 sqrt(0.25 / 100) = 0.1"
-assert abs(mc_tolerances(0.3, 4000)[0] - _tol_mean / 2) < 1e-12, "the standard error of a mean shrinks like 1/sqrt(n)"
-assert abs(mc_tolerances(0.3, 1000, k=1.0)[0] * 5 - _tol_mean) < 1e-12, "tolerances are k standard errors"
-assert abs(mc_tolerances(4 * 0.3, 1000)[1] - 4 * _tol_var) < 1e-12, \
+assert abs(mc_tolerances(0.25, 100, kurtosis=3.0, k=2.0)[0] - 0.1) < 1e-12, \
+    "2 standard errors of a mean: 2 sqrt(0.25 / 100) = 0.1"
+assert abs(mc_tolerances(0.3, 4000, kurtosis=3.0)[0] - _tol_mean / 2) < 1e-12, \
+    "the standard error of a mean shrinks like 1/sqrt(n)"
+assert abs(mc_tolerances(0.3, 1000, kurtosis=3.0, k=1.0)[0] * 5 - _tol_mean) < 1e-12, "tolerances are k standard errors"
+assert abs(mc_tolerances(4 * 0.3, 1000, kurtosis=3.0)[1] - 4 * _tol_var) < 1e-12, \
     "the standard error of the sample variance is proportional to the variance itself (not to its square root)"
+# By hand: two fair coin flips with values +-1 (v = 1, kurtosis 1). s^2 = (x_1 - x_2)^2 / 2 is 0 or 2, each with
+# probability 1/2, so its standard deviation is 1.
+_tol_var = mc_tolerances(1.0, 2, kurtosis=1.0, k=1.0)[1]
+assert abs(_tol_var - 1.0) < 1e-12, f"n = 2 coin flips: s^2 is 0 or 2, equally likely: standard error 1, got {_tol_var}"
 print("Part C3: visible tests passed (hidden tests decide the grade)")
 ### BEGIN HIDDEN TESTS
-# Empirically: R repetitions of an n-sample experiment; the spread of the R sample means (variances) is their
-# standard error. The sample standard deviation of R draws with kurtosis kappa has relative standard error
-# sqrt((kappa - 1) / (4 R)); kappa = 3 for the mean, 3 + 12 / (n - 1) for the variance (chi^2 with n - 1 dof).
-# At n = 3 the exact error bar of the variance, v sqrt(2 / (n - 1)), and v sqrt(2 / n) differ by sqrt(3 / 2) = 1.22,
-# far outside 5 relative standard errors (0.022 at R = 100 000).
-for _R, _n, _v, _seed in ((20_000, 64, 2.0, 4), (100_000, 3, 0.7, 5)):
-    _x = 0.3 + math.sqrt(_v) * torch.randn(_R, _n, generator=torch.Generator().manual_seed(_seed))
-    _se_mean, _se_var = mc_tolerances(_v, _n, k=1.0)
-    _rel_mean = math.sqrt(2 / (4 * _R))
-    _rel_var = math.sqrt((2 + 12 / (_n - 1)) / (4 * _R))
-    assert abs(_x.mean(dim=1).std().item() / _se_mean - 1) < 5 * _rel_mean, f"standard error of the mean, n = {_n}"
-    assert abs(_x.var(dim=1).std().item() / _se_var - 1) < 5 * _rel_var, f"standard error of the variance, n = {_n}"
-# the closed forms, Var(mean) = v / n and Var(s^2) = 2 v^2 / (n - 1), at large and small n and with k
+# 1) Exact, by enumerating every outcome of n draws from a discrete distribution (3^n outcomes): the mean and the
+# variance of s^2 computed from the probabilities, kurtosis from the distribution's moments.
+import itertools
+
+for _values, _probs in (([-1.0, 0.0, 2.0], [0.3, 0.5, 0.2]), ([0.0, 1.0, 10.0], [0.6, 0.35, 0.05]),
+                        ([-1.0, 1.0, 3.0], [0.25, 0.5, 0.25])):
+    _m = sum(p * x for p, x in zip(_probs, _values, strict=True))
+    _v = sum(p * (x - _m) ** 2 for p, x in zip(_probs, _values, strict=True))
+    _kappa = sum(p * (x - _m) ** 4 for p, x in zip(_probs, _values, strict=True)) / _v**2
+    for _n in (2, 3, 4, 6):
+        _e1 = _e2 = _es2 = 0.0
+        for _outcome in itertools.product(range(3), repeat=_n):
+            _p = math.prod(_probs[i] for i in _outcome)
+            _x = [_values[i] for i in _outcome]
+            _mean = sum(_x) / _n
+            _s2 = sum((xi - _mean) ** 2 for xi in _x) / (_n - 1)
+            _e1, _e2, _es2 = _e1 + _p * _s2, _e2 + _p * _s2**2, _es2 + _p * (_mean - _m) ** 2
+        _tm, _tv = mc_tolerances(_v, _n, kurtosis=_kappa, k=1.0)
+        assert abs(_tm - math.sqrt(_es2)) < 1e-9 * _tm, f"standard error of the mean, kurtosis {_kappa:.3f}, n = {_n}"
+        assert abs(_tv - math.sqrt(_e2 - _e1**2)) < 1e-7 * _tv, \
+            f"standard error of s^2 for draws of kurtosis {_kappa:.3f}, n = {_n}: {math.sqrt(_e2 - _e1**2):.6g}"
+# 2) Gaussian draws: Var(s^2) = 2 v^2 / (n - 1) ((n - 1) s^2 / v is chi^2 with n - 1 degrees of freedom), with k
 for _v, _n, _k in ((2.0, 10_000, 3.0), (0.5, 2, 1.0), (1.5, 5, 2.0)):
-    _tm, _tv = mc_tolerances(_v, _n, k=_k)
+    _tm, _tv = mc_tolerances(_v, _n, kurtosis=3.0, k=_k)
     assert abs(_tm - _k * math.sqrt(_v / _n)) < 1e-12 * _tm, f"standard error of the sample mean, n = {_n}"
-    assert abs(_tv - _k * _v * math.sqrt(2 / (_n - 1))) < 1e-12 * _tv, \
-        f"standard error of the unbiased sample variance, n = {_n} (Var s^2 = 2 v^2 / (n - 1))"
+    assert abs(_tv - _k * _v * math.sqrt(2 / (_n - 1))) < 1e-12 * _tv, f"Gaussian draws, n = {_n}: 2 v^2 / (n - 1)"
+# 3) Monte Carlo with continuous draws: R repetitions of an n-sample experiment. The variance of the R values of s^2
+# estimates Var(s^2); its own standard error, sqrt((mu_4 - Var^2) / R), is estimated from the same R values.
+_R = 200_000
+_g = torch.Generator().manual_seed(6)
+_laplace = torch.rand(_R, 5, generator=_g).log() - torch.rand(_R, 5, generator=_g).log()  # difference of Exp(1)s
+for _name, _draws, _v, _kappa, _n in (("uniform(-1, 1)", 2 * torch.rand(_R, 3, generator=_g) - 1, 1 / 3, 1.8, 3),
+                                      ("Laplace(0, 1)", _laplace, 2.0, 6.0, 5)):
+    _s2 = _draws.var(dim=1)
+    _var_s2 = _s2.var().item()
+    _se = math.sqrt(((_s2 - _s2.mean()) ** 4).mean().item() - _var_s2**2) / math.sqrt(_R)
+    _tv = mc_tolerances(_v, _n, kurtosis=_kappa, k=1.0)[1]
+    assert abs(_var_s2 - _tv**2) < 5 * _se, \
+        f"{_name}, n = {_n}: Var(s^2) = {_var_s2:.4f} +- {_se:.4f} by Monte Carlo, yours {_tv**2:.4f}"
 ### END HIDDEN TESTS
 
 # %% [markdown] id="part_c_demo"
 # Put C2 and C3 together (nothing to write here): simulate $n$ chains and compare their moments with the closed-form
-# kernel, within your error bars.
+# kernel, within your error bars (the chains are Gaussian: kurtosis 3).
 
 # %% id="c_demo"
 _betas = linear_betas(1000)
@@ -359,7 +397,7 @@ _n, _x0_value = 20_000, 0.8
 for _t in (1, 10, 100, 1000):
     _x_t = forward_chain(_betas, torch.full((_n,), _x0_value), _t, generator=torch.Generator().manual_seed(_t))
     _m, _v = _alpha_bar[_t].sqrt().item() * _x0_value, 1 - _alpha_bar[_t].item()
-    _tol_m, _tol_v = mc_tolerances(_v, _n)
+    _tol_m, _tol_v = mc_tolerances(_v, _n, kurtosis=3.0)
     print(f"t={_t:4d}  mean {_x_t.mean():+.4f} vs {_m:+.4f} (tol {_tol_m:.4f})   "
           f"var {_x_t.var():.5f} vs {_v:.5f} (tol {_tol_v:.5f})")
 
@@ -405,60 +443,66 @@ for _t in (1, 10, 100, 1000):
 # ### END SOLUTION
 
 # %% [markdown] id="part_d"
-# ## Part D — the posterior $q(\mathbf{x}_{t-1} \mid \mathbf{x}_t, \mathbf{x}_0)$ (3 points)
+# ## Part D — the posterior of a jump back, $q(\mathbf{x}_s \mid \mathbf{x}_t, \mathbf{x}_0)$ (3 points)
 #
-# The true denoising distribution $q(\mathbf{x}_{t-1} \mid \mathbf{x}_t)$ is intractable, but once $\mathbf{x}_0$ is
-# given it is a Gaussian. By Bayes' rule and the Markov property,
+# Lesson 1 derives the posterior of one step back, $q(\mathbf{x}_{t-1} \mid \mathbf{x}_t, \mathbf{x}_0)$, by
+# completing the square. A sampler that skips steps (one that runs fewer than $T$ steps, like the respaced and DDIM
+# samplers of later lessons) jumps from $\mathbf{x}_t$ straight to $\mathbf{x}_s$ with $s < t - 1$, and needs the
+# posterior of that jump. By Bayes' rule and the Markov property,
 #
-# $$q(\mathbf{x}_{t-1} \mid \mathbf{x}_t, \mathbf{x}_0) \ \propto\
-# \underbrace{q(\mathbf{x}_t \mid \mathbf{x}_{t-1})}_{\text{one step}}\;
-# \underbrace{q(\mathbf{x}_{t-1} \mid \mathbf{x}_0)}_{\text{kernel at } t-1}
-# = \mathcal{N}\big(\mathbf{x}_{t-1};\ \tilde{\boldsymbol\mu}_t(\mathbf{x}_t, \mathbf{x}_0),\
-# \tilde\beta_t\mathbf{I}\big).$$
+# $$q(\mathbf{x}_s \mid \mathbf{x}_t, \mathbf{x}_0) \ \propto\
+# \underbrace{q(\mathbf{x}_t \mid \mathbf{x}_s)}_{\text{jump from } s \text{ to } t}\;
+# \underbrace{q(\mathbf{x}_s \mid \mathbf{x}_0)}_{\text{kernel at } s}
+# = \mathcal{N}\big(\mathbf{x}_s;\ \tilde{\boldsymbol\mu}_{s,t}(\mathbf{x}_t, \mathbf{x}_0),\
+# \tilde\beta_{s,t}\mathbf{I}\big), \qquad 0 \le s < t .$$
 #
-# Derive $\tilde{\boldsymbol\mu}_t$ and $\tilde\beta_t$ by completing the square in $\mathbf{x}_{t-1}$ (the
-# precisions — inverse variances — of the two factors add up; the mean is the precision-weighted combination), and
-# implement them for $t = 1, \dots, T$. At $t = 1$ the formula must give back $\mathbf{x}_0$ with variance $0$.
-# Your answer is checked against Bayes' rule evaluated numerically on a fine grid.
+# First find the kernel of the jump, $q(\mathbf{x}_t \mid \mathbf{x}_s)$ (the argument of C4, started at
+# $\mathbf{x}_s$ instead of $\mathbf{x}_0$); then complete the square in $\mathbf{x}_s$ (the precisions of the two
+# factors add up; the mean is the precision-weighted combination), and write $\tilde{\boldsymbol\mu}_{s,t}$ and
+# $\tilde\beta_{s,t}$ with $\bar\alpha_s$ and $\bar\alpha_t$ only. Two checks on paper: for $s = t - 1$ your formulas
+# must reduce to the lesson's, and for $s = 0$ they must give back $\mathbf{x}_0$ with variance $0$. Your answer is
+# checked against Bayes' rule evaluated numerically on a fine grid, and against the joint Gaussian law of
+# $(\mathbf{x}_s, \mathbf{x}_t)$ built one forward step at a time.
 
 # %% id="posterior" kind="solution"
-def q_posterior(betas: Tensor, alpha_bar: Tensor, x_t: Tensor, t: int, *, x0: Tensor) -> tuple[Tensor, Tensor]:
-    """Mean and variance of q(x_{t-1} | x_t, x0).
+def q_posterior(alpha_bar: Tensor, x_t: Tensor, t: int, *, x0: Tensor, s: int) -> tuple[Tensor, Tensor]:
+    """Mean and variance of q(x_s | x_t, x0) for 0 <= s < t <= T.
 
-    betas, alpha_bar: (T+1,).  x_t: (B, ...).  t: int in 1..T.  x0: (B, ...), the shape of x_t (keyword-only).
+    alpha_bar: (T+1,).  x_t: (B, ...).  t: int in 1..T.  Keyword-only: x0 (B, ...), the shape of x_t; s: int in
+    0..t-1, the step to jump back to.
     Returns (mean, var): mean (B, ...) the shape of x0; var a 0-d tensor (the same for every coordinate).
     """
     ### BEGIN SOLUTION
-    beta_t, alpha_t = betas[t], 1 - betas[t]
-    alpha_bar_t, alpha_bar_prev = alpha_bar[t], alpha_bar[t - 1]
-    var = (1 - alpha_bar_prev) / (1 - alpha_bar_t) * beta_t
-    mean = (alpha_bar_prev.sqrt() * beta_t / (1 - alpha_bar_t)) * x0 \
-        + (alpha_t.sqrt() * (1 - alpha_bar_prev) / (1 - alpha_bar_t)) * x_t
+    alpha_bar_s, alpha_bar_t = alpha_bar[s], alpha_bar[t]
+    alpha_jump = alpha_bar_t / alpha_bar_s  # q(x_t | x_s) = N(sqrt(alpha_jump) x_s, (1 - alpha_jump) I)
+    var = (1 - alpha_bar_s) / (1 - alpha_bar_t) * (1 - alpha_jump)
+    mean = (alpha_bar_s.sqrt() * (1 - alpha_jump) / (1 - alpha_bar_t)) * x0 \
+        + (alpha_jump.sqrt() * (1 - alpha_bar_s) / (1 - alpha_bar_t)) * x_t
     return mean, var
     ### END SOLUTION
 
 
 # %% id="posterior_tests" kind="tests" points=3
-_betas = torch.tensor([0.0, 0.1, 0.2, 0.3])
-_ab = torch.tensor([1.0, 0.9, 0.72, 0.504])
+_ab = torch.tensor([1.0, 0.9, 0.72, 0.504])  # betas 0.1, 0.2, 0.3
 _x0, _x_t = torch.tensor([[0.5, -1.0], [0.2, 0.1]]), torch.tensor([[0.3, 0.4], [-2.0, 1.0]])
-_mean, _var = q_posterior(_betas, _ab, _x_t, 3, x0=_x0)
+_mean, _var = q_posterior(_ab, _x_t, 3, x0=_x0, s=1)
 assert _mean.shape == (2, 2), f"the mean must have x0's shape (2, 2), got {_mean.shape}"
 assert torch.as_tensor(_var).numel() == 1, "the variance is one number (the same for every coordinate)"
-assert 0 < _var < _betas[3], "conditioning on x0 as well must make the variance smaller than beta_t"
-# Averaging the posterior over x_t ~ q(x_t | x0) must give back q(x_{t-1} | x0) = N(sqrt(alpha_bar_{t-1}) x0,
-# 1 - alpha_bar_{t-1}). The mean is linear in x_t, mean = a x0 + c x_t (c read off from two values of x_t), so
+assert 0 < _var < 1 - _ab[1], "conditioning on x_t as well must make the variance smaller than that of q(x_s | x0)"
+# Averaging the posterior over x_t ~ q(x_t | x0) must give back q(x_s | x0) = N(sqrt(alpha_bar_s) x0,
+# 1 - alpha_bar_s). The mean is linear in x_t, mean = a x0 + c x_t (c read off from two values of x_t), so
 # E[mean] = (a + c sqrt(alpha_bar_t)) x0 and, by the law of total variance,
-# c^2 (1 - alpha_bar_t) + var = 1 - alpha_bar_{t-1}.
-_m0, _v = q_posterior(_betas, _ab, torch.tensor([0.0]), 3, x0=torch.tensor([0.5]))
-_m1, _ = q_posterior(_betas, _ab, torch.tensor([1.0]), 3, x0=torch.tensor([0.5]))
-_c = _m1 - _m0
-assert torch.allclose(_m0 + _c * _ab[3].sqrt() * 0.5, _ab[2].sqrt() * 0.5), \
-    "averaged over x_t, the posterior mean must be the mean of q(x_{t-1} | x0), sqrt(alpha_bar_{t-1}) x0"
-assert torch.allclose(_c**2 * (1 - _ab[3]) + _v, 1 - _ab[2]), \
-    "averaged over x_t, the posterior must have the variance of q(x_{t-1} | x0), 1 - alpha_bar_{t-1}"
-_mean, _var = q_posterior(_betas, _ab, _x_t, 1, x0=_x0)
-assert torch.allclose(_mean, _x0) and abs(float(_var)) < 1e-12, "at t = 1, x_{t-1} = x0 is known exactly"
+# c^2 (1 - alpha_bar_t) + var = 1 - alpha_bar_s.
+for _s in (0, 1, 2):
+    _m0, _v = q_posterior(_ab, torch.tensor([0.0]), 3, x0=torch.tensor([0.5]), s=_s)
+    _m1, _ = q_posterior(_ab, torch.tensor([1.0]), 3, x0=torch.tensor([0.5]), s=_s)
+    _c = _m1 - _m0
+    assert torch.allclose(_m0 + _c * _ab[3].sqrt() * 0.5, _ab[_s].sqrt() * 0.5), \
+        f"s = {_s}, t = 3: averaged over x_t, the posterior mean must be the mean of q(x_s | x0), sqrt(alpha_bar_s) x0"
+    assert torch.allclose(_c**2 * (1 - _ab[3]) + _v, 1 - _ab[_s]), \
+        f"s = {_s}, t = 3: averaged over x_t, the posterior must have the variance of q(x_s | x0), 1 - alpha_bar_s"
+_mean, _var = q_posterior(_ab, _x_t, 3, x0=_x0, s=0)
+assert torch.allclose(_mean, _x0) and abs(float(_var)) < 1e-12, "at s = 0, x_s = x0 is known exactly"
 print("Part D: visible tests passed (hidden tests decide the grade)")
 ### BEGIN HIDDEN TESTS
 def _log_normal(x, mean, var):
@@ -466,8 +510,8 @@ def _log_normal(x, mean, var):
 
 
 def _bayes_on_grid(x0, x_t, t, betas, ab):
-    # posterior ∝ q(x_t | x_{t-1}) q(x_{t-1} | x0), normalised on a grid whose spacing (2.5e-4) is far below the
-    # smallest posterior standard deviation tested (7e-3), so the Riemann sums are exact to rounding
+    # one step back: posterior ∝ q(x_t | x_{t-1}) q(x_{t-1} | x0), normalised on a grid whose spacing (2.5e-4) is far
+    # below the smallest posterior standard deviation tested (7e-3), so the Riemann sums are exact to rounding
     grid = torch.linspace(-6.0, 6.0, 48_001)
     log_w = _log_normal(grid, math.sqrt(ab[t - 1]) * x0, 1 - ab[t - 1]) \
         + _log_normal(x_t, math.sqrt(1 - betas[t]) * grid, betas[t])
@@ -476,17 +520,40 @@ def _bayes_on_grid(x0, x_t, t, betas, ab):
     return mean, (w * (grid - mean) ** 2).sum().item()
 
 
+def _joint_gaussian_posterior(x0, x_t, s, t, betas):
+    # Given x0, (x_s, x_t) is jointly Gaussian. Build its moments one forward step at a time:
+    # m_u = sqrt(alpha_u) m_{u-1}, V_u = alpha_u V_{u-1} + beta_u, Cov(x_s, x_u) = sqrt(alpha_u) Cov(x_s, x_{u-1});
+    # then condition: mean m_s + C / V_t (x_t - m_t), variance V_s - C^2 / V_t.
+    m, v = x0, 0.0
+    for u in range(1, s + 1):
+        m, v = math.sqrt(1 - betas[u]) * m, (1 - betas[u]) * v + betas[u]
+    m_s, v_s, m_t, v_t, cov = m, v, m, v, v
+    for u in range(s + 1, t + 1):
+        m_t, v_t, cov = math.sqrt(1 - betas[u]) * m_t, (1 - betas[u]) * v_t + betas[u], math.sqrt(1 - betas[u]) * cov
+    return m_s + cov / v_t * (x_t - m_t), v_s - cov**2 / v_t
+
+
 _schedules = [linear_betas(1000), torch.cat([torch.zeros(1), torch.linspace(0.05, 0.3, 10)])]
 _pairs = torch.tensor([[0.7, -0.2], [-1.0, 1.5], [0.3, 0.25]])  # rows (x0, x_t)
 for _betas in _schedules:
     _T = _betas.numel() - 1
-    _ab = [math.prod(1 - b for b in _betas[1:t + 1].tolist()) for t in range(_T + 1)]
+    _bl = _betas.tolist()
+    _ab = [math.prod(1 - b for b in _bl[1:t + 1]) for t in range(_T + 1)]
+    # 1) one step back (s = t - 1), against Bayes' rule on a grid
     for _t in sorted({2, 3, 10, _T // 2, _T}):
-        _mean, _var = q_posterior(_betas, torch.tensor(_ab), _pairs[:, 1], _t, x0=_pairs[:, 0])
+        _mean, _var = q_posterior(torch.tensor(_ab), _pairs[:, 1], _t, x0=_pairs[:, 0], s=_t - 1)
         for _i in range(len(_pairs)):
-            _m_ref, _v_ref = _bayes_on_grid(_pairs[_i, 0].item(), _pairs[_i, 1].item(), _t, _betas.tolist(), _ab)
+            _m_ref, _v_ref = _bayes_on_grid(_pairs[_i, 0].item(), _pairs[_i, 1].item(), _t, _bl, _ab)
             assert abs(float(_var) - _v_ref) < 1e-6 * _v_ref, f"posterior variance wrong at t = {_t} (T = {_T})"
             assert abs(_mean[_i].item() - _m_ref) < 1e-7, f"posterior mean wrong at t = {_t} (T = {_T})"
+    # 2) jumps back over several steps, against the joint Gaussian built step by step
+    for _s, _t in sorted({(0, 1), (0, 5), (1, 3), (3, 10), (_T // 4, _T // 2), (_T // 2, _T), (_T - 1, _T), (0, _T)}):
+        _mean, _var = q_posterior(torch.tensor(_ab), _pairs[:, 1], _t, x0=_pairs[:, 0], s=_s)
+        for _i in range(len(_pairs)):
+            _m_ref, _v_ref = _joint_gaussian_posterior(_pairs[_i, 0].item(), _pairs[_i, 1].item(), _s, _t, _bl)
+            assert abs(float(_var) - _v_ref) < 1e-9 * max(_v_ref, 1e-12), \
+                f"posterior variance wrong for s = {_s}, t = {_t} (T = {_T}): {_v_ref:.6g}, got {float(_var):.6g}"
+            assert abs(_mean[_i].item() - _m_ref) < 1e-9, f"posterior mean wrong for s = {_s}, t = {_t} (T = {_T})"
 ### END HIDDEN TESTS
 
 # %% [markdown] id="part_e"

@@ -22,9 +22,8 @@
 # | C | the exact noise predictor $\mathbb{E}[\boldsymbol\epsilon \mid \mathbf{x}_t]$ for Gaussian data | 3 |
 # | D | the true reverse variance for Gaussian data lies between DDPM's two choices of $\sigma_t^2$ | 2 |
 # | E | the sampler with the exact noise predictor returns the data distribution | 3 |
-# | F | the weight $\lambda_t$ that turns the bound's KL terms into $\lVert\boldsymbol\epsilon -
-# \boldsymbol\epsilon_\theta\rVert^2$ | 2 |
-# | G | one training step (Algorithm 1), a tiny model trained on 2-D data, and what $L_\text{simple}$ changes | 2 + 2 |
+# | F | the bound's weight $\lambda_t$ depends on the schedule only through the signal-to-noise ratio | 2 |
+# | G | one training step (Algorithm 1) and a tiny model; what predicting $\mathbf{x}_0$ instead changes | 2 + 2 |
 #
 # **How to work.** Fill in every cell that says `YOUR CODE HERE` (remove the `raise NotImplementedError()`) and keep
 # the names and signatures: the grader calls them. The cell after each answer holds tests: the visible ones catch
@@ -503,80 +502,104 @@ _check_returns_gaussian(torch.tensor([0.5, -1.0]), _s2, torch.tensor(_sigma2), s
 ### END HIDDEN TESTS
 
 # %% [markdown] id="part_f"
-# ## Part F — the bound's weights $\lambda_t$ (2 points)
+# ## Part F — the bound's weights $\lambda_t$ through the signal-to-noise ratio (2 points)
 #
-# The variational bound contains, for $t \ge 2$, the terms $L_{t-1} = D_\mathrm{KL}\big(q(\mathbf{x}_{t-1} \mid
-# \mathbf{x}_t, \mathbf{x}_0)\,\|\,p_\theta(\mathbf{x}_{t-1} \mid \mathbf{x}_t)\big)$, a KL divergence between the
-# posterior $\mathcal{N}(\tilde{\boldsymbol\mu}_t, \tilde\beta_t\mathbf{I})$ and the model
-# $\mathcal{N}(\boldsymbol\mu_\theta, \sigma_t^2\mathbf{I})$. Two facts make it simple:
+# Lesson 2 turns the KL terms of the variational bound into a weighted noise regression: for $t \ge 2$,
+# $L_{t-1} = \lambda_t\,\lVert\boldsymbol\epsilon - \boldsymbol\epsilon_\theta(\mathbf{x}_t, t)\rVert^2 + C_t$
+# with
 #
-# * the posterior mean can be written exactly like the model's mean of Algorithm 2, with the true noise in place of
-#   the prediction: $\tilde{\boldsymbol\mu}_t = \frac{1}{\sqrt{\alpha_t}}\big(\mathbf{x}_t -
-#   \frac{\beta_t}{\sqrt{1-\bar\alpha_t}}\boldsymbol\epsilon\big)$ when $\mathbf{x}_t = \sqrt{\bar\alpha_t}\,
-#   \mathbf{x}_0 + \sqrt{1-\bar\alpha_t}\,\boldsymbol\epsilon$;
-# * the KL divergence between two Gaussians with fixed variances depends on the means only through
-#   $\lVert\tilde{\boldsymbol\mu}_t - \boldsymbol\mu_\theta\rVert^2 / (2\sigma_t^2)$.
+# $$\lambda_t = \frac{\beta_t^2}{2\sigma_t^2\,\alpha_t\,(1-\bar\alpha_t)} \qquad \text{(DDPM eq. 12)}.$$
 #
-# Hence $L_{t-1} = \lambda_t\,\lVert\boldsymbol\epsilon - \boldsymbol\epsilon_\theta(\mathbf{x}_t, t)\rVert^2 + C_t$
-# with a constant $C_t$ that does not depend on $\theta$ (DDPM eq. 12). Compute $\lambda_t$; $L_\text{simple}$ is the
-# same sum with every $\lambda_t$ replaced by one.
+# Written like this, $\lambda_t$ seems to depend on every detail of the schedule. It does not: it depends only on
+# the signal-to-noise ratios at the two ends of the step, $\mathrm{SNR}(t-1)$ and $\mathrm{SNR}(t)$, with
+# $\mathrm{SNR}(t) = \bar\alpha_t / (1-\bar\alpha_t)$ (lesson 1), and on how the model's variance compares with the
+# posterior's, $r = \sigma_t^2 / \tilde\beta_t$ ($r = 1$ is DDPM's choice $\sigma_t^2 = \tilde\beta_t$).
+#
+# Derive $\lambda_t$ as a function of $\mathrm{SNR}(t-1)$, $\mathrm{SNR}(t)$ and $r$ alone, and implement it. Your
+# function receives only these three numbers, no schedule: express $\bar\alpha_{t-1}$, $\bar\alpha_t$, $\alpha_t$,
+# $\beta_t$ and $\tilde\beta_t$ through the two SNRs ($\bar\alpha = \mathrm{SNR} / (1 + \mathrm{SNR})$ inverts the
+# definition) and simplify until nothing else is left. The inputs satisfy $\mathrm{SNR}(t-1) \ge \mathrm{SNR}(t) > 0$
+# (the SNR falls along the chain; equal SNRs are a step with $\beta_t = 0$). The tests compare your function with
+# the KL divergence computed directly, also for pairs of SNRs that no schedule with small $\beta_t$ produces (one step
+# that divides the SNR by a thousand, say): the identity is exact for every step size, so an approximation that
+# assumes $\beta_t \ll 1$ loses the points.
 
 # %% id="vlb_weight" kind="solution"
-def vlb_weight(sched: Schedule, t: int, *, sigma2: float) -> float:
-    """lambda_t with L_{t-1} = lambda_t ||eps - eps_theta||^2 + C_t, for t in 2..T and model variance sigma2."""
+def vlb_weight(snr_prev: float, snr: float, *, sigma2_ratio: float) -> float:
+    """lambda_t with L_{t-1} = lambda_t ||eps - eps_theta||^2 + C_t, from the SNRs alone.
+
+    snr_prev: SNR(t-1) = alpha_bar_{t-1} / (1 - alpha_bar_{t-1}).  snr: SNR(t), 0 < snr <= snr_prev.
+    sigma2_ratio (keyword-only): r = sigma_t^2 / beta_tilde_t > 0, the model's variance over the posterior's.
+    Returns lambda_t as a float.
+    """
     ### BEGIN SOLUTION
-    beta_t, alpha_t, alpha_bar_t = (sched.betas[t].item(), sched.alphas[t].item(), sched.alpha_bars[t].item())
-    return beta_t**2 / (2 * sigma2 * alpha_t * (1 - alpha_bar_t))
+    # With sigma_t^2 = r beta_tilde_t, DDPM eq. 12 becomes beta_t / (2 r alpha_t (1 - alpha_bar_{t-1})), and
+    # SNR(t-1) / SNR(t) - 1 = (1 - alpha_bar_t) / (alpha_t (1 - alpha_bar_{t-1})) - 1 = beta_t / (alpha_t (1 -
+    # alpha_bar_{t-1})) (Kingma et al. 2021, "Variational diffusion models").
+    return (snr_prev / snr - 1) / (2 * sigma2_ratio)
     ### END SOLUTION
 
 
 # %% id="vlb_weight_tests" kind="tests" points=2
-_sched = linear_schedule(1000)
-_lam = vlb_weight(_sched, 100, sigma2=_sched.betas[100].item())
-assert isinstance(_lam, float) and _lam > 0, "lambda_t is a positive float"
-assert abs(vlb_weight(_sched, 100, sigma2=2 * _sched.betas[100].item()) - _lam / 2) < 1e-12 * _lam, \
-    "the mean term of the KL is divided by sigma_t^2"
-# With sigma_t^2 = beta_tilde_t the weight has a tidy form in the signal-to-noise ratio SNR(t) = abar_t / (1 - abar_t)
-# (Kingma et al., 2021, "Variational diffusion models"): lambda_t = (SNR(t-1) - SNR(t)) / (2 SNR(t)).
-_snr = _sched.alpha_bars / (1 - _sched.alpha_bars)
-for _t in (10, 500):
-    _ref = ((_snr[_t - 1] - _snr[_t]) / (2 * _snr[_t])).item()
-    _got = vlb_weight(_sched, _t, sigma2=_sched.beta_tildes[_t].item())
-    assert abs(_got - _ref) < 1e-9 * _ref, f"sigma_t^2 = beta_tilde_t, t = {_t}: lambda_t = {_ref:.6g}, got {_got:.6g}"
+# A made-up four-step schedule with large betas (0.1 ... 0.4): lambda_t by the formula above, from its betas, for
+# sigma_t^2 = r beta_tilde_t; your function sees only the schedule's SNRs.
+_short = linear_schedule(4, 0.1, 0.4)
+_snr = (_short.alpha_bars / (1 - _short.alpha_bars)).tolist()  # SNR(0) = inf is never used (t >= 2)
+_lam = vlb_weight(_snr[2], _snr[3], sigma2_ratio=1.0)
+assert isinstance(_lam, float) and _lam > 0, f"lambda_t is a positive float, got {_lam!r}"
+for _t in (2, 3, 4):
+    _beta, _alpha, _ab = _short.betas[_t].item(), _short.alphas[_t].item(), _short.alpha_bars[_t].item()
+    for _r in (1.0, 0.5, 3.0):
+        _ref = _beta**2 / (2 * _r * _short.beta_tildes[_t].item() * _alpha * (1 - _ab))
+        _got = vlb_weight(_snr[_t - 1], _snr[_t], sigma2_ratio=_r)
+        assert abs(_got - _ref) < 1e-10 * _ref, \
+            f"t = {_t}, sigma_t^2 = {_r} beta_tilde_t: lambda_t = {_ref:.6g} (DDPM eq. 12), got {_got:.6g}"
 print("Part F: visible tests passed (hidden tests decide the grade)")
 ### BEGIN HIDDEN TESTS
-# The KL computed directly, with the posterior mean from x0 (problem set 1) and the model's mean from eps_theta,
-# minus the same KL with eps_theta = eps (which is the constant C_t): the rest must be lambda_t ||eps - eps_theta||^2.
+# 1) The KL computed directly for pairs of SNRs that no schedule with small betas produces: from the two SNRs build the
+# one step they define (alpha_bar = SNR / (1 + SNR), alpha_t = alpha_bar_t / alpha_bar_{t-1}), take the posterior
+# mean from x0 (DDPM eq. 7) and the model's mean from eps_theta through x0_hat, and subtract the same KL with
+# eps_theta = eps (that is C_t): what is left must be lambda_t ||eps - eps_theta||^2.
 def _kl(m1, v1, m2, v2):
     return 0.5 * (math.log(v2 / v1) + (v1 + (m1 - m2) ** 2) / v2 - 1)
 
 
-_betas = _sched.betas.tolist()
-_ab = [1.0]
-for _b in _betas[1:]:
-    _ab.append(_ab[-1] * (1 - _b))
 _g = torch.Generator().manual_seed(8)
 _x0, _eps, _eps_theta = (torch.randn(3, generator=_g) for _ in range(3))
-for _t in (2, 10, 500, 1000):
-    _a, _abt, _abp = 1 - _betas[_t], _ab[_t], _ab[_t - 1]
+_log10_snr = -3 + 6 * torch.rand(40, generator=_g)  # SNR(t) from 1e-3 to 1e3
+_log10_jump = torch.cat([torch.tensor([1e-3, 0.01, 0.1, 3.0, 4.0]), 3 * torch.rand(35, generator=_g)])  # up to 1e4
+for _i, (_ls, _lj) in enumerate(zip(_log10_snr.tolist(), _log10_jump.tolist(), strict=True)):
+    _snr_t, _snr_p, _r = 10.0**_ls, 10.0 ** (_ls + _lj), (1.0, 0.3, 2.5)[_i % 3]
+    _abt, _abp = _snr_t / (1 + _snr_t), _snr_p / (1 + _snr_p)
+    _a = _abt / _abp
+    _beta = 1 - _a
+    _beta_tilde = (1 - _abp) / (1 - _abt) * _beta
     _x_t = math.sqrt(_abt) * _x0 + math.sqrt(1 - _abt) * _eps
-    _beta_tilde = (1 - _abp) / (1 - _abt) * _betas[_t]
-
-    _c0, _ct = math.sqrt(_abp) * _betas[_t] / (1 - _abt), math.sqrt(_a) * (1 - _abp) / (1 - _abt)  # DDPM eq. 7
+    _c0, _ct = math.sqrt(_abp) * _beta / (1 - _abt), math.sqrt(_a) * (1 - _abp) / (1 - _abt)  # DDPM eq. 7
     _mu_true = _c0 * _x0 + _ct * _x_t
-    for _s2 in (_betas[_t], _beta_tilde):
-        _kls = []
-        for _e in (_eps_theta, _eps):
-            _mu_model = _c0 * (_x_t - math.sqrt(1 - _abt) * _e) / math.sqrt(_abt) + _ct * _x_t
-            _kls.append(sum(_kl(m1, _beta_tilde, m2, _s2) for m1, m2 in zip(_mu_true.tolist(), _mu_model.tolist(),
-                                                                           strict=True)))
-        _lhs = _kls[0] - _kls[1]
-        _rhs = vlb_weight(_sched, _t, sigma2=_s2) * (_eps - _eps_theta).pow(2).sum().item()
-        assert abs(_lhs - _rhs) < 1e-7 * abs(_lhs), f"lambda_t wrong at t = {_t}, sigma_t^2 = {_s2:.3g}"
+    _kls = []
+    for _e in (_eps_theta, _eps):
+        _mu_model = _c0 * (_x_t - math.sqrt(1 - _abt) * _e) / math.sqrt(_abt) + _ct * _x_t
+        _kls.append(sum(_kl(m1, _beta_tilde, m2, _r * _beta_tilde)
+                        for m1, m2 in zip(_mu_true.tolist(), _mu_model.tolist(), strict=True)))
+    _ref = (_kls[0] - _kls[1]) / (_eps - _eps_theta).pow(2).sum().item()
+    _got = vlb_weight(_snr_p, _snr_t, sigma2_ratio=_r)
+    assert abs(_got - _ref) < 1e-7 * _ref, \
+        f"SNR(t-1) = {_snr_p:.4g}, SNR(t) = {_snr_t:.4g}, r = {_r}: lambda_t = {_ref:.6g} from the KL, got {_got:.6g}"
+# 2) The closed form, written independently as (SNR(t-1) - SNR(t)) / (2 r SNR(t)), over twelve orders of magnitude
+for _snr_p, _snr_t in ((1e6, 1e5), (1e4, 1.0), (2.0, 1e-6), (1e-2, 1e-5), (1.0 + 1e-6, 1.0), (37.0, 36.0)):
+    for _r in (1.0, 0.7, 4.0):
+        _ref = (_snr_p - _snr_t) / (2 * _r * _snr_t)
+        _got = vlb_weight(_snr_p, _snr_t, sigma2_ratio=_r)
+        assert abs(_got - _ref) < 1e-6 * _ref, f"SNR(t-1) = {_snr_p:g}, SNR(t) = {_snr_t:g}, r = {_r}: {_got:.6g}"
+# 3) Limits: a step that adds no noise (equal SNRs) costs nothing; only the ratio of the SNRs matters
+assert abs(vlb_weight(0.25, 0.25, sigma2_ratio=1.0)) < 1e-12, "equal SNRs (beta_t = 0): lambda_t = 0"
+assert abs(vlb_weight(5e3, 5e2, sigma2_ratio=2.0) / vlb_weight(5.0, 0.5, sigma2_ratio=2.0) - 1) < 1e-9, \
+    "lambda_t depends on SNR(t-1) / SNR(t) only"
 ### END HIDDEN TESTS
 
 # %% [markdown] id="part_g"
-# ## Part G — training (2 points) and what $L_\text{simple}$ changes (2 points)
+# ## Part G — training (2 points) and what predicting $\mathbf{x}_0$ changes (2 points)
 #
 # **G1.** Write one iteration of Algorithm 1 for a batch whose $t$ and $\boldsymbol\epsilon$ the caller has drawn:
 # clear the old gradients, evaluate your `l_simple`, back-propagate, and let the optimizer take its step. Return the
@@ -690,24 +713,59 @@ for _ax, _x, _title, _color in ((_axes[1], _data, "data", "C0"), (_axes[2], _sam
 plt.show()
 
 # %% [markdown] id="part_g2"
-# **G2 (2 points, graded by hand).** Evaluate your `vlb_weight` with $\sigma_t^2 = \beta_t$ at a few $t$ (for example
-# $t = 2, 10, 100, 1000$ on `linear_schedule(1000)`; add a scratch cell if you like). In a few sentences: how do the
-# bound's weights $\lambda_t$ change with $t$, which timesteps does $L_\text{simple}$ (all weights one) emphasise
-# relative to the bound, and why does that help the samples even though the bound is no longer optimised exactly?
-
-# %% [markdown] id="lsimple_explanation" kind="manual" points=2
-# ### BEGIN SOLUTION
-# With $\sigma_t^2 = \beta_t$, $\lambda_t = \beta_t / (2\alpha_t(1-\bar\alpha_t))$: $0.50$ at $t = 1$, $0.27$ at
-# $t = 2$, $0.07$ at $t = 10$, $0.01$ at $t = 100$, about $0.005$ in the middle of the chain and $0.01$ again at
-# $t = T$. The bound therefore weights the first few, almost noise-free steps one to two orders of magnitude more than
-# all the others. $L_\text{simple}$ sets every weight to one, so relative to the bound it down-weights the small-$t$
-# terms and up-weights the large-$t$ ones. The small-$t$ steps remove a little noise and decide only imperceptible
-# fine detail (the high frequencies drown first, so they are all that is left to generate there); the large-$t$ steps
-# are the hard denoising tasks that decide the coarse content. Spending the network's capacity on them gives better
-# samples (DDPM's FID improves) at the price of a slightly worse likelihood, since the bound itself is no longer the
-# objective.
+# **G2 (2 points, graded by hand).** Instead of the noise, a network can predict the clean data: it outputs
+# $\hat{\mathbf{x}}_0(\mathbf{x}_t, t)$ and is trained with the squared error on the data,
+# $\mathbb{E}_{t \sim \mathcal{U}\{1..T\},\,\mathbf{x}_0,\,\boldsymbol\epsilon}\lVert\mathbf{x}_0 -
+# \hat{\mathbf{x}}_0\rVert^2$. Its prediction defines a noise prediction $\hat{\boldsymbol\epsilon}$ through the same
+# $\mathbf{x}_t = \sqrt{\bar\alpha_t}\,\mathbf{x}_0 + \sqrt{1-\bar\alpha_t}\,\boldsymbol\epsilon$, so the two losses
+# can be compared on the same footing.
 #
-# *Marking:* 1 for the trend of $\lambda_t$ (largest at the first steps, one to two orders of magnitude smaller
-# beyond them), 1 for the consequence ($L_\text{simple}$ emphasises larger $t$, i.e. coarse content: better samples,
-# a looser bound).
+# 1. Show that, at each $t$, $\lVert\mathbf{x}_0 - \hat{\mathbf{x}}_0\rVert^2 = w(t)\,\lVert\boldsymbol\epsilon -
+#    \hat{\boldsymbol\epsilon}\rVert^2$, and give $w(t)$ in terms of $\mathrm{SNR}(t)$: training on $\mathbf{x}_0$ is
+#    $L_\text{simple}$ with the weight $w(t)$ in place of 1. Do the same for the "velocity"
+#    $\mathbf{v} = \sqrt{\bar\alpha_t}\,\boldsymbol\epsilon - \sqrt{1-\bar\alpha_t}\,\mathbf{x}_0$, a third target
+#    some models predict.
+# 2. Evaluate $w(t)$ at a few $t$ on `linear_schedule(1000)` (a scratch cell is fine), beside your `vlb_weight` for
+#    $\sigma_t^2 = \tilde\beta_t$. Which timesteps does training on $\mathbf{x}_0$ emphasise, relative to
+#    $L_\text{simple}$ and relative to the bound? What do you predict for the quality of its samples and for its
+#    likelihood (the bound), compared with $L_\text{simple}$, and why?
+
+# %% [markdown] id="x0_loss_weighting" kind="manual" points=2
+# ### BEGIN SOLUTION
+# **1.** Write $a = \sqrt{\bar\alpha_t}$, $s = \sqrt{1-\bar\alpha_t}$, so $\mathbf{x}_t = a\,\mathbf{x}_0 +
+# s\,\boldsymbol\epsilon$, and let the predictions obey the same relation, $\mathbf{x}_t = a\,\hat{\mathbf{x}}_0 +
+# s\,\hat{\boldsymbol\epsilon}$. Subtracting, $a(\mathbf{x}_0 - \hat{\mathbf{x}}_0) = -s(\boldsymbol\epsilon -
+# \hat{\boldsymbol\epsilon})$, hence
+#
+# $$\lVert\mathbf{x}_0 - \hat{\mathbf{x}}_0\rVert^2 = \frac{1-\bar\alpha_t}{\bar\alpha_t}\,\lVert\boldsymbol\epsilon
+# - \hat{\boldsymbol\epsilon}\rVert^2, \qquad w(t) = \frac{1}{\mathrm{SNR}(t)} .$$
+#
+# For $\mathbf{v}$: $\mathbf{v} - \hat{\mathbf{v}} = a(\boldsymbol\epsilon - \hat{\boldsymbol\epsilon}) -
+# s(\mathbf{x}_0 - \hat{\mathbf{x}}_0) = (a + s^2/a)(\boldsymbol\epsilon - \hat{\boldsymbol\epsilon}) =
+# (\boldsymbol\epsilon - \hat{\boldsymbol\epsilon})/a$, so $w_v(t) = 1/\bar\alpha_t = 1 + 1/\mathrm{SNR}(t)$: close
+# to $L_\text{simple}$'s 1 while the SNR is large, close to $1/\mathrm{SNR}(t)$ once it is small.
+#
+# **2.** On the linear schedule $w(t) = 1/\mathrm{SNR}(t)$ rises monotonically from $10^{-4}$ at $t = 1$ through
+# $0.1$ at $t = 100$ and $12$ at $t = 500$ to $2.5\cdot 10^4$ at $t = T$: eight orders of magnitude, with 99.9 % of
+# the total weight on $t > 500$ and $3\cdot 10^{-6}$ of it on $t \le 100$. Relative to $L_\text{simple}$ it
+# therefore emphasises the large, noisy $t$ (coarse content) even more, and all but ignores the small $t$. The bound
+# does the opposite: its $\lambda_t = (\mathrm{SNR}(t-1)/\mathrm{SNR}(t) - 1)/2$ is largest at the first steps
+# ($0.6$ at $t = 2$, $0.005$ to $0.01$ from $t = 100$ on), so relative to the bound the $\mathbf{x}_0$ loss shifts
+# weight by a factor $w(t)/\lambda_t$ from $4\cdot 10^{-4}$ at $t = 2$ to $2.4\cdot 10^{6}$ at $t = T$.
+#
+# Predictions. *Likelihood:* worse than with $L_\text{simple}$. The bound is dominated by the small-$t$ terms, and a
+# noise error there costs almost nothing in the $\mathbf{x}_0$ loss, so the network spends little capacity on it and
+# those terms stay large. *Samples:* the coarse layout is learned well, but the last denoising steps, which remove
+# the remaining noise and produce the fine detail, are poorly trained: expect residual noise or smeared detail and a
+# worse FID than $L_\text{simple}$ (Ho et al. report that predicting $\mathbf{x}_0$ gave worse samples in their early
+# experiments). Training is also noisier: the loss is dominated by a few large-$t$ terms, where the error in
+# $\mathbf{x}_0$ stays large even for the best predictor ($\mathbf{x}_t$ says little about $\mathbf{x}_0$ there), so
+# the gradient's variance is high.
+#
+# *Marking:* 1 for the derivation, $w(t) = 1/\mathrm{SNR}(t) = (1-\bar\alpha_t)/\bar\alpha_t$ from the two linear
+# relations (the $\mathbf{v}$ weight $1/\bar\alpha_t = 1 + 1/\mathrm{SNR}(t)$ is required for the full point; a
+# weight stated without the relation between the two errors earns nothing); 1 for the consequences, which needs
+# both: the emphasis (large $t$, more than $L_\text{simple}$, the opposite of the bound) and the prediction with a
+# reason (worse likelihood because the bound's dominant small-$t$ terms are neglected; samples with good coarse
+# structure but poor fine detail / worse sample quality).
 # ### END SOLUTION

@@ -79,52 +79,79 @@ def forward_chain(betas, x0, t, *, generator=None):
     },
     "variance_error_bar_like_the_mean": {  # sqrt(v / n) used for the sample variance too
         "replace": {"mc_tolerance": '''
-def mc_tolerances(var, n, k=5.0):
+def mc_tolerances(var, n, *, kurtosis, k=5.0):
     """k standard errors of the sample mean and variance."""
     return k * math.sqrt(var / n), k * math.sqrt(var / n)
 '''},
         "must_lose": ["mc_tolerance_tests"],
     },
-    "variance_error_bar_with_n": {  # Var s^2 = 2 v^2 / n: right for large n only, the unbiased variance has n - 1
+    "variance_error_bar_with_n": {  # Var s^2 = (kappa - 1) v^2 / n: the large-n value (lesson 1 estimates it)
         "replace": {"mc_tolerance": '''
-def mc_tolerances(var, n, k=5.0):
+def mc_tolerances(var, n, *, kurtosis, k=5.0):
     """k standard errors of the sample mean and variance."""
-    return k * math.sqrt(var / n), k * var * math.sqrt(2 / n)
+    return k * math.sqrt(var / n), k * var * math.sqrt((kurtosis - 1) / n)
 '''},
         "must_lose": ["mc_tolerance_tests"],
     },
-    "posterior_variance_beta_t": {  # forgetting that x0 is known: the one-step variance beta_t
+    "variance_error_bar_ignores_kurtosis": {  # the Gaussian error bar of lesson 1, whatever the distribution
+        "replace": {"mc_tolerance": '''
+def mc_tolerances(var, n, *, kurtosis, k=5.0):
+    """k standard errors of the sample mean and variance."""
+    return k * math.sqrt(var / n), k * var * math.sqrt(2 / (n - 1))
+'''},
+        "must_lose": ["mc_tolerance_tests"],
+    },
+    "variance_error_bar_kurtosis_over_n_minus_one": {  # (kappa - 1) / (n - 1): exact for Gaussians only
+        "replace": {"mc_tolerance": '''
+def mc_tolerances(var, n, *, kurtosis, k=5.0):
+    """k standard errors of the sample mean and variance."""
+    return k * math.sqrt(var / n), k * var * math.sqrt((kurtosis - 1) / (n - 1))
+'''},
+        "must_lose": ["mc_tolerance_tests"],
+    },
+    "posterior_variance_of_the_jump": {  # forgetting that x0 is known: the jump's own variance 1 - abar_t / abar_s
         "replace": {"posterior": '''
-def q_posterior(betas, alpha_bar, x_t, t, *, x0):
-    """Mean and variance of q(x_{t-1} | x_t, x0)."""
-    beta_t, alpha_t = betas[t], 1 - betas[t]
-    ab_t, ab_prev = alpha_bar[t], alpha_bar[t - 1]
-    mean = ab_prev.sqrt() * beta_t / (1 - ab_t) * x0 + alpha_t.sqrt() * (1 - ab_prev) / (1 - ab_t) * x_t
-    return mean, beta_t
+def q_posterior(alpha_bar, x_t, t, *, x0, s):
+    """Mean and variance of q(x_s | x_t, x0)."""
+    ab_s, ab_t = alpha_bar[s], alpha_bar[t]
+    a_jump = ab_t / ab_s
+    mean = ab_s.sqrt() * (1 - a_jump) / (1 - ab_t) * x0 + a_jump.sqrt() * (1 - ab_s) / (1 - ab_t) * x_t
+    return mean, 1 - a_jump
 '''},
         "must_lose": ["posterior_tests"],
     },
-    "posterior_variance_ratio_swapped": {  # (1 - alpha_bar_t) / (1 - alpha_bar_{t-1}) beta_t
+    "posterior_variance_ratio_swapped": {  # (1 - alpha_bar_t) / (1 - alpha_bar_s) (1 - alpha_bar_t / alpha_bar_s)
         "replace": {"posterior": '''
-def q_posterior(betas, alpha_bar, x_t, t, *, x0):
-    """Mean and variance of q(x_{t-1} | x_t, x0)."""
-    beta_t, alpha_t = betas[t], 1 - betas[t]
-    ab_t, ab_prev = alpha_bar[t], alpha_bar[t - 1]
-    mean = ab_prev.sqrt() * beta_t / (1 - ab_t) * x0 + alpha_t.sqrt() * (1 - ab_prev) / (1 - ab_t) * x_t
-    var = (1 - ab_t) / (1 - ab_prev) * beta_t if t > 1 else torch.tensor(0.0)
+def q_posterior(alpha_bar, x_t, t, *, x0, s):
+    """Mean and variance of q(x_s | x_t, x0)."""
+    ab_s, ab_t = alpha_bar[s], alpha_bar[t]
+    a_jump = ab_t / ab_s
+    mean = ab_s.sqrt() * (1 - a_jump) / (1 - ab_t) * x0 + a_jump.sqrt() * (1 - ab_s) / (1 - ab_t) * x_t
+    var = (1 - ab_t) / (1 - ab_s) * (1 - a_jump) if s > 0 else torch.tensor(0.0)
     return mean, var
 '''},
         "must_lose": ["posterior_tests"],
     },
-    "posterior_mean_alpha_instead_of_alpha_bar": {  # sqrt(alpha_{t-1}) where sqrt(alpha_bar_{t-1}) belongs
+    "posterior_jump_as_one_step": {  # the lesson's formula with t - 1 -> s in alpha_bar only: alpha_t, beta_t kept
         "replace": {"posterior": '''
-def q_posterior(betas, alpha_bar, x_t, t, *, x0):
-    """Mean and variance of q(x_{t-1} | x_t, x0)."""
-    beta_t, alpha_t = betas[t], 1 - betas[t]
-    ab_t, ab_prev = alpha_bar[t], alpha_bar[t - 1]
-    alpha_prev = 1 - betas[t - 1]
-    mean = alpha_prev.sqrt() * beta_t / (1 - ab_t) * x0 + alpha_t.sqrt() * (1 - ab_prev) / (1 - ab_t) * x_t
-    return mean, (1 - ab_prev) / (1 - ab_t) * beta_t
+def q_posterior(alpha_bar, x_t, t, *, x0, s):
+    """Mean and variance of q(x_s | x_t, x0)."""
+    ab_s, ab_t = alpha_bar[s], alpha_bar[t]
+    alpha_t = ab_t / alpha_bar[t - 1]
+    beta_t = 1 - alpha_t
+    mean = ab_s.sqrt() * beta_t / (1 - ab_t) * x0 + alpha_t.sqrt() * (1 - ab_s) / (1 - ab_t) * x_t
+    return mean, (1 - ab_s) / (1 - ab_t) * beta_t
+'''},
+        "must_lose": ["posterior_tests"],
+    },
+    "posterior_jump_coefficient_without_sqrt": {  # alpha_bar_t / alpha_bar_s multiplies x_t, not its square root
+        "replace": {"posterior": '''
+def q_posterior(alpha_bar, x_t, t, *, x0, s):
+    """Mean and variance of q(x_s | x_t, x0)."""
+    ab_s, ab_t = alpha_bar[s], alpha_bar[t]
+    a_jump = ab_t / ab_s
+    mean = ab_s.sqrt() * (1 - a_jump) / (1 - ab_t) * x0 + a_jump * (1 - ab_s) / (1 - ab_t) * x_t
+    return mean, (1 - ab_s) / (1 - ab_t) * (1 - a_jump)
 '''},
         "must_lose": ["posterior_tests"],
     },

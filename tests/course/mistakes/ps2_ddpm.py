@@ -144,21 +144,66 @@ def ddpm_sample(eps_model, sched, x_T, *, sigma2, generator=None):
 '''},
         "must_lose": ["sampler_tests"],
     },
-    "lambda_without_the_half": {  # ||mu - mu_theta||^2 / sigma^2 instead of / (2 sigma^2)
+    "lambda_snr_ratio_inverted": {  # SNR(t) / SNR(t-1) - 1: negative, the SNR falls along the chain
         "replace": {"vlb_weight": '''
-def vlb_weight(sched, t, *, sigma2):
-    """lambda_t."""
-    beta_t, alpha_t, alpha_bar_t = sched.betas[t].item(), sched.alphas[t].item(), sched.alpha_bars[t].item()
-    return beta_t**2 / (sigma2 * alpha_t * (1 - alpha_bar_t))
+def vlb_weight(snr_prev, snr, *, sigma2_ratio):
+    """lambda_t from the SNRs."""
+    return (snr / snr_prev - 1) / (2 * sigma2_ratio)
 '''},
         "must_lose": ["vlb_weight_tests"],
     },
-    "lambda_with_alpha_bar_for_alpha": {  # alpha_bar_t where alpha_t belongs
+    "lambda_without_the_half": {  # ||mu - mu_theta||^2 / sigma^2 instead of / (2 sigma^2)
         "replace": {"vlb_weight": '''
-def vlb_weight(sched, t, *, sigma2):
-    """lambda_t."""
-    beta_t, alpha_bar_t = sched.betas[t].item(), sched.alpha_bars[t].item()
-    return beta_t**2 / (2 * sigma2 * alpha_bar_t * (1 - alpha_bar_t))
+def vlb_weight(snr_prev, snr, *, sigma2_ratio):
+    """lambda_t from the SNRs."""
+    return (snr_prev / snr - 1) / sigma2_ratio
+'''},
+        "must_lose": ["vlb_weight_tests"],
+    },
+    "lambda_variance_ratio_multiplied": {  # a larger model variance makes the mean term weigh less, not more
+        "replace": {"vlb_weight": '''
+def vlb_weight(snr_prev, snr, *, sigma2_ratio):
+    """lambda_t from the SNRs."""
+    return sigma2_ratio * (snr_prev / snr - 1) / 2
+'''},
+        "must_lose": ["vlb_weight_tests"],
+    },
+    "lambda_not_divided_by_snr": {  # (SNR(t-1) - SNR(t)) / 2: the bound's weight of the x0 error, not of the eps error
+        "replace": {"vlb_weight": '''
+def vlb_weight(snr_prev, snr, *, sigma2_ratio):
+    """lambda_t from the SNRs."""
+    return (snr_prev - snr) / (2 * sigma2_ratio)
+'''},
+        "must_lose": ["vlb_weight_tests"],
+    },
+    "lambda_continuous_time_limit": {  # log(SNR(t-1) / SNR(t)) / 2: right to first order in beta_t only
+        "replace": {"vlb_weight": '''
+def vlb_weight(snr_prev, snr, *, sigma2_ratio):
+    """lambda_t from the SNRs."""
+    return math.log(snr_prev / snr) / (2 * sigma2_ratio)
+'''},
+        "must_lose": ["vlb_weight_tests"],
+    },
+    "lambda_with_alpha_bar_for_alpha": {  # DDPM eq. 12 through alpha_bar, with alpha_bar_t where alpha_t belongs
+        "replace": {"vlb_weight": '''
+def vlb_weight(snr_prev, snr, *, sigma2_ratio):
+    """lambda_t from the SNRs."""
+    alpha_bar_prev, alpha_bar_t = snr_prev / (1 + snr_prev), snr / (1 + snr)
+    beta_t = 1 - alpha_bar_t / alpha_bar_prev
+    beta_tilde = (1 - alpha_bar_prev) / (1 - alpha_bar_t) * beta_t
+    return beta_t**2 / (2 * sigma2_ratio * beta_tilde * alpha_bar_t * (1 - alpha_bar_t))
+'''},
+        "must_lose": ["vlb_weight_tests"],
+    },
+    "lambda_unsimplified_fails_without_noise": {  # eq. 12 evaluated through alpha_bar as is: 0 / 0 when beta_t = 0
+        "replace": {"vlb_weight": '''
+def vlb_weight(snr_prev, snr, *, sigma2_ratio):
+    """lambda_t from the SNRs."""
+    alpha_bar_prev, alpha_bar_t = snr_prev / (1 + snr_prev), snr / (1 + snr)
+    alpha_t = alpha_bar_t / alpha_bar_prev
+    beta_t = 1 - alpha_t
+    beta_tilde = (1 - alpha_bar_prev) / (1 - alpha_bar_t) * beta_t
+    return beta_t**2 / (2 * sigma2_ratio * beta_tilde * alpha_t * (1 - alpha_bar_t))
 '''},
         "must_lose": ["vlb_weight_tests"],
     },
