@@ -234,7 +234,10 @@ def per_example(value: Tensor | float, like: Tensor) -> Tensor | float:
 def lookup(values: Tensor, t: int | Tensor, like: Tensor) -> Tensor:
     """The per-step coefficient values[t] for a batch `like` (B, ...): shape (B, 1, ..., 1), like's dtype and device.
 
-    values: a (T+1,) schedule array.  t: an int or a (B,) LongTensor of steps, not checked here (the entry points
-    check it). Move the schedule to the data's device first (`NoiseSchedule.to`) and no step copies anything.
+    values: a (T+1,) schedule array.  t: an int or a (B,) LongTensor of steps; a tensor is not checked here (the
+    entry points check it: reading its values back would stall a GPU). Move the schedule to the data's device first
+    (`NoiseSchedule.to`) and no step copies anything.
     """
+    if isinstance(t, int) and not 0 <= t < len(values):  # free to check (no tensor); a negative t would wrap around
+        raise ValueError(f"t must lie in 0..T={len(values) - 1}, got {t}")
     return per_example(values.to(like.device)[t], like)

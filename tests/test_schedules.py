@@ -123,6 +123,9 @@ def test_lookup_shape_dtype_and_values(batch, extra_dims):
     assert torch.allclose(coef.flatten(), s.alpha_bars[t].float())
     scalar = lookup(s.alpha_bars, 7, like)  # an int t gives one coefficient for the whole batch
     assert scalar.shape == (1,) * like.dim() and scalar.item() == pytest.approx(s.alpha_bars[7].item(), rel=1e-6)
+    for bad in (-1, 21):
+        with pytest.raises(ValueError, match="t must lie in 0..T=20"):
+            lookup(s.alpha_bars, bad, like)
 
 
 def test_rescaled_linear_schedule_reaches_noise_for_any_T():
