@@ -113,8 +113,9 @@ def check_time(t: float | Tensor, *, low: float = 0.0, high: float = 1.0, batch:
 
     Returns a floating tensor (on `device` when given); values are checked as in `check_timestep`.
     """
-    if isinstance(t, int) and not isinstance(t, bool) or (isinstance(t, Tensor) and not t.is_floating_point()
-                                                          and t.dtype != torch.bool):
+    integer_number = isinstance(t, int) and not isinstance(t, bool)
+    integer_tensor = isinstance(t, Tensor) and not t.is_floating_point() and t.dtype != torch.bool
+    if integer_number or integer_tensor:
         raise TypeError(f"{name} is continuous time and must be a float or a floating tensor in [{low:g}, {high:g}] "
                         "(pass discrete steps 1..T as a LongTensor)")
     t = _as_batch(name, t, batch)

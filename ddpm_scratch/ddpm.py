@@ -23,7 +23,7 @@ from collections.abc import Iterator, Sequence
 import torch
 from torch import Tensor
 
-from .checks import check_choice
+from .checks import check_choice, check_data
 from .forward import PREDICTIONS, make_noise, predict_eps
 from .losses import l_simple
 from .nets.protocol import EpsModel
@@ -100,6 +100,7 @@ def initial_noise(shape: Sequence[int], *, x_T: Tensor | None = None, device: to
         raise ValueError(f"shape must be (B, ...) with positive sizes, got {tuple(shape)}")
     if x_T is None:
         return torch.randn(tuple(shape), generator=generator, device=device, dtype=dtype)
+    check_data("x_T", x_T)
     if tuple(x_T.shape) != tuple(shape):
         raise ValueError(f"x_T has shape {tuple(x_T.shape)}, expected {tuple(shape)}")
     return x_T

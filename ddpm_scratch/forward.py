@@ -82,9 +82,12 @@ def q_sample(schedule: NoiseSchedule, x0: Tensor, t: int | Tensor, *, noise: Ten
 def q_posterior(schedule: NoiseSchedule, x_t: Tensor, t: int | Tensor, *, x0: Tensor) -> tuple[Tensor, Tensor]:
     """Mean and variance of q(x_{t-1} | x_t, x0) (DDPM eq. 7), for t in 1..T.
 
-    x_t, x0: (B, ...).  t: int or (B,).  Returns (mean (B, ...), variance (B, 1, ..., 1)); the variance is
-    beta_tilde_t, the same for every coordinate (it is 0 at t = 1, where x_{t-1} = x0 is known).
+    x_t, x0: (B, ...).  t: int or (B,) in 1..T (checked; a GPU t is not read back).  Returns (mean (B, ...),
+    variance (B, 1, ..., 1)); the variance is beta_tilde_t, the same for every coordinate (it is 0 at t = 1, where
+    x_{t-1} = x0 is known).
     """
+    check_data("x_t", x_t)
+    check_timestep(t, schedule.T, low=1, batch=x_t.shape[0])
     beta, alpha = lookup(schedule.betas, t, x_t), lookup(schedule.alphas, t, x_t)
     alpha_bar, alpha_bar_prev = lookup(schedule.alpha_bars, t, x_t), lookup(schedule.alpha_bars, t - 1, x_t)
     # DDPM eq. 7: mu_tilde = sqrt(abar_{t-1}) beta_t / (1 - abar_t) x0
@@ -113,10 +116,10 @@ def eps_from_x0(schedule: NoiseSchedule, x_t: Tensor, t: int | Tensor, *, x0: Te
 
 
 def v_from_eps(schedule: NoiseSchedule, x_t: Tensor, t: int | Tensor, *, eps: Tensor) -> Tensor:
-    """v = sqrt(alpha_bar_t) eps - sqrt(1 - alpha_bar_t) x0 with x0 from eps: (eps - sqrt(1 - alpha_bar_t) x_t)
-    / sqrt(alpha_bar_t)."""
+    """v = sqrt(alpha_bar_t) eps - sqrt(1 - alpha_bar_t) x0, with x0 the one that eps and x_t imply."""
     alpha_bar = lookup(schedule.alpha_bars, t, x_t)
-    return (eps - (1 - alpha_bar).sqrt() * x_t) / alpha_bar.sqrt()
+    x0 = x0_from_eps(schedule, x_t, t, eps=eps)
+    return alpha_bar.sqrt() * eps - (1 - alpha_bar).sqrt() * x0
 
 
 def eps_from_v(schedule: NoiseSchedule, x_t: Tensor, t: int | Tensor, *, v: Tensor) -> Tensor:
@@ -149,18 +152,20 @@ def convert(schedule: NoiseSchedule, x_t: Tensor, t: int | Tensor, *, to: str, e
     if name == to:
         return value
     if name == "x0":
-        eps = eps_from_x0(schedule, x_t, t, x0=value)
+        eps_hat = eps_from_x0(schedule, x_t, t, x0=value)
     elif name == "v":
-        eps = eps_from_v(schedule, x_t, t, v=value)
+        eps_hat = eps_from_v(schedule, x_t, t, v=value)
     elif name == "score":
-        eps = eps_from_score(schedule, x_t, t, score=value)
+        eps_hat = eps_from_score(schedule, x_t, t, score=value)
+    else:
+        eps_hat = value
     if to == "x0":
-        return x0_from_eps(schedule, x_t, t, eps=eps)
+        return x0_from_eps(schedule, x_t, t, eps=eps_hat)
     if to == "v":
-        return v_from_eps(schedule, x_t, t, eps=eps)
+        return v_from_eps(schedule, x_t, t, eps=eps_hat)
     if to == "score":
-        return score_from_eps(schedule, x_t, t, eps=eps)
-    return eps
+        return score_from_eps(schedule, x_t, t, eps=eps_hat)
+    return eps_hat
 
 
 def regression_target(schedule: NoiseSchedule, x0: Tensor, t: int | Tensor, *, eps: Tensor,
@@ -186,9 +191,10 @@ def predict_eps(model: EpsModel, schedule: NoiseSchedule, x_t: Tensor, t: int | 
     unless the schedule was respaced), always with a (B,) LongTensor. x_t: (B, ...); t: an int (the same step
     for every row) or a (B,) LongTensor on x_t's device.
     """
+    check_choice("prediction", prediction, PREDICTIONS)
     model_t = schedule.timesteps[t]
     output = model(x_t, model_t.expand(x_t.shape[0]) if model_t.dim() == 0 else model_t)
-    return convert(schedule, x_t, t, to="eps", **{check_choice("prediction", prediction, PREDICTIONS): output})
+    return convert(schedule, x_t, t, to="eps", **{prediction: output})
 
 
 # ---------------------------------------------------------------------------------- Fourier view

@@ -163,8 +163,8 @@ def variational_bound(eps_model: EpsModel, schedule: NoiseSchedule, x0: Tensor, 
     check_data("x0", x0)
     check_choice("prediction", prediction, PREDICTIONS)
     B = x0.shape[0]
-    sigma2_all = schedule.reverse_variances(variance)
-    schedule = schedule.to(x0.device)
+    schedule = schedule.to(x0.device)  # once, so that no step copies the schedule to the device
+    sigma2_all = schedule.reverse_variances(variance).to(x0.device, schedule.betas.dtype)
     terms = torch.zeros(B, schedule.T, dtype=torch.float64)
     for t_int in tqdm(range(1, schedule.T + 1), disable=not progress, desc="bound", miniters=1):
         t = torch.full((B,), t_int, dtype=torch.long, device=x0.device)

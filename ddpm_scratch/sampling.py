@@ -83,6 +83,9 @@ def sample(eps_model: EpsModel, schedule: NoiseSchedule, shape: Sequence[int], *
         raise ValueError(f"sampler {sampler!r} takes the options {valid}; got unknown {', '.join(unknown)}")
     check_choice("prediction", prediction, PREDICTIONS)
     if num_steps is not None:
+        if any(isinstance(value, Tensor) for value in options.values()):
+            raise ValueError("a per-step tensor option (such as a (T+1,) variance) belongs to the schedule's own "
+                             "steps; it cannot be combined with num_steps, which respaces them")
         schedule = schedule.respace(spaced_timesteps(schedule.T, num_steps))
     x_T = initial_noise(shape, x_T=x_T, device=device, dtype=dtype, generator=generator)
     return chosen.run(eps_model, schedule, x_T, prediction=prediction, generator=generator, progress=progress,

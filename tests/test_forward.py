@@ -227,3 +227,13 @@ def test_bad_inputs_raise_clear_errors():
         q_sample(s, torch.zeros(2, 3, dtype=torch.long), 1)
     with pytest.raises(ValueError, match=r"\(B, C, H, W\)"):
         radial_power_spectrum(x)
+
+
+def test_q_posterior_checks_t_and_x_t():
+    s = SCHEDULES[0]
+    x = torch.zeros(2, 3)
+    for bad in (0, torch.tensor([0, 0]), 201, torch.tensor([1, 201])):
+        with pytest.raises(ValueError, match="t must lie in 1..T=200"):
+            q_posterior(s, x, bad, x0=x)
+    with pytest.raises(TypeError, match="x_t must be a torch.Tensor"):
+        q_posterior(s, [[0.0]], 1, x0=x)  # type: ignore[arg-type]

@@ -77,6 +77,10 @@ def test_sample_is_seeded_and_checks_its_arguments():
         sample(model, s, (5, 2), prediction="score")
     with pytest.raises(ValueError, match="x_T has shape"):
         sample(model, s, (4, 2), x_T=x_T)
+    with pytest.raises(ValueError, match="x_T must be a floating tensor"):
+        sample(model, s, (5, 2), x_T=torch.zeros(5, 2, dtype=torch.long))
+    with pytest.raises(ValueError, match="cannot be combined with num_steps"):
+        sample(model, s, (5, 2), num_steps=10, variance=torch.full((31,), 0.01, dtype=torch.float64))
     assert sample(model, s, (5, 2), x_T=x_T).shape == (5, 2)
 
 

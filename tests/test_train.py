@@ -175,7 +175,7 @@ def test_a_tiny_digits_run_trains_the_unet(tmp_path):
     ({"lr": 0.0}, "lr"), ({"ema_decay": 1.0}, "ema_decay"), ({"schedule": "quadratic"}, "schedule"),
     ({"precision": "fp8"}, "precision"), ({"warmup_steps": -1}, "warmup_steps"),
     ({"max_grad_norm": 0.0}, "max_grad_norm"), ({"T": 0}, "T"), ({"prediction": "score"}, "prediction"),
-    ({"model": [1, 2]}, "model"),
+    ({"model": [1, 2]}, "model"), ({"device": "gpu"}, "device"), ({"device": "cuda:x"}, "device"),
 ])
 def test_bad_config_values_name_the_argument(overrides, name):
     with pytest.raises(ValueError, match=name):
@@ -234,3 +234,14 @@ def test_flush_subnormals_restores_the_previous_mode():
     assert not flushing()
     train(toy_config(steps=2), progress=False)
     assert not flushing()
+
+
+def test_resuming_on_another_kind_of_device_is_a_clear_error(tmp_path):
+    """A CPU generator's state does not fit a CUDA generator: faked here by a checkpoint whose noise generator
+    state has the wrong size, which is what a run moved between a CPU and a GPU machine meets."""
+    train(toy_config(steps=4), out=tmp_path, progress=False)
+    path = tmp_path / "checkpoint.pt"
+    state = torch.load(path, weights_only=True)
+    torch.save(state | {"noise_rng": torch.zeros(16, dtype=torch.uint8)}, path)  # a CUDA generator's state size
+    with pytest.raises(ValueError, match="another kind of device"):
+        train(toy_config(steps=6), out=tmp_path, resume=True, progress=False)

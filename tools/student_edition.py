@@ -35,6 +35,7 @@ import argparse
 import gzip
 import io
 import json
+import re
 import shutil
 import stat
 import sys
@@ -117,19 +118,29 @@ def significant(line: str) -> bool:
     return len(text) >= MIN_LINE and any(ch.isalnum() for ch in text)
 
 
+def normalise(line: str) -> str:
+    """A line as the leak check compares it: without a trailing `# comment` (a comment line itself stays) and
+    without any whitespace, so that re-spacing or re-commenting a copied answer does not hide it."""
+    text = line.strip()
+    if not text.startswith("#"):
+        text = re.sub(r"\s#.*$", "", text)
+    return re.sub(r"\s+", "", text)
+
+
 def secret_lines(root: Path = ROOT) -> dict[str, str]:
-    """{stripped line: "course/problem_sets/<ps>.py"} for every significant line found only inside solution or
+    """{normalised line: "course/problem_sets/<ps>.py"} for every significant line found only inside solution or
     hidden-test regions of the problem-set sources. A line that also appears outside the regions of any problem set
     (a signature, a visible assert: students see it in a release) is public, and so are the SHARED_LINES."""
     secret: dict[str, str] = {}
-    public: set[str] = set(SHARED_LINES)
+    public: set[str] = {normalise(line) for line in SHARED_LINES}
     for path in sorted((root / "course" / "problem_sets").glob("ps*.py")):
         for cell in build_notebook(path, problem_set=True).cells:  # cell sources as in the notebook (no "# ")
             inside, outside = _region_lines(cell.source)
             for line in inside:
-                secret.setdefault(line.strip(), str(path.relative_to(root)))
-            public.update(line.strip() for line in outside)
-    return {line: where for line, where in sorted(secret.items()) if line not in public and significant(line)}
+                if significant(line):
+                    secret.setdefault(normalise(line), str(path.relative_to(root)))
+            public.update(normalise(line) for line in outside)
+    return {line: where for line, where in sorted(secret.items()) if line not in public}
 
 
 # ---- the leak check -----------------------------------------------------------------------------------------------
@@ -151,6 +162,7 @@ def _text_lines(path: Path, data: bytes) -> list[str] | None:
             pieces.append(_joined(cell.get("source", "")))
             for output in cell.get("outputs", []):
                 pieces.append(_joined(output.get("text", "")))
+                pieces.extend(_joined(v) for v in output.get("traceback", []))
                 pieces.extend(_joined(v) for v in output.get("data", {}).values() if isinstance(v, (str, list)))
         return "\n".join(pieces).splitlines() + text.splitlines()
     return text.splitlines()
@@ -179,7 +191,7 @@ def leaks(folder: Path, secrets: dict[str, str]) -> list[str]:
             if marker.encode() in data:
                 found.append(f"{rel}: nbgrader marker '{marker}'")
         lines = _text_lines(path, data)
-        for line in sorted({line.strip() for line in lines or []} & secrets.keys()):
+        for line in sorted({normalise(line) for line in lines or []} & secrets.keys()):
             found.append(f"{rel}: line of a solution or hidden test ({secrets[line]}): {line!r}")
     return found
 

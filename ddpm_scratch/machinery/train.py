@@ -90,6 +90,11 @@ class TrainConfig:
         check_number("ema_decay", self.ema_decay, 0, 1, high_open=True)
         if self.max_grad_norm is not None:
             check_number("max_grad_norm", self.max_grad_norm, low=0, low_open=True)
+        if self.device != "auto":
+            try:
+                torch.device(self.device)
+            except (RuntimeError, TypeError) as error:
+                raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {self.device!r}") from error
         if not isinstance(self.model, dict):
             raise ValueError(f"model must be a dict of network arguments, got {type(self.model).__name__}")
         if not self.model:
@@ -309,7 +314,7 @@ def train(config: TrainConfig, out: str | Path | None = None, resume: bool = Fal
     out = Path(out) if out is not None else None
     torch.manual_seed(config.seed)  # initial weights and dropout use the global generator: seeded per run
     model = (model if model is not None else build_model(config)).to(device)
-    schedule = build_schedule(config)
+    schedule = build_schedule(config).to(device)  # once, so that no step copies the schedule to the device
     data = get_dataset(config.dataset, "train").to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     lr_schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: _lr_factor(s, config.warmup_steps))
@@ -334,7 +339,11 @@ def train(config: TrainConfig, out: str | Path | None = None, resume: bool = Fal
         if scaler is not None and state.scaler:
             scaler.load_state_dict(state.scaler)
         data_rng.set_state(state.data_rng.cpu())  # generator states are CPU byte tensors on every device
-        noise_rng.set_state(state.noise_rng.cpu())
+        try:
+            noise_rng.set_state(state.noise_rng.cpu())
+        except RuntimeError as error:  # a CPU generator's state does not fit a CUDA generator, and the reverse
+            raise ValueError(f"resume: {out / CHECKPOINT} was written on another kind of device than {device}; an "
+                             "exact resume needs the same one (set device to the run's)") from error
         torch.set_rng_state(state.torch_rng.cpu())
         start = state.step
         if start > config.steps:
