@@ -70,7 +70,7 @@ def _as_batch(name: str, t: object, batch: int | None) -> Tensor:
     if isinstance(t, bool) or (isinstance(t, Tensor) and (t.dtype == torch.bool or t.is_complex())):
         raise TypeError(f"{name} must be an integer step or a float time, got a bool or complex value")
     if isinstance(t, (int, float)):
-        t = torch.tensor(t)
+        t = torch.tensor(t, dtype=torch.float64 if isinstance(t, float) else torch.long)  # a float keeps its digits
     if not isinstance(t, Tensor):
         raise TypeError(f"{name} must be an int, a float or a tensor, got {type(t).__name__}")
     if t.dim() > 1:
