@@ -8,7 +8,15 @@ called at its training steps. The command line, the lessons and the benchmarks s
 suite runs every registered sampler on Gaussian data with the exact eps, so a new sampler is checked by
 being registered.
 
-    SAMPLERS["ddpm"]   Algorithm 2 (ancestral sampling); option variance = "beta" | "posterior" | (T+1,) tensor
+    SAMPLERS["ddpm"]       Algorithm 2 (ancestral sampling); option variance = "beta" | "posterior" | (T+1,) tensor
+    SAMPLERS["sde"]        the reverse SDE by Euler-Maruyama                     (lecture 3; sde.euler_maruyama)
+    SAMPLERS["pc"]         predictor-corrector; options snr = 0.16, corrector_steps = 1   (sde.predictor_corrector)
+    SAMPLERS["ode"]        the probability-flow ODE by Heun's method             (sde.ode_heun)
+    SAMPLERS["ode_euler"]  the probability-flow ODE by Euler's method            (sde.ode_euler)
+
+The lecture-3 samplers run on the schedule's own continuous-time VP process, `sde.ScheduleSDE(schedule)`: grid
+times t_i = i / T (T the number of steps after respacing), mean_coef(t_i) = sqrt(alpha_bar_i), and the score
+-eps_theta(x, timesteps[i]) / sigma_i at those times, so the network is called at its training steps.
 """
 
 from __future__ import annotations
@@ -25,6 +33,8 @@ from .ddpm import ddpm_sample, initial_noise
 from .forward import PREDICTIONS
 from .nets.protocol import EpsModel
 from .schedules import NoiseSchedule, spaced_timesteps
+from .sde import ScheduleSDE
+from .sde_solvers import euler_maruyama, ode_euler, ode_heun, predictor_corrector
 
 __all__ = ["Sampler", "SAMPLERS", "register", "sample"]
 
@@ -63,6 +73,41 @@ def register(sampler: Sampler) -> Sampler:
 
 register(Sampler("ddpm", _ddpm, "Algorithm 2 of Ho et al. (2020): ancestral sampling, one Gaussian step per t",
                  options={"variance": "beta"}))
+
+
+# Lecture 3: fixed-step solvers on the schedule's VP process, with the score at its grid times t_i = i / T.
+def _sde(eps_model: EpsModel, schedule: NoiseSchedule, x_T: Tensor, *, prediction: str,
+         generator: torch.Generator | None, progress: bool) -> Tensor:
+    sde = ScheduleSDE(schedule)
+    return euler_maruyama(sde, sde.score_fn(eps_model, prediction=prediction), x_T, sde.times, generator=generator,
+                          progress=progress)
+
+
+def _pc(eps_model: EpsModel, schedule: NoiseSchedule, x_T: Tensor, *, prediction: str,
+        generator: torch.Generator | None, progress: bool, snr: float, corrector_steps: int) -> Tensor:
+    sde = ScheduleSDE(schedule)
+    return predictor_corrector(sde, sde.score_fn(eps_model, prediction=prediction), x_T, sde.times, snr=snr,
+                               corrector_steps=corrector_steps, generator=generator, progress=progress)
+
+
+def _ode(eps_model: EpsModel, schedule: NoiseSchedule, x_T: Tensor, *, prediction: str,
+         generator: torch.Generator | None, progress: bool) -> Tensor:
+    sde = ScheduleSDE(schedule)
+    return ode_heun(sde, sde.score_fn(eps_model, prediction=prediction), x_T, sde.times, progress=progress)
+
+
+def _ode_euler(eps_model: EpsModel, schedule: NoiseSchedule, x_T: Tensor, *, prediction: str,
+               generator: torch.Generator | None, progress: bool) -> Tensor:
+    sde = ScheduleSDE(schedule)
+    return ode_euler(sde, sde.score_fn(eps_model, prediction=prediction), x_T, sde.times, progress=progress)
+
+
+register(Sampler("sde", _sde, "lecture 3: the reverse SDE by Euler-Maruyama, noise-free last step"))
+register(Sampler("pc", _pc, "lecture 3: predictor-corrector, Euler-Maruyama + Langevin corrector (snr step rule)",
+                 options={"snr": 0.16, "corrector_steps": 1}))
+register(Sampler("ode", _ode, "lecture 3: the probability-flow ODE by Heun's method (2 evaluations per step)",
+                 stochastic=False))
+register(Sampler("ode_euler", _ode_euler, "lecture 3: the probability-flow ODE by Euler's method", stochastic=False))
 
 
 def sample(eps_model: EpsModel, schedule: NoiseSchedule, shape: Sequence[int], *, sampler: str = "ddpm",

@@ -20,6 +20,13 @@ checked where that costs no device synchronisation: always for floats, for tenso
 
 `reverse_drift` and `probability_flow_drift` take any score function score_fn(x, t) (x (B, ...), t (B,) float ->
 (B, ...)): a network, or the exact score of known data. The samplers and the likelihood are built on them.
+
+The solvers that sample these processes are in `sde_solvers`, the likelihood in `likelihood`.
+
+A discrete DDPM schedule is a continuous process too: `ScheduleSDE(schedule)` is the VP SDE whose marginals at
+t_i = i / T are the schedule's (mean_coef = sqrt(alpha_bar_i)), and `ScheduleSDE.score_fn(eps_model)` turns an
+eps-model into a score at those grid times. The fixed-step solvers on `ScheduleSDE.times` are the samplers
+"sde", "pc", "ode" and "ode_euler" of `sampling.SAMPLERS`.
 """
 
 from __future__ import annotations
@@ -32,11 +39,13 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from .checks import check_data, check_int, check_int_tuple, check_number, check_time, check_timestep
+from .checks import check_choice, check_data, check_int, check_int_tuple, check_number, check_time, check_timestep
+from .forward import PREDICTIONS, convert, predict_eps
+from .nets.protocol import EpsModel
 from .schedules import NoiseSchedule, per_example
 
 __all__ = ["SDE", "VPSDE", "VESDE", "ScoreFn", "reverse_drift", "probability_flow_drift", "time_from_step",
-           "step_from_time"]
+           "step_from_time", "ScheduleSDE", "evaluate_score"]
 
 Time = float | Tensor
 ScoreFn = Callable[[Tensor, Tensor], Tensor]  # score_fn(x (B, ...), t (B,) float) -> grad_x log p_t(x), (B, ...)
@@ -189,7 +198,7 @@ class VESDE(SDE):
 
 
 # ------------------------------------------------------------------------------------------------- reverse time
-def _score(score_fn: ScoreFn, x: Tensor, t: Time) -> tuple[Tensor, Time]:
+def evaluate_score(score_fn: ScoreFn, x: Tensor, t: Time) -> tuple[Tensor, Time]:
     """(score_fn(x, t), t), with score_fn given t as a (B,) tensor on x's device and its output's shape checked.
 
     The t returned is t checked: a float stays a float, a tensor becomes (B,) on x's device.
@@ -212,7 +221,7 @@ def reverse_drift(sde: SDE, score_fn: ScoreFn, x: Tensor, t: Time) -> Tensor:
     The reverse SDE dx = [f - g^2 score] dt + g dw_bar runs from t = 1 to t = 0 (dt < 0).
     x: (B, ...).  t: float, or () / (B,) float tensor in [0, 1].  Returns (B, ...).
     """
-    score, t = _score(score_fn, x, t)
+    score, t = evaluate_score(score_fn, x, t)
     return sde.drift(x, t) - per_example(sde.diffusion(t) ** 2, x) * score
 
 
@@ -222,7 +231,7 @@ def probability_flow_drift(sde: SDE, score_fn: ScoreFn, x: Tensor, t: Time) -> T
     Its solutions carry p_t to p_s for every s, t like the SDE does, deterministically.
     x: (B, ...).  t: float, or () / (B,) float tensor in [0, 1].  Returns (B, ...).
     """
-    score, t = _score(score_fn, x, t)
+    score, t = evaluate_score(score_fn, x, t)
     return sde.drift(x, t) - 0.5 * per_example(sde.diffusion(t) ** 2, x) * score
 
 
@@ -247,3 +256,105 @@ def step_from_time(t: Time, T: int) -> int | Tensor:
     check_int("T", T)
     t = _time(t)
     return round(t * T) if isinstance(t, float) else torch.round(t * T).long()
+
+
+# ------------------------------------------------------------------------------- a discrete schedule as an SDE
+class ScheduleSDE(SDE):
+    """The VP process of a discrete NoiseSchedule in continuous time: what the fixed-step solvers run on for
+    `sampling.sample(..., sampler="sde" | "pc" | "ode" | "ode_euler")`.
+
+    The schedule's T steps (T' after respacing: then index i stands for training step schedule.timesteps[i]) sit
+    at t_i = i / T, with the schedule's own marginals there, mean_coef(t_i) = sqrt(alpha_bar_i), std = sigma_i;
+    between grid points log mean_coef is linear in t. Then on (t_{i-1}, t_i]:
+
+        f(t) = d log mean_coef / dt = T/2 log alpha_i           (constant on the step; alpha_i = 1 - beta_i)
+        g(t)^2 = beta(t) = -2 f(t) = -T log alpha_i            (so that std^2 = 1 - mean_coef^2: variance preserving)
+        mean_coef(t) = sqrt(alpha_bar_{i-1}) alpha_i^((t T - i + 1) / 2)
+
+    -T log alpha_i = T beta_i + O(beta_i^2): DDPM's beta_i per unit of time, as in `VPSDE.discretize`. The score of
+    the data diffused to t_i is -E[eps | x_t] / sigma_i, which an eps-model gives at grid times only:
+    `score_fn(eps_model)` is defined there and nowhere else, so only solvers that evaluate the score at grid times
+    run on it (Euler-Maruyama, predictor-corrector, Euler and Heun on `times`; not RK45). Prior N(0, I) (the
+    schedule's alpha_bar_T is not exactly 0: the same mismatch as DDPM's x_T ~ N(0, I)).
+    """
+
+    prior_std = 1.0
+
+    def __init__(self, schedule: NoiseSchedule) -> None:
+        if not isinstance(schedule, NoiseSchedule):
+            raise TypeError(f"schedule must be a NoiseSchedule, got {type(schedule).__name__}")
+        self.schedule, self.T = schedule, schedule.T
+        log_alphas = torch.log1p(-schedule.betas.detach().to("cpu", torch.float64))  # log alpha_i, 0 at i = 0
+        self._f = self.T / 2 * log_alphas                    # f on step i, (T+1,) (index 0 unused)
+        self._log_mean_coef = 0.5 * torch.cumsum(log_alphas, 0)  # log mean_coef(t_i) = 1/2 log alpha_bar_i
+        self._f_list, self._log_mean_coef_list = self._f.tolist(), self._log_mean_coef.tolist()
+
+    def __repr__(self) -> str:
+        return f"ScheduleSDE({self.schedule!r})"
+
+    @property
+    def times(self) -> Tensor:
+        """The grid t_i = i / T from t_T = 1 down to t_0 = 0, float64 on the CPU: the fixed-step solvers' `times`."""
+        return torch.arange(self.T, -1, -1, dtype=torch.float64) / self.T
+
+    def _step(self, t: Time) -> tuple[int | Tensor, Time]:
+        """(i, u): the step i in 1..T whose interval (t_{i-1}, t_i] holds t, and u = t T. A t within round-off of a
+        grid point t_i belongs to step i (the left limit: a solver stepping down from t_i uses step i's f)."""
+        t = _time(t)
+        if isinstance(t, float):
+            u = t * self.T
+            return min(max(math.ceil(u - 1e-9 * self.T), 1), self.T), u
+        work = torch.float32 if t.device.type == "mps" else torch.float64  # MPS has no float64
+        u = t.to(work) * self.T
+        slack = 8 * torch.finfo(t.dtype).eps * self.T + 1e-9 * self.T  # t itself was rounded to t.dtype
+        return torch.ceil(u - slack).clamp(1, self.T).long(), u
+
+    def drift_coef(self, t: Time) -> Time:
+        i, _ = self._step(t)
+        if isinstance(i, int):
+            return self._f_list[i]
+        return self._f.to(i.device)[i].to(t.dtype)
+
+    def diffusion(self, t: Time) -> Time:
+        f = self.drift_coef(t)
+        return math.sqrt(-2 * f) if isinstance(f, float) else (-2 * f).sqrt()
+
+    def marginal(self, t: Time) -> tuple[Time, Time]:
+        i, u = self._step(t)
+        if isinstance(i, int):
+            log_m = self._log_mean_coef_list[i - 1] + (u - i + 1) * self._f_list[i] / self.T
+            return math.exp(log_m), math.sqrt(-math.expm1(2 * log_m))
+        log_m_prev, f = self._log_mean_coef.to(u.device, u.dtype)[i - 1], self._f.to(u.device, u.dtype)[i]
+        log_m = log_m_prev + (u - i + 1) * f / self.T
+        # std^2 = 1 - mean_coef^2 through expm1, as in VPSDE.marginal
+        return log_m.exp().to(t.dtype), (-torch.expm1(2 * log_m)).sqrt().to(t.dtype)
+
+    def score_fn(self, eps_model: EpsModel, *, prediction: str = "eps") -> ScoreFn:
+        """The score at the grid times from an eps-model: score(x, t_i) = -eps_theta(x, timesteps[i]) / sigma_i.
+
+        i = round(t T) in 1..T; `forward.predict_eps` calls the model at the training step schedule.timesteps[i]
+        (respaced schedules included) and turns an "x0" or "v" output into eps, `forward.convert` eps into the
+        score. t: a float or a (B,) tensor of grid times (checked on the CPU: within 1% of a step of a grid time,
+        never t_0 = 0 where sigma_0 = 0; a GPU t is not read back). The schedule moves to x's device once.
+        """
+        check_choice("prediction", prediction, PREDICTIONS)
+        if not callable(eps_model):
+            raise TypeError(f"eps_model must be callable as eps_model(x_t, t), got {type(eps_model).__name__}")
+        on_device: dict[torch.device, NoiseSchedule] = {}
+
+        def score(x: Tensor, t: float | Tensor) -> Tensor:
+            check_data("x", x)
+            t = _time(t if isinstance(t, Tensor) else float(t), x.shape[0], x.device)
+            if isinstance(t, float):
+                t = torch.full((x.shape[0],), t, dtype=torch.float64, device=x.device)
+            u = t.to(torch.float32 if x.device.type == "mps" else torch.float64) * self.T
+            i = torch.round(u).long()
+            if i.device.type == "cpu" and ((u - i).abs().max() > 1e-2 or i.min() < 1):
+                raise ValueError(f"the score of an eps-model is known at the grid times t_i = i / T, i = 1..T = "
+                                 f"{self.T} only (not at t = 0, nor between: use a fixed-step solver on "
+                                 f"ScheduleSDE.times); got t in {float(t.min())}..{float(t.max())}")
+            schedule = on_device.get(x.device) or on_device.setdefault(x.device, self.schedule.to(x.device))
+            eps = predict_eps(eps_model, schedule, x, i, prediction=prediction)
+            return convert(schedule, x, i, eps=eps, to="score")
+
+        return score
