@@ -68,7 +68,7 @@ def mixture_table(name: str, mixture: GaussianMixture, points: int, probes: int,
         for tol in tols:
             R = 1 if exact else probes
             t0 = time.perf_counter()
-            result = ode_likelihood(sde, score_fn, x.repeat_interleave(R, 0), exact_divergence=exact, rtol=tol,
+            result = ode_likelihood(score_fn, sde, x.repeat_interleave(R, 0), exact_divergence=exact, rtol=tol,
                                     atol=tol, generator=torch.Generator().manual_seed(2))
             seconds = time.perf_counter() - t0
             estimates = result.log_likelihood.view(points, R)
@@ -134,7 +134,7 @@ def digits_table(checkpoint: str | None, steps: int, n: int, grids: list[int]) -
 
         def heun_row(label: str, steps: list[int], data: torch.Tensor) -> torch.Tensor:
             t0 = time.perf_counter()
-            result = heun_likelihood(sde, score_fn, data, [i / T for i in steps],
+            result = heun_likelihood(score_fn, sde, data, [i / T for i in steps],
                                      generator=torch.Generator().manual_seed(5))
             bpd = bits_per_dim(result.log_likelihood, D, levels=DIGITS_LEVELS)
             print(f"| {label} | {len(steps) - 1} | {result.nfe} | {mean_and_error(bpd)} "

@@ -118,12 +118,12 @@ def measure(mixture: GaussianMixture, score_mixture: GaussianMixture, n: int, ch
                 x_T = sde.prior_sample(shape, generator=g)
                 score = CountedScore(score_fn)
                 options = {"generator": g} if solver in (euler_maruyama, predictor_corrector) else {}
-                x = solver(sde, score, x_T, time_grid(steps(budget), t_min=T_MIN), **options)
+                x = solver(score, sde, x_T, time_grid(steps(budget), t_min=T_MIN), **options)
                 record(f"{name} (VPSDE)", budget, x, score.calls, seed)
         x_T = sde.prior_sample(shape, generator=torch.Generator().manual_seed(seed))
         for tol in RK45_TOLERANCES:
             score = CountedScore(score_fn)
-            x = ode_rk45(sde, score, x_T, time_grid(1, t_min=T_MIN), rtol=tol, atol=tol)
+            x = ode_rk45(score, sde, x_T, time_grid(1, t_min=T_MIN), rtol=tol, atol=tol)
             record(tol, None, x, score.calls, seed)
     summary = {row: {b: (statistics.median(v[0] for v in cell), max(v[1] for v in cell)) for b, cell in cells.items()}
                for row, cells in runs.items()}

@@ -42,7 +42,7 @@ from scipy.integrate import solve_ivp
 from torch import Tensor
 
 from .checks import check_data, check_int, check_number
-from .sde import SDE, ScoreFn, probability_flow_drift
+from .sde import SDE, ScoreFn, evaluate_score, probability_flow_drift
 
 __all__ = ["ODELikelihood", "drift_and_divergence", "ode_likelihood", "ode_log_likelihood", "heun_likelihood",
            "rademacher", "dequantize", "bits_per_dim"]
@@ -76,7 +76,7 @@ def rademacher(like: Tensor, *, generator: torch.Generator | None = None) -> Ten
     return (2 * bits - 1).to(like.dtype)
 
 
-def drift_and_divergence(sde: SDE, score_fn: ScoreFn, x: Tensor, t: float, *,
+def drift_and_divergence(score_fn: ScoreFn, sde: SDE, x: Tensor, t: float, *,
                          probe: Tensor | None = None) -> tuple[Tensor, Tensor]:
     """The PF-ODE drift f~(x, t) (B, ...) and its divergence (B,): exact when probe is None, else eta^T (df~/dx) eta.
 
@@ -90,7 +90,8 @@ def drift_and_divergence(sde: SDE, score_fn: ScoreFn, x: Tensor, t: float, *,
         raise ValueError(f"probe must have x's shape {tuple(x.shape)}, got {tuple(probe.shape)}")
     with torch.enable_grad():
         x = x.detach().requires_grad_(True)
-        drift = probability_flow_drift(sde, score_fn, x, t)  # f(t) x - 1/2 g(t)^2 score(x, t), eq. 13
+        score, _ = evaluate_score(score_fn, x, t)
+        drift = probability_flow_drift(sde, x, t, score=score)  # f(t) x - 1/2 g(t)^2 score(x, t), eq. 13
         if probe is None:
             flat = drift.flatten(1)
             divergence = torch.zeros(x.shape[0], dtype=drift.dtype, device=x.device)
@@ -103,7 +104,7 @@ def drift_and_divergence(sde: SDE, score_fn: ScoreFn, x: Tensor, t: float, *,
     return drift.detach(), divergence.detach()
 
 
-def _check_arguments(sde: SDE, score_fn: ScoreFn, x: Tensor) -> None:
+def _check_arguments(score_fn: ScoreFn, sde: SDE, x: Tensor) -> None:
     if not isinstance(sde, SDE):
         raise TypeError(f"sde must be an SDE (VPSDE, VESDE, ...), got {type(sde).__name__}")
     if not callable(score_fn):
@@ -116,7 +117,7 @@ def _result(sde: SDE, z: Tensor, delta: Tensor, nfe: int) -> ODELikelihood:
     return ODELikelihood(log_likelihood=prior + delta, prior_log_prob=prior, delta_log_prob=delta, z=z, nfe=nfe)
 
 
-def ode_likelihood(sde: SDE, score_fn: ScoreFn, x: Tensor, *, exact_divergence: bool = False, rtol: float = 1e-5,
+def ode_likelihood(score_fn: ScoreFn, sde: SDE, x: Tensor, *, exact_divergence: bool = False, rtol: float = 1e-5,
                    atol: float = 1e-5, t_min: float = 1e-5,
                    generator: torch.Generator | None = None) -> ODELikelihood:
     """log p_0(x) through the PF-ODE with adaptive RK45, with the details of the solve (see `ODELikelihood`).
@@ -128,7 +129,7 @@ def ode_likelihood(sde: SDE, score_fn: ScoreFn, x: Tensor, *, exact_divergence: 
     All examples share one solve (one step size), as in score_sde; the state goes to the host at every evaluation
     (solve_ivp is NumPy).
     """
-    _check_arguments(sde, score_fn, x)
+    _check_arguments(score_fn, sde, x)
     rtol = check_number("rtol", rtol, low=0, low_open=True)
     atol = check_number("atol", atol, low=0, low_open=True)
     t_min = check_number("t_min", t_min, 0, 1, low_open=True, high_open=True)
@@ -138,7 +139,7 @@ def ode_likelihood(sde: SDE, score_fn: ScoreFn, x: Tensor, *, exact_divergence: 
     def rhs(t: float, state: np.ndarray) -> np.ndarray:
         x_t = torch.from_numpy(state[:-B]).reshape(shape).to(x.device, x.dtype)
         # d/dt [x, delta] = [f~(x, t), div f~(x, t)]; min(): RK45 may land a rounding error past t = 1
-        drift, divergence = drift_and_divergence(sde, score_fn, x_t, min(float(t), 1.0), probe=probe)
+        drift, divergence = drift_and_divergence(score_fn, sde, x_t, min(float(t), 1.0), probe=probe)
         return np.concatenate([drift.double().cpu().numpy().ravel(), divergence.double().cpu().numpy()])
 
     start = np.concatenate([x.detach().double().cpu().numpy().ravel(), np.zeros(B)])
@@ -149,15 +150,15 @@ def ode_likelihood(sde: SDE, score_fn: ScoreFn, x: Tensor, *, exact_divergence: 
     return _result(sde, end[:-B].reshape(shape), end[-B:], int(solution.nfev))
 
 
-def ode_log_likelihood(sde: SDE, score_fn: ScoreFn, x: Tensor, *, exact_divergence: bool = False,
+def ode_log_likelihood(score_fn: ScoreFn, sde: SDE, x: Tensor, *, exact_divergence: bool = False,
                        rtol: float = 1e-5, atol: float = 1e-5, t_min: float = 1e-5,
                        generator: torch.Generator | None = None) -> Tensor:
     """log p_0(x) in nats, (B,) float64: `ode_likelihood(...).log_likelihood` (that one also reports the NFE)."""
-    return ode_likelihood(sde, score_fn, x, exact_divergence=exact_divergence, rtol=rtol, atol=atol, t_min=t_min,
+    return ode_likelihood(score_fn, sde, x, exact_divergence=exact_divergence, rtol=rtol, atol=atol, t_min=t_min,
                           generator=generator).log_likelihood
 
 
-def heun_likelihood(sde: SDE, score_fn: ScoreFn, x: Tensor, times: Sequence[float] | Tensor, *,
+def heun_likelihood(score_fn: ScoreFn, sde: SDE, x: Tensor, times: Sequence[float] | Tensor, *,
                     exact_divergence: bool = False, generator: torch.Generator | None = None) -> ODELikelihood:
     """log p_{times[0]}(x) through the PF-ODE with fixed Heun steps on a given grid of times (2 NFE per step).
 
@@ -167,7 +168,7 @@ def heun_likelihood(sde: SDE, score_fn: ScoreFn, x: Tensor, times: Sequence[floa
         d_1 = F(y_i, t_i),  y' = y_i + h d_1,  d_2 = F(y', t_{i+1}),  y_{i+1} = y_i + h (d_1 + d_2) / 2
     times: increasing, in (0, 1], ending at 1 (where the prior is).  Second order in the step for a smooth drift.
     """
-    _check_arguments(sde, score_fn, x)
+    _check_arguments(score_fn, sde, x)
     times = [float(t) for t in (times.tolist() if isinstance(times, Tensor) else times)]
     if len(times) < 2 or times[0] <= 0 or times[-1] != 1.0 or any(b <= a for a, b in pairwise(times)):
         raise ValueError("times must increase from a time in (0, 1) to exactly 1.0 (at least two of them)")
@@ -176,8 +177,8 @@ def heun_likelihood(sde: SDE, score_fn: ScoreFn, x: Tensor, times: Sequence[floa
     delta = torch.zeros(x.shape[0], dtype=torch.float64, device=x.device)
     for t_i, t_next in pairwise(times):
         h = t_next - t_i
-        drift_1, div_1 = drift_and_divergence(sde, score_fn, x_i, t_i, probe=probe)
-        drift_2, div_2 = drift_and_divergence(sde, score_fn, x_i + h * drift_1, t_next, probe=probe)
+        drift_1, div_1 = drift_and_divergence(score_fn, sde, x_i, t_i, probe=probe)
+        drift_2, div_2 = drift_and_divergence(score_fn, sde, x_i + h * drift_1, t_next, probe=probe)
         x_i = x_i + 0.5 * h * (drift_1 + drift_2)
         delta = delta + 0.5 * h * (div_1 + div_2).double()
     return _result(sde, x_i.double(), delta, 2 * (len(times) - 1))

@@ -79,27 +79,27 @@ register(Sampler("ddpm", _ddpm, "Algorithm 2 of Ho et al. (2020): ancestral samp
 def _sde(eps_model: EpsModel, schedule: NoiseSchedule, x_T: Tensor, *, prediction: str,
          generator: torch.Generator | None, progress: bool) -> Tensor:
     sde = ScheduleSDE(schedule)
-    return euler_maruyama(sde, sde.score_fn(eps_model, prediction=prediction), x_T, sde.times, generator=generator,
+    return euler_maruyama(sde.score_fn(eps_model, prediction=prediction), sde, x_T, sde.times, generator=generator,
                           progress=progress)
 
 
 def _pc(eps_model: EpsModel, schedule: NoiseSchedule, x_T: Tensor, *, prediction: str,
         generator: torch.Generator | None, progress: bool, snr: float, corrector_steps: int) -> Tensor:
     sde = ScheduleSDE(schedule)
-    return predictor_corrector(sde, sde.score_fn(eps_model, prediction=prediction), x_T, sde.times, snr=snr,
+    return predictor_corrector(sde.score_fn(eps_model, prediction=prediction), sde, x_T, sde.times, snr=snr,
                                corrector_steps=corrector_steps, generator=generator, progress=progress)
 
 
 def _ode(eps_model: EpsModel, schedule: NoiseSchedule, x_T: Tensor, *, prediction: str,
          generator: torch.Generator | None, progress: bool) -> Tensor:
     sde = ScheduleSDE(schedule)
-    return ode_heun(sde, sde.score_fn(eps_model, prediction=prediction), x_T, sde.times, progress=progress)
+    return ode_heun(sde.score_fn(eps_model, prediction=prediction), sde, x_T, sde.times, progress=progress)
 
 
 def _ode_euler(eps_model: EpsModel, schedule: NoiseSchedule, x_T: Tensor, *, prediction: str,
                generator: torch.Generator | None, progress: bool) -> Tensor:
     sde = ScheduleSDE(schedule)
-    return ode_euler(sde, sde.score_fn(eps_model, prediction=prediction), x_T, sde.times, progress=progress)
+    return ode_euler(sde.score_fn(eps_model, prediction=prediction), sde, x_T, sde.times, progress=progress)
 
 
 register(Sampler("sde", _sde, "lecture 3: the reverse SDE by Euler-Maruyama, noise-free last step"))

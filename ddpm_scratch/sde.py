@@ -18,8 +18,11 @@ of t's shape; `schedules.per_example(value, x)` shapes one (B, 1, ..., 1) agains
 Discrete steps are ints; continuous time is a float, and an int t is refused (`checks.check_time`). Times are
 checked where that costs no device synchronisation: always for floats, for tensors on the CPU only.
 
-`reverse_drift` and `probability_flow_drift` take any score function score_fn(x, t) (x (B, ...), t (B,) float ->
-(B, ...)): a network, or the exact score of known data. The samplers and the likelihood are built on them.
+A score function is any callable score_fn(x, t) (x (B, ...), t (B,) float -> (B, ...)): a network, or the exact
+score of known data (`score.mixture_score_fn`). As everywhere in the package, the per-step formulas take what a model
+predicted as a keyword, `reverse_drift(sde, x, t, *, score)` and `probability_flow_drift(sde, x, t, *, score)`, and
+the whole-run functions take the model first, `solver(score_fn, sde, x_T, times)`, as `ddpm_sample(eps_model,
+schedule, shape)` does; `evaluate_score(score_fn, x, t)` calls a score function with checked arguments.
 
 The solvers that sample these processes are in `sde_solvers`, the likelihood in `likelihood`.
 
@@ -215,23 +218,23 @@ def evaluate_score(score_fn: ScoreFn, x: Tensor, t: Time) -> tuple[Tensor, Time]
     return score, t
 
 
-def reverse_drift(sde: SDE, score_fn: ScoreFn, x: Tensor, t: Time) -> Tensor:
-    """Drift of the reverse-time SDE: f(x, t) - g(t)^2 score(x, t) (Anderson 1982; Song et al. 2021, eq. 6).
+def reverse_drift(sde: SDE, x: Tensor, t: Time, *, score: Tensor) -> Tensor:
+    """Drift of the reverse-time SDE: f(x, t) - g(t)^2 score (Anderson 1982; Song et al. 2021, eq. 6).
 
     The reverse SDE dx = [f - g^2 score] dt + g dw_bar runs from t = 1 to t = 0 (dt < 0).
-    x: (B, ...).  t: float, or () / (B,) float tensor in [0, 1].  Returns (B, ...).
+    x: (B, ...).  t: float, or () / (B,) float tensor in [0, 1].  score: grad_x log p_t(x), x's shape (a model's
+    output: `evaluate_score(score_fn, x, t)`).  Returns (B, ...).
     """
-    score, t = evaluate_score(score_fn, x, t)
     return sde.drift(x, t) - per_example(sde.diffusion(t) ** 2, x) * score
 
 
-def probability_flow_drift(sde: SDE, score_fn: ScoreFn, x: Tensor, t: Time) -> Tensor:
-    """dx/dt of the probability-flow ODE: f(x, t) - 1/2 g(t)^2 score(x, t) (Song et al. 2021, eq. 13).
+def probability_flow_drift(sde: SDE, x: Tensor, t: Time, *, score: Tensor) -> Tensor:
+    """dx/dt of the probability-flow ODE: f(x, t) - 1/2 g(t)^2 score (Song et al. 2021, eq. 13).
 
     Its solutions carry p_t to p_s for every s, t like the SDE does, deterministically.
-    x: (B, ...).  t: float, or () / (B,) float tensor in [0, 1].  Returns (B, ...).
+    x: (B, ...).  t: float, or () / (B,) float tensor in [0, 1].  score: grad_x log p_t(x), x's shape.
+    Returns (B, ...).
     """
-    score, t = evaluate_score(score_fn, x, t)
     return sde.drift(x, t) - 0.5 * per_example(sde.diffusion(t) ** 2, x) * score
 
 

@@ -1,6 +1,6 @@
 """Lecture 3: sampling the reverse SDE and the probability-flow ODE of an `sde.SDE` with a score function.
 
-Solvers (Song et al. 2021, sec. 4), one signature for all: solver(sde, score_fn, x_T, times, *, options) -> x at
+Solvers (Song et al. 2021, sec. 4), one signature for all: solver(score_fn, sde, x_T, times, *, options) -> x at
 times[-1], with `times` a decreasing grid such as `time_grid(num_steps, t_min=1e-3)`:
 
     euler_maruyama       the reverse SDE, Euler-Maruyama (sec. 4.1); last step without noise
@@ -56,7 +56,7 @@ class CountedScore:
         return self.score_fn(x, t)
 
 
-def _check_solver(sde: SDE, score_fn: ScoreFn, x_T: Tensor, times: Tensor | Sequence[float]) -> list[float]:
+def _check_solver(score_fn: ScoreFn, sde: SDE, x_T: Tensor, times: Tensor | Sequence[float]) -> list[float]:
     """The solvers' entry checks; returns the grid as Python floats (so that no step reads a device tensor)."""
     if not isinstance(sde, SDE):
         raise TypeError(f"sde must be an SDE (VPSDE, VESDE, ScheduleSDE, ...), got {type(sde).__name__}")
@@ -79,19 +79,26 @@ def _steps(grid: list[float], progress: bool, desc: str):
     return tqdm(list(zip(grid[:-1], grid[1:], strict=True)), disable=not progress, desc=desc, leave=False, miniters=1)
 
 
-def _euler_maruyama_step(sde: SDE, score_fn: ScoreFn, x: Tensor, t: float, s: float, *, noise: bool,
+def _pf_drift(score_fn: ScoreFn, sde: SDE, x: Tensor, t: float) -> Tensor:
+    """The probability-flow drift (eq. 13) at x with the score evaluated there: one function evaluation."""
+    score, _ = evaluate_score(score_fn, x, t)
+    return probability_flow_drift(sde, x, t, score=score)
+
+
+def _euler_maruyama_step(score_fn: ScoreFn, sde: SDE, x: Tensor, t: float, s: float, *, noise: bool,
                          generator: torch.Generator | None) -> Tensor:
     """One Euler-Maruyama step of the reverse SDE (eq. 6) from t down to s = t - h:
     x_s = x_t - [f(x_t, t) - g(t)^2 score(x_t, t)] h + g(t) sqrt(h) z, z ~ N(0, I) (no z when noise is False)."""
     h = t - s
-    x_mean = x - reverse_drift(sde, score_fn, x, t) * h
+    score, _ = evaluate_score(score_fn, x, t)
+    x_mean = x - reverse_drift(sde, x, t, score=score) * h
     if not noise:
         return x_mean
     return x_mean + sde.diffusion(t) * math.sqrt(h) * make_noise(x, None, generator)
 
 
 @torch.no_grad()
-def euler_maruyama(sde: SDE, score_fn: ScoreFn, x_T: Tensor, times: Tensor | Sequence[float], *,
+def euler_maruyama(score_fn: ScoreFn, sde: SDE, x_T: Tensor, times: Tensor | Sequence[float], *,
                    generator: torch.Generator | None = None, progress: bool = False) -> Tensor:
     """Sample the reverse SDE (Song et al. 2021, eq. 6) with Euler-Maruyama (sec. 4.1) along a decreasing grid.
 
@@ -103,11 +110,11 @@ def euler_maruyama(sde: SDE, score_fn: ScoreFn, x_T: Tensor, times: Tensor | Seq
     x_T: (B, ...) draws of the prior (`sde.prior_sample`).  times: decreasing, e.g. `time_grid(1000)`.
     generator: draws z (on x_T's device).  NFE: len(times) - 1.  Returns x at times[-1], x_T's shape and dtype.
     """
-    grid = _check_solver(sde, score_fn, x_T, times)
+    grid = _check_solver(score_fn, sde, x_T, times)
     x = x_T
     last = len(grid) - 2
     for k, (t, s) in enumerate(_steps(grid, progress, "reverse SDE")):
-        x = _euler_maruyama_step(sde, score_fn, x, t, s, noise=k < last, generator=generator)
+        x = _euler_maruyama_step(score_fn, sde, x, t, s, noise=k < last, generator=generator)
     return x
 
 
@@ -117,7 +124,7 @@ def _mean_norm(v: Tensor) -> Tensor:
 
 
 @torch.no_grad()
-def predictor_corrector(sde: SDE, score_fn: ScoreFn, x_T: Tensor, times: Tensor | Sequence[float], *,
+def predictor_corrector(score_fn: ScoreFn, sde: SDE, x_T: Tensor, times: Tensor | Sequence[float], *,
                         snr: float = 0.16, corrector_steps: int = 1, generator: torch.Generator | None = None,
                         progress: bool = False) -> Tensor:
     """Predictor-corrector sampling (Song et al. 2021, sec. 4.2; App. G, Algorithms 4 (VE) and 5 (VP)).
@@ -139,7 +146,7 @@ def predictor_corrector(sde: SDE, score_fn: ScoreFn, x_T: Tensor, times: Tensor 
     snr: r > 0 (score_sde's CIFAR-10 default 0.16; its README suggests 0.05 to 0.2). corrector_steps: >= 0 (0 is
     `euler_maruyama`). NFE: (len(times) - 1) (corrector_steps + 1). Returns x at times[-1].
     """
-    grid = _check_solver(sde, score_fn, x_T, times)
+    grid = _check_solver(score_fn, sde, x_T, times)
     snr = check_number("snr", snr, low=0, low_open=True)
     check_int("corrector_steps", corrector_steps, low=0)
     x = x_T
@@ -151,12 +158,12 @@ def predictor_corrector(sde: SDE, score_fn: ScoreFn, x_T: Tensor, times: Tensor 
             z = make_noise(x, None, generator)
             eps = 2 * alpha * (snr * _mean_norm(z) / _mean_norm(score)) ** 2
             x = x + eps * score + (2 * eps).sqrt() * z
-        x = _euler_maruyama_step(sde, score_fn, x, t, s, noise=k < last, generator=generator)  # predictor
+        x = _euler_maruyama_step(score_fn, sde, x, t, s, noise=k < last, generator=generator)  # predictor
     return x
 
 
 @torch.no_grad()
-def ode_euler(sde: SDE, score_fn: ScoreFn, x_T: Tensor, times: Tensor | Sequence[float], *,
+def ode_euler(score_fn: ScoreFn, sde: SDE, x_T: Tensor, times: Tensor | Sequence[float], *,
               progress: bool = False) -> Tensor:
     """Euler's method on the probability-flow ODE (Song et al. 2021, eq. 13), first order in the step:
 
@@ -164,15 +171,15 @@ def ode_euler(sde: SDE, score_fn: ScoreFn, x_T: Tensor, times: Tensor | Sequence
 
     Deterministic: nothing is drawn after x_T. NFE: len(times) - 1. Returns x at times[-1].
     """
-    grid = _check_solver(sde, score_fn, x_T, times)
+    grid = _check_solver(score_fn, sde, x_T, times)
     x = x_T
     for t, s in _steps(grid, progress, "ODE (Euler)"):
-        x = x + (s - t) * probability_flow_drift(sde, score_fn, x, t)
+        x = x + (s - t) * _pf_drift(score_fn, sde, x, t)
     return x
 
 
 @torch.no_grad()
-def ode_heun(sde: SDE, score_fn: ScoreFn, x_T: Tensor, times: Tensor | Sequence[float], *,
+def ode_heun(score_fn: ScoreFn, sde: SDE, x_T: Tensor, times: Tensor | Sequence[float], *,
              progress: bool = False) -> Tensor:
     """Heun's method (the explicit trapezoid rule) on the probability-flow ODE (eq. 13), second order in the step:
 
@@ -183,20 +190,20 @@ def ode_heun(sde: SDE, score_fn: ScoreFn, x_T: Tensor, times: Tensor | Sequence[
     the VP SDE or of a DDPM schedule) keeps the Euler step x', as EDM does for sigma = 0 (its line 9).
     NFE: 2 (len(times) - 1), one less when the grid ends where std = 0. Returns x at times[-1].
     """
-    grid = _check_solver(sde, score_fn, x_T, times)
+    grid = _check_solver(score_fn, sde, x_T, times)
     x = x_T
     for t, s in _steps(grid, progress, "ODE (Heun)"):
-        slope = probability_flow_drift(sde, score_fn, x, t)
+        slope = _pf_drift(score_fn, sde, x, t)
         x_euler = x + (s - t) * slope
         if sde.marginal(s)[1] == 0:  # a float: free to compare
             x = x_euler
         else:
-            x = x + (s - t) * 0.5 * (slope + probability_flow_drift(sde, score_fn, x_euler, s))
+            x = x + (s - t) * 0.5 * (slope + _pf_drift(score_fn, sde, x_euler, s))
     return x
 
 
 @torch.no_grad()
-def ode_rk45(sde: SDE, score_fn: ScoreFn, x_T: Tensor, times: Tensor | Sequence[float], *, rtol: float = 1e-5,
+def ode_rk45(score_fn: ScoreFn, sde: SDE, x_T: Tensor, times: Tensor | Sequence[float], *, rtol: float = 1e-5,
              atol: float = 1e-5, progress: bool = False) -> Tensor:
     """The probability-flow ODE (eq. 13) by adaptive Runge-Kutta 4(5) (Dormand-Prince), as score_sde samples
     (sec. 4.3, App. D): scipy.integrate.solve_ivp(method="RK45") from times[0] to times[-1], rtol = atol = 1e-5.
@@ -209,7 +216,7 @@ def ode_rk45(sde: SDE, score_fn: ScoreFn, x_T: Tensor, times: Tensor | Sequence[
     NFE: the number of score_fn calls (solve_ivp's nfev), about 6 per accepted step; count them with
     `CountedScore`. progress: a bar that counts evaluations. Returns x at times[-1], x_T's shape, dtype, device.
     """
-    grid = _check_solver(sde, score_fn, x_T, times)
+    grid = _check_solver(score_fn, sde, x_T, times)
     rtol = check_number("rtol", rtol, low=0, low_open=True)
     atol = check_number("atol", atol, low=0, low_open=True)
     from scipy.integrate import solve_ivp
@@ -220,7 +227,7 @@ def ode_rk45(sde: SDE, score_fn: ScoreFn, x_T: Tensor, times: Tensor | Sequence[
         def slope(t: float, y) -> object:  # dx/dt = F(x, t) of eq. 13, as solve_ivp wants it: numpy in, numpy out
             bar.update(1)
             x = torch.from_numpy(y).reshape(shape).to(device, dtype)
-            return probability_flow_drift(sde, score_fn, x, float(t)).double().cpu().numpy().ravel()
+            return _pf_drift(score_fn, sde, x, float(t)).double().cpu().numpy().ravel()
 
         y0 = x_T.detach().double().cpu().numpy().ravel()
         solution = solve_ivp(slope, (grid[0], grid[-1]), y0, method="RK45", rtol=rtol, atol=atol)

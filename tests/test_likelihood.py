@@ -27,10 +27,15 @@ from ddpm_scratch.likelihood import (
     rademacher,
 )
 from ddpm_scratch.score import GaussianMixture, mixture_score_fn
-from ddpm_scratch.sde import VESDE, VPSDE, probability_flow_drift
+from ddpm_scratch.sde import VESDE, VPSDE, evaluate_score, probability_flow_drift
 
 Z = 4.0  # two-sided normal quantile: a correct implementation fails one check with probability 6e-5
 F64 = torch.float64
+
+
+def pf_drift(sde, score_fn, x, t):
+    """The probability-flow drift with score_fn evaluated at (x, t)."""
+    return probability_flow_drift(sde, x, t, score=evaluate_score(score_fn, x, t)[0])
 T_MIN = 1e-5
 
 
@@ -61,7 +66,7 @@ def test_2d_mixture_exact_divergence_is_within_one_percent_of_log_prob():
     sde = VPSDE()
     x = MIXTURE_2D.sample(64, torch.Generator().manual_seed(0))
     log_prob = MIXTURE_2D.log_prob(x)
-    result = ode_likelihood(sde, mixture_score_fn(MIXTURE_2D, sde), x, exact_divergence=True)
+    result = ode_likelihood(mixture_score_fn(MIXTURE_2D, sde), sde, x, exact_divergence=True)
     relative = ((result.log_likelihood - log_prob) / log_prob).abs()
     print(f"2-D, exact divergence, rtol = atol = 1e-5: NFE {result.nfe}, max relative error {relative.max():.2e}")
     assert relative.max() < 0.01  # the issue's target
@@ -77,7 +82,7 @@ def test_2d_the_gap_to_log_prob_is_the_prior_and_t_min_and_the_solver():
     (m0, s0), (m1, s1) = sde.marginal(T_MIN), sde.marginal(1.0)
     rows = []
     for tol in (1e-3, 1e-5, 1e-7, 1e-9):
-        result = ode_likelihood(sde, mixture_score_fn(MIXTURE_2D, sde), x, exact_divergence=True, rtol=tol, atol=tol)
+        result = ode_likelihood(mixture_score_fn(MIXTURE_2D, sde), sde, x, exact_divergence=True, rtol=tol, atol=tol)
         error = (result.log_likelihood - expected_ode_result(MIXTURE_2D, sde, x, result)).abs().max().item()
         rows.append((tol, result.nfe, error))
     print("2-D solver error vs NFE:", ", ".join(f"tol {t:g}: NFE {n}, error {e:.1e}" for t, n, e in rows))
@@ -94,7 +99,7 @@ def mixture_64d():
     mixture = random_mixture(D=64, K=4, seed=0, smallest_eigenvalue=0.1)
     x = mixture.sample(16, torch.Generator().manual_seed(2))
     sde = VPSDE()
-    exact = ode_likelihood(sde, mixture_score_fn(mixture, sde), x, exact_divergence=True)
+    exact = ode_likelihood(mixture_score_fn(mixture, sde), sde, x, exact_divergence=True)
     return mixture, sde, x, exact
 
 
@@ -113,7 +118,7 @@ def test_64d_mixture_hutchinson_is_unbiased_and_within_one_percent(mixture_64d):
     to its exact answer (measured, ~0.01 nats), allowed once more."""
     mixture, sde, x, exact = mixture_64d
     R = 64
-    result = ode_likelihood(sde, mixture_score_fn(mixture, sde), x.repeat_interleave(R, 0),
+    result = ode_likelihood(mixture_score_fn(mixture, sde), sde, x.repeat_interleave(R, 0),
                             generator=torch.Generator().manual_seed(3))
     estimates = result.log_likelihood.view(-1, R)
     deviation = estimates - exact.log_likelihood[:, None]  # probe noise only: same points, same tolerances
@@ -154,7 +159,7 @@ def test_gaussian_data_match_the_closed_form_flow(sde):
     cov = A @ A.T
     mixture = GaussianMixture([1.0], mean[None], cov[None])
     x = mixture.sample(8, torch.Generator().manual_seed(4))
-    result = ode_likelihood(sde, mixture_score_fn(mixture, sde), x, exact_divergence=True, rtol=1e-9, atol=1e-9)
+    result = ode_likelihood(mixture_score_fn(mixture, sde), sde, x, exact_divergence=True, rtol=1e-9, atol=1e-9)
     z, expected = gaussian_flow(mean, cov, sde, x, T_MIN)
     # RK45's global error is C * tol (C ~ 2 to 6 measured here for both SDEs); 1e-6 = 1000 tol leaves room, and is
     # far below the gap to log p_0 (prior mismatch: 5e-3 nats for VP, 0.19 for VE with sigma_max = 5)
@@ -172,7 +177,7 @@ def test_heun_on_a_grid_converges_at_second_order():
     errors = []
     for steps in (50, 100, 200):
         times = torch.linspace(T_MIN, 1.0, steps + 1, dtype=F64)
-        result = heun_likelihood(sde, mixture_score_fn(mixture, sde), x, times, exact_divergence=True)
+        result = heun_likelihood(mixture_score_fn(mixture, sde), sde, x, times, exact_divergence=True)
         assert result.nfe == 2 * steps
         errors.append((result.log_likelihood - expected).abs().max().item())
     ratios = [errors[0] / errors[1], errors[1] / errors[2]]
@@ -194,7 +199,7 @@ def test_heun_on_a_discrete_schedule_with_the_exact_eps_model_is_within_one_perc
     score_fn = sde.score_fn(mixture_eps_model(MIXTURE_2D, schedule))
     x = MIXTURE_2D.sample(64, torch.Generator().manual_seed(16))
     steps = sorted({round(1 + 999 * (k / 100) ** 2) for k in range(101)})  # 1 to T, dense at small t
-    result = heun_likelihood(sde, score_fn, x, [i / 1000 for i in steps], exact_divergence=True)
+    result = heun_likelihood(score_fn, sde, x, [i / 1000 for i in steps], exact_divergence=True)
     log_prob = MIXTURE_2D.log_prob(x)
     assert ((result.log_likelihood - log_prob) / log_prob).abs().max() < 0.01
 
@@ -204,10 +209,10 @@ def test_exact_divergence_is_the_trace_of_the_jacobian():
     sde = VPSDE()
     score_fn = mixture_score_fn(MIXTURE_2D, sde)
     x = MIXTURE_2D.sample(3, torch.Generator().manual_seed(6))
-    drift, divergence = drift_and_divergence(sde, score_fn, x, 0.3)
-    torch.testing.assert_close(drift, probability_flow_drift(sde, score_fn, x, 0.3))
+    drift, divergence = drift_and_divergence(score_fn, sde, x, 0.3)
+    torch.testing.assert_close(drift, pf_drift(sde, score_fn, x, 0.3))
     for b in range(3):
-        jacobian = torch.autograd.functional.jacobian(lambda y: probability_flow_drift(sde, score_fn, y, 0.3),
+        jacobian = torch.autograd.functional.jacobian(lambda y: pf_drift(sde, score_fn, y, 0.3),
                                                       x[b:b + 1]).reshape(2, 2)
         torch.testing.assert_close(divergence[b], jacobian.trace(), rtol=1e-12, atol=1e-12)
 
@@ -222,9 +227,9 @@ def test_hutchinson_mean_is_the_exact_divergence():
     M = 20000
     x = point.expand(M, 5).clone()
     probes = rademacher(x, generator=torch.Generator().manual_seed(9))
-    _, estimates = drift_and_divergence(sde, score_fn, x, 0.05, probe=probes)
-    _, exact = drift_and_divergence(sde, score_fn, point, 0.05)
-    A = torch.autograd.functional.jacobian(lambda y: probability_flow_drift(sde, score_fn, y, 0.05), point)
+    _, estimates = drift_and_divergence(score_fn, sde, x, 0.05, probe=probes)
+    _, exact = drift_and_divergence(score_fn, sde, point, 0.05)
+    A = torch.autograd.functional.jacobian(lambda y: pf_drift(sde, score_fn, y, 0.05), point)
     A = A.reshape(5, 5)
     variance = sum((A[i, j] + A[j, i]) ** 2 for i in range(5) for j in range(i + 1, 5)).item()
     assert variance > 0.1 * exact.item() ** 2  # a Jacobian far from diagonal: the estimate really is noisy
@@ -237,8 +242,8 @@ def test_hutchinson_is_exact_for_a_diagonal_jacobian():
     mixture = GaussianMixture([1.0], [[0.0, 1.0, -1.0, 2.0]], [0.7])
     sde = VPSDE()
     x = mixture.sample(32, torch.Generator().manual_seed(10))
-    exact = ode_log_likelihood(sde, mixture_score_fn(mixture, sde), x, exact_divergence=True)
-    estimate = ode_log_likelihood(sde, mixture_score_fn(mixture, sde), x, generator=torch.Generator().manual_seed(11))
+    exact = ode_log_likelihood(mixture_score_fn(mixture, sde), sde, x, exact_divergence=True)
+    estimate = ode_log_likelihood(mixture_score_fn(mixture, sde), sde, x, generator=torch.Generator().manual_seed(11))
     torch.testing.assert_close(estimate, exact, rtol=1e-9, atol=1e-9)
 
 
@@ -252,7 +257,7 @@ def test_one_probe_per_point_kept_for_the_whole_solve():
     cov = A @ A.T
     mixture = GaussianMixture([1.0], mean[None], cov[None])
     x = mixture.sample(8, torch.Generator().manual_seed(12))
-    result = ode_likelihood(sde, mixture_score_fn(mixture, sde), x, rtol=1e-9, atol=1e-9,
+    result = ode_likelihood(mixture_score_fn(mixture, sde), sde, x, rtol=1e-9, atol=1e-9,
                             generator=torch.Generator().manual_seed(13))
     probe = rademacher(x, generator=torch.Generator().manual_seed(13))
     lam, Q = torch.linalg.eigh(cov)
@@ -328,16 +333,16 @@ def test_bad_arguments_are_named():
     score_fn = mixture_score_fn(MIXTURE_2D, sde)
     x = torch.zeros(2, 2, dtype=F64)
     with pytest.raises(TypeError, match="sde"):
-        ode_log_likelihood("vp", score_fn, x)
+        ode_log_likelihood(score_fn, "vp", x)
     with pytest.raises(TypeError, match="score_fn"):
-        ode_log_likelihood(sde, None, x)
+        ode_log_likelihood(None, sde, x)
     with pytest.raises(ValueError, match="rtol"):
-        ode_log_likelihood(sde, score_fn, x, rtol=0.0)
+        ode_log_likelihood(score_fn, sde, x, rtol=0.0)
     with pytest.raises(ValueError, match="t_min"):
-        ode_log_likelihood(sde, score_fn, x, t_min=0.0)
+        ode_log_likelihood(score_fn, sde, x, t_min=0.0)
     with pytest.raises(TypeError, match="x"):
-        ode_log_likelihood(sde, score_fn, [[0.0, 0.0]])
+        ode_log_likelihood(score_fn, sde, [[0.0, 0.0]])
     with pytest.raises(ValueError, match="times"):
-        heun_likelihood(sde, score_fn, x, [0.5, 0.9])  # does not end at 1
+        heun_likelihood(score_fn, sde, x, [0.5, 0.9])  # does not end at 1
     with pytest.raises(ValueError, match="probe"):
-        drift_and_divergence(sde, score_fn, x, 0.5, probe=torch.ones(3, 2, dtype=F64))
+        drift_and_divergence(score_fn, sde, x, 0.5, probe=torch.ones(3, 2, dtype=F64))

@@ -16,6 +16,7 @@ from ddpm_scratch.schedules import NoiseSchedule
 from ddpm_scratch.sde import (
     VESDE,
     VPSDE,
+    evaluate_score,
     probability_flow_drift,
     reverse_drift,
     step_from_time,
@@ -24,6 +25,16 @@ from ddpm_scratch.sde import (
 
 Z = 4.0  # two-sided normal quantile: a correct implementation fails one check with probability 6e-5
 F64 = torch.float64
+
+
+def pf_drift(sde, score_fn, x, t):
+    """The probability-flow drift with score_fn evaluated at (x, t)."""
+    return probability_flow_drift(sde, x, t, score=evaluate_score(score_fn, x, t)[0])
+
+
+def rev_drift(sde, score_fn, x, t):
+    """The reverse-SDE drift with score_fn evaluated at (x, t)."""
+    return reverse_drift(sde, x, t, score=evaluate_score(score_fn, x, t)[0])
 
 
 def vp_beta(beta_min, beta_max, t):
@@ -238,10 +249,10 @@ def test_probability_flow_ode_with_the_exact_score_transports_the_prior_to_the_d
         h = -(1.0 - t_min) / steps
         for k in range(steps):
             t = 1.0 + k * h
-            k1 = probability_flow_drift(sde, score_fn, x, t)
-            k2 = probability_flow_drift(sde, score_fn, x + 0.5 * h * k1, t + 0.5 * h)
-            k3 = probability_flow_drift(sde, score_fn, x + 0.5 * h * k2, t + 0.5 * h)
-            k4 = probability_flow_drift(sde, score_fn, x + h * k3, t + h)
+            k1 = pf_drift(sde, score_fn, x, t)
+            k2 = pf_drift(sde, score_fn, x + 0.5 * h * k1, t + 0.5 * h)
+            k3 = pf_drift(sde, score_fn, x + 0.5 * h * k2, t + 0.5 * h)
+            k4 = pf_drift(sde, score_fn, x + h * k3, t + h)
             x = x + h / 6 * (k1 + 2 * k2 + 2 * k3 + k4)
         return x
 
@@ -275,7 +286,7 @@ def test_reverse_sde_with_the_exact_score_transports_the_prior_to_the_data(sde, 
     for k in range(steps):
         t = 1.0 - k * dt
         z = torch.randn(x.shape, generator=generator, dtype=F64)
-        x = x - reverse_drift(sde, score_fn, x, t) * dt + sde.diffusion(t) * math.sqrt(dt) * z
+        x = x - rev_drift(sde, score_fn, x, t) * dt + sde.diffusion(t) * math.sqrt(dt) * z
         m, v = marginal_var(sde, S, t)
         a, b = f(t) + g(t) ** 2 / v, -g(t) ** 2 * m * MU / v
         em_mean, em_var = (1 - a * dt) * em_mean - b * dt, (1 - a * dt) ** 2 * em_var + g(t) ** 2 * dt
@@ -301,8 +312,8 @@ def test_reverse_drift_and_probability_flow_drift_follow_eqs_6_and_13(sde, kind)
     f, g = formulas(sde)
     score = torch.sin(x) * (1 + t_batch.view(-1, 1, 1, 1)) - x ** 2
     f_x, g2 = f(t_batch).view(-1, 1, 1, 1) * x, (g(t_batch) ** 2).view(-1, 1, 1, 1)
-    torch.testing.assert_close(reverse_drift(sde, score_fn, x, t), f_x - g2 * score, rtol=1e-12, atol=1e-12)
-    torch.testing.assert_close(probability_flow_drift(sde, score_fn, x, t), f_x - 0.5 * g2 * score,
+    torch.testing.assert_close(rev_drift(sde, score_fn, x, t), f_x - g2 * score, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(pf_drift(sde, score_fn, x, t), f_x - 0.5 * g2 * score,
                                rtol=1e-12, atol=1e-12)
     for t_in in seen:  # score_fn always gets a (B,) float tensor on x's device
         assert t_in.shape == (5,) and t_in.is_floating_point() and t_in.device == x.device
@@ -343,10 +354,10 @@ BAD_INPUTS = [
     (lambda: VPSDE().drift("x", 0.5), TypeError, "^x "),
     (lambda: VPSDE().drift(torch.zeros(4, dtype=torch.long), 0.5), ValueError, "^x "),
     (lambda: VPSDE().drift(X, torch.rand(3)), ValueError, "^t has 3 entries"),
-    (lambda: reverse_drift(VPSDE(), "score", X, 0.5), TypeError, "^score_fn"),
-    (lambda: reverse_drift(VPSDE(), lambda x, t: x[:, :1], X, 0.5), ValueError, "^score_fn"),
-    (lambda: probability_flow_drift(VESDE(), lambda x, t: 0.0, X, 0.5), ValueError, "^score_fn"),
-    (lambda: probability_flow_drift(VESDE(), lambda x, t: x, X, 1.5), ValueError, "^t "),
+    (lambda: evaluate_score("score", X, 0.5), TypeError, "^score_fn"),
+    (lambda: evaluate_score(lambda x, t: x[:, :1], X, 0.5), ValueError, "^score_fn"),
+    (lambda: evaluate_score(lambda x, t: 0.0, X, 0.5), ValueError, "^score_fn"),
+    (lambda: evaluate_score(lambda x, t: x, X, 1.5), ValueError, "^t "),
     (lambda: VPSDE().prior_sample((0, 2)), ValueError, r"^shape\[0\]"),
     (lambda: VPSDE().prior_sample("ab"), TypeError, "^shape"),
     (lambda: VPSDE().prior_log_prob([1.0]), TypeError, "^x "),

@@ -18,7 +18,7 @@ from ddpm_scratch.machinery.metrics import sliced_wasserstein
 from ddpm_scratch.sampling import SAMPLERS, sample
 from ddpm_scratch.schedules import NoiseSchedule, spaced_timesteps
 from ddpm_scratch.score import GaussianMixture, mixture_eps_model, mixture_score_fn
-from ddpm_scratch.sde import VESDE, VPSDE, ScheduleSDE, probability_flow_drift, reverse_drift
+from ddpm_scratch.sde import VESDE, VPSDE, ScheduleSDE, evaluate_score, probability_flow_drift, reverse_drift
 from ddpm_scratch.sde_solvers import (
     CountedScore,
     euler_maruyama,
@@ -30,6 +30,16 @@ from ddpm_scratch.sde_solvers import (
 )
 
 F64 = torch.float64
+
+
+def pf_drift(sde, score_fn, x, t):
+    """The probability-flow drift with score_fn evaluated at (x, t)."""
+    return probability_flow_drift(sde, x, t, score=evaluate_score(score_fn, x, t)[0])
+
+
+def rev_drift(sde, score_fn, x, t):
+    """The reverse-SDE drift with score_fn evaluated at (x, t)."""
+    return reverse_drift(sde, x, t, score=evaluate_score(score_fn, x, t)[0])
 SOLVERS = {"euler_maruyama": euler_maruyama, "predictor_corrector": predictor_corrector, "ode_euler": ode_euler,
            "ode_heun": ode_heun, "ode_rk45": ode_rk45}
 STOCHASTIC = ("euler_maruyama", "predictor_corrector")
@@ -40,7 +50,7 @@ def run(name, sde, score_fn, x_T, num_steps, generator=None, t_min=1e-3, **optio
     times = time_grid(1 if name == "ode_rk45" else num_steps, t_min=t_min)
     if name in STOCHASTIC:
         options["generator"] = generator
-    return SOLVERS[name](sde, score_fn, x_T, times, **options)
+    return SOLVERS[name](score_fn, sde, x_T, times, **options)
 
 
 # ------------------------------------------------------------------------------------- Gaussian data, exact flow
@@ -85,7 +95,7 @@ def test_euler_is_first_order_and_heun_second_order_on_the_exact_flow():
     x1 = 1.5 * torch.randn(200, 2, generator=torch.Generator().manual_seed(0), dtype=F64)
     reference = exact_flow(x1, 1.0, 1e-3)
     for solver, order in ((ode_euler, 1), (ode_heun, 2)):
-        errors = [(solver(sde, gaussian_score, x1, time_grid(n)) - reference).abs().max().item()
+        errors = [(solver(gaussian_score, sde, x1, time_grid(n)) - reference).abs().max().item()
                   for n in (80, 160, 320)]
         assert abs(errors[1] / errors[2] / 2**order - 1) < 0.05, (solver.__name__, errors)
         assert abs(errors[0] / errors[1] / 2**order - 1) < 0.1, (solver.__name__, errors)
@@ -101,7 +111,7 @@ def test_rk45_meets_its_tolerance_and_spends_evaluations_on_it():
     errors, calls = [], []
     for tol in (1e-3, 1e-5, 1e-7):
         counted = CountedScore(gaussian_score)
-        x = ode_rk45(sde, counted, x1, time_grid(1), rtol=tol, atol=tol)
+        x = ode_rk45(counted, sde, x1, time_grid(1), rtol=tol, atol=tol)
         assert x.dtype == F64 and x.shape == x1.shape
         errors.append((x - reference).abs().max().item())
         calls.append(counted.calls)
@@ -211,12 +221,12 @@ def test_euler_maruyama_takes_its_last_step_without_noise():
     the first step draws noise, so two generators differ."""
     sde, x = VPSDE(), torch.randn(6, 2, generator=torch.Generator().manual_seed(0), dtype=F64)
     t, s = 0.5, 0.4
-    one = [euler_maruyama(sde, gaussian_score, x, [t, s], generator=torch.Generator().manual_seed(k)) for k in (1, 2)]
+    one = [euler_maruyama(gaussian_score, sde, x, [t, s], generator=torch.Generator().manual_seed(k)) for k in (1, 2)]
     beta = B0 + t * (B1 - B0)  # f = -beta / 2, g^2 = beta (eq. 11)
     expected = x - (-0.5 * beta * x - beta * gaussian_score(x, torch.full((6,), t, dtype=F64))) * (t - s)
     torch.testing.assert_close(one[0], expected, rtol=1e-12, atol=1e-12)
     assert torch.equal(one[0], one[1])
-    two = [euler_maruyama(sde, gaussian_score, x, [t, 0.45, s], generator=torch.Generator().manual_seed(k))
+    two = [euler_maruyama(gaussian_score, sde, x, [t, 0.45, s], generator=torch.Generator().manual_seed(k))
            for k in (1, 2)]
     assert not torch.allclose(two[0], two[1])
 
@@ -232,13 +242,13 @@ def test_predictor_corrector_step_rule_and_order():
     alpha = (vp_mean_coef(t) / vp_mean_coef(s)).item() ** 2
     eps = 2 * alpha * (r * z.norm(dim=1).mean() / score.norm(dim=1).mean()) ** 2
     corrected = x + eps * score + (2 * eps).sqrt() * z
-    expected = corrected - reverse_drift(sde, gaussian_score, corrected, t) * (t - s)
-    got = predictor_corrector(sde, gaussian_score, x, [t, s], snr=r, generator=torch.Generator().manual_seed(3))
+    expected = corrected - rev_drift(sde, gaussian_score, corrected, t) * (t - s)
+    got = predictor_corrector(gaussian_score, sde, x, [t, s], snr=r, generator=torch.Generator().manual_seed(3))
     torch.testing.assert_close(got, expected, rtol=1e-12, atol=1e-12)
     grid = time_grid(5, t_min=0.1)
-    pc0 = predictor_corrector(sde, gaussian_score, x, grid, corrector_steps=0,
+    pc0 = predictor_corrector(gaussian_score, sde, x, grid, corrector_steps=0,
                               generator=torch.Generator().manual_seed(4))
-    em = euler_maruyama(sde, gaussian_score, x, grid, generator=torch.Generator().manual_seed(4))
+    em = euler_maruyama(gaussian_score, sde, x, grid, generator=torch.Generator().manual_seed(4))
     assert torch.equal(pc0, em)
 
 
@@ -254,11 +264,11 @@ def test_heun_skips_its_correction_where_the_score_is_undefined():
             return gaussian_score(x_t, t)
 
         grid = torch.linspace(0.8, end, 5, dtype=F64)
-        x_end = ode_heun(sde, score, x, grid)
+        x_end = ode_heun(score, sde, x, grid)
         assert len(seen) == calls and min(seen) == pytest.approx(grid[-1].item() if end else grid[-2].item())
         if end == 0.0:  # the last step is Euler's from the grid's second-to-last time
-            before = ode_heun(sde, gaussian_score, x, grid[:-1])
-            euler = before + (0.0 - grid[-2].item()) * probability_flow_drift(sde, gaussian_score, before,
+            before = ode_heun(gaussian_score, sde, x, grid[:-1])
+            euler = before + (0.0 - grid[-2].item()) * pf_drift(sde, gaussian_score, before,
                                                                                grid[-2].item())
             torch.testing.assert_close(x_end, euler, rtol=1e-12, atol=1e-12)
 
@@ -279,20 +289,20 @@ def test_solvers_accept_any_sde_and_keep_shape_dtype():
 def test_solvers_check_their_arguments():
     sde, x = VPSDE(), torch.zeros(2, 2)
     with pytest.raises(TypeError, match="sde must be an SDE"):
-        ode_euler("vp", gaussian_score, x, time_grid(3))
+        ode_euler(gaussian_score, "vp", x, time_grid(3))
     with pytest.raises(TypeError, match="score_fn must be callable"):
-        ode_euler(sde, None, x, time_grid(3))
+        ode_euler(None, sde, x, time_grid(3))
     with pytest.raises(TypeError, match="x_T must be a torch.Tensor"):
-        ode_heun(sde, gaussian_score, [[0.0, 0.0]], time_grid(3))
+        ode_heun(gaussian_score, sde, [[0.0, 0.0]], time_grid(3))
     for bad in ([0.5, 0.7], [1.0], [1.0, 0.5, 0.5], [1.5, 0.5], [[1.0, 0.5]]):
         with pytest.raises(ValueError, match="times must"):
-            euler_maruyama(sde, gaussian_score, x, bad)
+            euler_maruyama(gaussian_score, sde, x, bad)
     with pytest.raises(ValueError, match="snr must lie in"):
-        predictor_corrector(sde, gaussian_score, x, time_grid(3), snr=0.0)
+        predictor_corrector(gaussian_score, sde, x, time_grid(3), snr=0.0)
     with pytest.raises(ValueError, match="corrector_steps must be >= 0"):
-        predictor_corrector(sde, gaussian_score, x, time_grid(3), corrector_steps=-1)
+        predictor_corrector(gaussian_score, sde, x, time_grid(3), corrector_steps=-1)
     with pytest.raises(ValueError, match="rtol must lie in"):
-        ode_rk45(sde, gaussian_score, x, time_grid(1), rtol=0.0)
+        ode_rk45(gaussian_score, sde, x, time_grid(1), rtol=0.0)
     with pytest.raises(TypeError, match="num_steps must be an int"):
         time_grid(10.0)
     with pytest.raises(ValueError, match="t_min must lie in"):
