@@ -48,7 +48,8 @@ from .nets.protocol import EpsModel
 from .schedules import NoiseSchedule, per_example
 
 __all__ = ["SDE", "VPSDE", "VESDE", "ScoreFn", "reverse_drift", "probability_flow_drift", "time_from_step",
-           "step_from_time", "ScheduleSDE", "evaluate_score"]
+           "step_from_time", "ScheduleSDE", "evaluate_score",
+           "eps_model_score"]
 
 Time = float | Tensor
 ScoreFn = Callable[[Tensor, Tensor], Tensor]  # score_fn(x (B, ...), t (B,) float) -> grad_x log p_t(x), (B, ...)
@@ -236,6 +237,26 @@ def probability_flow_drift(sde: SDE, x: Tensor, t: Time, *, score: Tensor) -> Te
     Returns (B, ...).
     """
     return sde.drift(x, t) - 0.5 * per_example(sde.diffusion(t) ** 2, x) * score
+
+
+def eps_model_score(eps_model: EpsModel, sde: SDE) -> ScoreFn:
+    """An eps-network trained in continuous time, as a score function: score(x, t) = -eps_theta(x, t) / std(t).
+
+    The continuous twin of `forward.score_from_eps` (there std = sqrt(1 - alpha_bar_t) at a discrete step): for
+    x_t = mean_coef(t) x0 + std(t) eps, grad log q(x_t | x0) = -eps / std(t), so the eps-regression of DSM with
+    lambda(t) = std(t)^2 (`score.dsm_loss`, weighting "sigma2") is minimised by E[eps | x_t] = -std(t) score.
+    eps_model(x, t): t a (B,) float tensor of times in [0, 1] (the package's networks read float times, see
+    `nets.embeddings`).  Undefined where std(t) = 0 (t = 0 of the VP SDE): solvers stop at t_min > 0.
+    """
+    if not callable(eps_model):
+        raise TypeError(f"eps_model must be callable as eps_model(x, t), got {type(eps_model).__name__}")
+    if not isinstance(sde, SDE):
+        raise TypeError(f"sde must be an SDE (VPSDE, VESDE, ...), got {type(sde).__name__}")
+
+    def score(x: Tensor, t: Tensor) -> Tensor:
+        return -eps_model(x, t) / per_example(sde.marginal(t)[1], x)
+
+    return score
 
 
 # ------------------------------------------------------------------------------------ discrete steps <-> time

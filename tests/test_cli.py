@@ -29,6 +29,20 @@ def test_train_resume_and_sample_round_trip(tmp_path, capsys):
     assert torch.load(fast.with_suffix(".pt")).shape == (8, 2)
 
 
+@pytest.mark.parametrize("sampler", ["sde", "pc", "ode", "ode_euler"])
+def test_a_continuous_time_run_samples_with_the_lecture_3_samplers(tmp_path, sampler):
+    run = tmp_path / "sde"
+    assert main(["train", "--dataset", "two_moons", "--time", "continuous", "--steps", "4", "--batch-size", "16",
+                 "--device", "cpu", "--out", str(run)]) == 0
+    assert load_checkpoint(run / "checkpoint.pt").config["time"] == "continuous"
+    picture = tmp_path / f"{sampler}.png"
+    extra = ["--snr", "0.1", "--corrector-steps", "2"] if sampler == "pc" else []
+    assert main(["sample", "--run", str(run), "--n", "16", "--sampler", sampler, "--num-steps", "6", *extra,
+                 "--out", str(picture), "--device", "cpu"]) == 0
+    x0 = torch.load(picture.with_suffix(".pt"))
+    assert x0.shape == (16, 2) and torch.isfinite(x0).all()
+
+
 def test_train_options_are_the_config_fields(tmp_path):
     """Every TrainConfig field is an option with the field's default, and a parsed command builds the same config."""
     from dataclasses import fields

@@ -16,6 +16,7 @@ from ddpm_scratch.machinery.train import (
     optimisation_step,
     select_device,
     train,
+    training_loss,
 )
 from ddpm_scratch.schedules import NoiseSchedule
 
@@ -207,8 +208,8 @@ def test_a_disabled_grad_scaler_matches_plain_float32():
         torch.manual_seed(0)
         model = ExplodesAt(at_call=10**9)  # a plain linear eps-net that never explodes
         opt = torch.optim.SGD(model.parameters(), lr=0.1)
-        optimisation_step(model, opt, s, torch.ones(8, 2), generator=torch.Generator().manual_seed(0), scaler=scaler,
-                          max_grad_norm=0.5)
+        loss_fn = training_loss(toy_config(), s, torch.Generator().manual_seed(0))
+        optimisation_step(model, opt, loss_fn, torch.ones(8, 2), scaler=scaler, max_grad_norm=0.5)
         results.append(torch.cat([p.detach().flatten() for p in model.parameters()]))
     assert torch.equal(results[0], results[1])
 

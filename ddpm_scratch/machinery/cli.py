@@ -23,6 +23,9 @@ EPILOG = """examples:
   ddpm-scratch train --out runs/moons --resume --steps 6000     continue a run, here to 6000 steps
   ddpm-scratch sample --run runs/moons --n 2000 --out moons.png
   ddpm-scratch sample --run runs/moons --num-steps 100 --out moons_fast.png   100 respaced steps instead of T
+  ddpm-scratch sample --run runs/moons --sampler ode --num-steps 50 --out ode.png   the probability-flow ODE (Heun)
+  ddpm-scratch train --dataset two_moons --time continuous --out runs/moons_sde   lecture 3: t ~ U(t_min, 1), VP SDE
+  ddpm-scratch sample --run runs/moons_sde --sampler pc --snr 0.1 --out pc.png    predictor-corrector on it
 """
 
 
@@ -89,19 +92,27 @@ def build_parser() -> argparse.ArgumentParser:
     add_config_options(t)
 
     s = sub.add_parser("sample", help="draw samples from a trained run and save a picture",
-                       description="Sample from a checkpoint (ancestral sampling, Algorithm 2, by default): a grid of "
-                                   "images for digits, a scatter plot for 2-D data; the tensor is saved beside the "
-                                   "picture as .pt.")
+                       description="Sample from a checkpoint (ancestral sampling, Algorithm 2, by default; the reverse "
+                                   "SDE, predictor-corrector or the probability-flow ODE of lecture 3 with --sampler): "
+                                   "a grid of images for digits, a scatter plot for 2-D data; the tensor is saved "
+                                   "beside the picture as .pt. A continuous-time run samples on its SDE's "
+                                   "discretisation, t_i = i / T.")
     src = s.add_mutually_exclusive_group(required=True)
     src.add_argument("--run", type=Path, help="run folder written by `train` (uses its checkpoint.pt)")
     src.add_argument("--checkpoint", type=Path, help="path of a checkpoint.pt")
     s.add_argument("--n", type=_positive_int, default=64, help="number of samples (default: %(default)s)")
     s.add_argument("--out", type=Path, default=Path("samples.png"), help="picture to write (default: %(default)s)")
-    s.add_argument("--sampler", choices=sorted(SAMPLERS), default="ddpm", help="sampler (default: %(default)s)")
+    s.add_argument("--sampler", choices=sorted(SAMPLERS), default="ddpm",
+                   help="; ".join(f"{k}: {v.description}" for k, v in sorted(SAMPLERS.items()))
+                   + " (default: %(default)s)")
     s.add_argument("--num-steps", type=_positive_int, default=None,
                    help="reverse steps, evenly spaced on 1..T (default: all T steps of the run's schedule)")
     s.add_argument("--variance", choices=["beta", "posterior"], default="beta",
                    help="ddpm: sigma_t^2 = beta_t or the posterior variance beta_tilde_t (default: beta)")
+    s.add_argument("--snr", type=float, default=SAMPLERS["pc"].options["snr"],
+                   help="pc: the Langevin corrector's signal-to-noise ratio r (default: %(default)s)")
+    s.add_argument("--corrector-steps", type=int, default=SAMPLERS["pc"].options["corrector_steps"],
+                   help="pc: Langevin steps per noise level (default: %(default)s)")
     s.add_argument("--no-ema", action="store_true", help="use the raw weights instead of the EMA weights")
     s.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
     s.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:N (default: auto)")
@@ -143,7 +154,8 @@ def _sample(args: argparse.Namespace) -> int:
     device = select_device(args.device)
     model, schedule, config = load_model(path, ema=not args.no_ema, device=device)
     shape = (args.n, 1, 8, 8) if config.dataset == "digits" else (args.n, 2)
-    options = {"variance": args.variance} if args.sampler == "ddpm" else {}
+    options = {"ddpm": {"variance": args.variance},
+               "pc": {"snr": args.snr, "corrector_steps": args.corrector_steps}}.get(args.sampler, {})
     g = torch.Generator(device=device).manual_seed(args.seed)
     with flush_subnormals():  # subnormal floats slow CPU kernels ~10x
         x0 = sample(model, schedule, shape, sampler=args.sampler, num_steps=args.num_steps, generator=g,

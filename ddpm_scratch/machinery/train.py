@@ -1,5 +1,12 @@
 """The trainer: Algorithm 1 in a loop, with what a real run needs around it.
 
+Two clocks (TrainConfig.time): "discrete" is DDPM's Algorithm 1, t ~ U{1..T} on the config's schedule, with
+`losses.l_simple`; "continuous" is denoising score matching on the VP SDE (lecture 3), t ~ U(t_min, 1), with
+`score.dsm_loss` at the weighting lambda(t) = std(t)^2, which is the same eps-regression in continuous time. A
+continuous run's network reads float times t in [0, 1]; `load_model` wraps it to read the steps i of
+`VPSDE.discretize(T)` as t = i / T, so every sampler of `sampling.SAMPLERS` runs on it, and `build_sde` +
+`sde.eps_model_score(model, sde)` give its score at any t for the continuous-time solvers and the likelihood.
+
 AdamW with linear warm-up, gradient clipping, mixed precision (bf16 autocast, or fp16 with a GradScaler on CUDA),
 an exponential moving average (EMA) of the weights, seeded generators, CUDA when present, a tqdm progress bar, a
 CSV loss log, atomic checkpoints, `resume` continuing exactly where a run stopped, and a clear stop on a NaN/inf
@@ -30,12 +37,15 @@ from ..forward import PREDICTIONS
 from ..losses import l_simple
 from ..nets import MLPEps, UNet
 from ..schedules import NoiseSchedule
+from ..score import dsm_loss
+from ..sde import VPSDE, eps_model_score, time_from_step
 from .data import DATASETS, TOY_DATASETS, get_dataset
 from .files import UnreadableFile, atomic_save, load_torch_file
 
 __all__ = [
     "TrainConfig", "TrainResult", "TrainingDiverged", "EMA", "Checkpoint", "train", "build_model", "build_schedule",
-    "select_device", "load_checkpoint", "load_model", "flush_subnormals", "optimisation_step",
+    "build_sde", "ContinuousTimeOnSteps", "training_loss", "select_device", "load_checkpoint", "load_model",
+    "flush_subnormals", "optimisation_step",
 ]
 
 CHECKPOINT = "checkpoint.pt"
@@ -69,6 +79,10 @@ class TrainConfig:
     schedule: str = _option("linear", "noise schedule (linear: DDPM's, rescaled by 1000/T)", ("linear", "cosine"))
     T: int = _option(1000, "number of diffusion steps")
     prediction: str = _option("eps", "what the network predicts: eps (Ho et al.), x0 or v", PREDICTIONS)
+    time: str = _option("discrete", "discrete: t ~ U{1..T} (Algorithm 1); continuous: t ~ U(t_min, 1) on the VP SDE "
+                        "(beta 0.1..20), denoising score matching with lambda(t) = std(t)^2 (lecture 3)",
+                        ("discrete", "continuous"))
+    t_min: float = _option(1e-5, "continuous time: the smallest t drawn (the score is undefined at t = 0)")
     model: dict[str, Any] = field(default_factory=dict, metadata={
         "help": "network arguments as JSON, e.g. '{\"base_channels\": 32}' ({}: the dataset's default)"})
     seed: int = _option(0, "random seed")
@@ -88,6 +102,14 @@ class TrainConfig:
         check_number("lr", self.lr, low=0, low_open=True)
         check_number("weight_decay", self.weight_decay, low=0)
         check_number("ema_decay", self.ema_decay, 0, 1, high_open=True)
+        check_number("t_min", self.t_min, 0, 1, low_open=True, high_open=True)
+        if self.time == "continuous" and (self.schedule != "linear" or self.prediction != "eps"):
+            raise ValueError("time='continuous' trains an eps-network on the VP SDE, the continuous limit of the "
+                             f"linear schedule: it needs schedule='linear' and prediction='eps', got schedule="
+                             f"{self.schedule!r}, prediction={self.prediction!r}")
+        if self.time == "continuous" and self.T <= VPSDE().beta_max:
+            raise ValueError(f"time='continuous' samples on VPSDE().discretize(T), which needs T > "
+                             f"{VPSDE().beta_max:g}, got T={self.T}")
         if self.max_grad_norm is not None:
             check_number("max_grad_norm", self.max_grad_norm, low=0, low_open=True)
         if self.device != "auto":
@@ -163,10 +185,36 @@ def select_device(name: str = "auto") -> torch.device:
 
 
 def build_schedule(config: TrainConfig) -> NoiseSchedule:
-    """DDPM's linear schedule rescaled by 1000/T (`NoiseSchedule.linear(rescale=True)`), or the cosine schedule."""
+    """DDPM's linear schedule rescaled by 1000/T (`NoiseSchedule.linear(rescale=True)`), or the cosine schedule;
+    for a continuous-time run, the VP SDE's discretisation `VPSDE().discretize(T)`, the schedule its samplers run on
+    (the same betas up to rounding: beta_min / T .. beta_max / T)."""
+    if config.time == "continuous":
+        return build_sde(config).discretize(config.T)
     if config.schedule == "cosine":
         return NoiseSchedule.cosine(config.T)
     return NoiseSchedule.linear(config.T, rescale=True)
+
+
+def build_sde(config: TrainConfig) -> VPSDE:
+    """The SDE of a continuous-time run: the VP SDE with beta_min = 0.1, beta_max = 20 (Song et al. 2021)."""
+    if config.time != "continuous":
+        raise ValueError(f"build_sde: the run is in {config.time!r} time; only time='continuous' runs have an SDE")
+    return VPSDE()
+
+
+class ContinuousTimeOnSteps(nn.Module):
+    """A network trained in continuous time, called with the discrete steps i of `VPSDE.discretize(T)`:
+    forward(x, i) = net(x, i / T) (`sde.time_from_step`), so that the discrete samplers run on it.
+
+    net: the network (float times in [0, 1]); `.net` gives it back for the continuous-time solvers.
+    """
+
+    def __init__(self, net: nn.Module, T: int) -> None:
+        super().__init__()
+        self.net, self.T = net, T
+
+    def forward(self, x: Tensor, t: Tensor) -> Tensor:
+        return self.net(x, time_from_step(t, self.T).to(x.dtype))
 
 
 def build_model(config: TrainConfig) -> nn.Module:
@@ -219,11 +267,17 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
 
 def load_model(path: str | Path, ema: bool = True, device: str | torch.device = "cpu"
                ) -> tuple[nn.Module, NoiseSchedule, TrainConfig]:
-    """Rebuild the (EMA by default) network, its schedule and config from a checkpoint; eval mode."""
+    """Rebuild the (EMA by default) network, its schedule and config from a checkpoint; eval mode.
+
+    The model is an eps-model of the schedule's steps (`sampling.sample` runs on it): for a continuous-time run the
+    network wrapped in `ContinuousTimeOnSteps` (its `.net` reads float times, for `sde.eps_model_score`).
+    """
     state = load_checkpoint(path, map_location=device)
     config = TrainConfig.from_dict(state.config)
     model = build_model(config).to(device)
     model.load_state_dict(state.ema["model"] if ema else state.model)
+    if config.time == "continuous":
+        model = ContinuousTimeOnSteps(model, config.T)
     return model.eval(), build_schedule(config), config
 
 
@@ -269,11 +323,24 @@ def _autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
     return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
 
 
-def optimisation_step(model: nn.Module, optimizer: torch.optim.Optimizer, schedule: NoiseSchedule, x0: Tensor, *,
-                      generator: torch.Generator | None = None, prediction: str = "eps",
+def training_loss(config: TrainConfig, schedule: NoiseSchedule, generator: torch.Generator | None = None
+                  ) -> Callable[[nn.Module, Tensor], Tensor]:
+    """loss(model, x0) of the config's clock: L_simple (Algorithm 1, lines 2-5) on the schedule, or in continuous
+    time DSM on the VP SDE with lambda(t) = std(t)^2, i.e. mean ||eps - eps_theta(x_t, t)||^2 with t ~ U(t_min, 1)
+    (`score.dsm_loss` through `sde.eps_model_score`). generator draws t and eps."""
+    if config.time == "continuous":
+        sde = build_sde(config)
+        return lambda model, x0: dsm_loss(eps_model_score(model, sde), sde, x0, weighting="sigma2",
+                                          t_min=config.t_min, generator=generator)
+    return lambda model, x0: l_simple(model, schedule, x0, generator=generator, prediction=config.prediction)
+
+
+def optimisation_step(model: nn.Module, optimizer: torch.optim.Optimizer,
+                      loss_fn: Callable[[nn.Module, Tensor], Tensor], x0: Tensor, *,
                       max_grad_norm: float | None = None, scaler: torch.amp.GradScaler | None = None,
                       autocast_dtype: torch.dtype | None = None) -> Tensor:
-    """Algorithm 1, lines 2-5 (`ddpm.train_step`), with mixed precision and gradient clipping. Returns the loss.
+    """One step of gradient descent on loss_fn(model, x0) (`training_loss`: Algorithm 1, lines 2-5, as in
+    `ddpm.train_step`), with mixed precision and gradient clipping. Returns the loss.
 
     autocast_dtype: run the forward pass in bf16/fp16 (None: float32). scaler: scale the fp16 loss so its small
     gradients do not underflow, and unscale them before clipping.
@@ -281,7 +348,7 @@ def optimisation_step(model: nn.Module, optimizer: torch.optim.Optimizer, schedu
     optimizer.zero_grad(set_to_none=True)
     with torch.autocast(device_type=x0.device.type, dtype=autocast_dtype or torch.float32,
                         enabled=autocast_dtype is not None):
-        loss = l_simple(model, schedule, x0, generator=generator, prediction=prediction)
+        loss = loss_fn(model, x0)
     if scaler is not None:
         scaler.scale(loss).backward()
         scaler.unscale_(optimizer)
@@ -300,7 +367,7 @@ def optimisation_step(model: nn.Module, optimizer: torch.optim.Optimizer, schedu
 @with_subnormals_flushed
 def train(config: TrainConfig, out: str | Path | None = None, resume: bool = False, progress: bool = True,
           model: nn.Module | None = None) -> TrainResult:
-    """Train a network with L_simple (Algorithm 1) on the config's dataset.
+    """Train a network with L_simple (Algorithm 1), or in continuous time with DSM, on the config's dataset.
 
     out: folder for config.json, loss.csv and checkpoint.pt (None: keep nothing on disk).
     resume: continue from out/checkpoint.pt — weights, EMA, optimiser, generators and step — so the
@@ -322,6 +389,7 @@ def train(config: TrainConfig, out: str | Path | None = None, resume: bool = Fal
     ema = EMA(model, config.ema_decay)
     data_rng = torch.Generator().manual_seed(config.seed + 1)  # Algorithm 1, line 2: which x0
     noise_rng = torch.Generator(device=device).manual_seed(config.seed + 2)  # lines 3-4: t and eps
+    loss_fn = training_loss(config, schedule, noise_rng)
     start = 0
 
     if resume:
@@ -367,8 +435,8 @@ def train(config: TrainConfig, out: str | Path | None = None, resume: bool = Fal
     # between redraws (tqdm's default learns one from fast steps and then stays silent when steps slow down)
     for step in bar:
         x0 = data[torch.randint(0, data.shape[0], (config.batch_size,), generator=data_rng).to(device)]  # line 2
-        loss = optimisation_step(model, optimizer, schedule, x0, generator=noise_rng, prediction=config.prediction,
-                                 max_grad_norm=config.max_grad_norm, scaler=scaler, autocast_dtype=autocast_dtype)
+        loss = optimisation_step(model, optimizer, loss_fn, x0, max_grad_norm=config.max_grad_norm, scaler=scaler,
+                                 autocast_dtype=autocast_dtype)
         loss_value = loss.item()
         if not math.isfinite(loss_value):
             last = f"{out / CHECKPOINT}" if out is not None and (out / CHECKPOINT).exists() else "none written yet"
