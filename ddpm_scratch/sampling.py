@@ -2,17 +2,18 @@
 
 Each lecture's sampler is one entry of `SAMPLERS`: a function that runs its reverse process from x_T on a
 schedule and returns x0, with the keyword options it takes. `sample` checks the arguments once, draws x_T,
-and, when num_steps < T, respaces the schedule to num_steps evenly spaced steps ending at T
-(`NoiseSchedule.respace`): a short sampler is the same sampler on a shorter schedule, and the network is still
-called at its training steps. The command line, the lessons and the benchmarks sample through here; the test
-suite runs every registered sampler on Gaussian data with the exact eps, so a new sampler is checked by
-being registered.
+and, given num_steps, respaces the schedule to num_steps of its steps (`schedules.respaced`: evenly spaced and
+ending at T unless `spacing` says otherwise): a short sampler is the same sampler on a shorter schedule, and the
+network is still called at its training steps. The command line, the lessons and the benchmarks sample through
+here; the test suite runs every registered sampler on Gaussian data with the exact eps, so a new sampler is
+checked by being registered.
 
     SAMPLERS["ddpm"]       Algorithm 2 (ancestral sampling); option variance = "beta" | "posterior" | (T+1,) tensor
     SAMPLERS["sde"]        the reverse SDE by Euler-Maruyama                     (lecture 3; sde.euler_maruyama)
     SAMPLERS["pc"]         predictor-corrector; options snr = 0.16, corrector_steps = 1   (sde.predictor_corrector)
     SAMPLERS["ode"]        the probability-flow ODE by Heun's method             (sde.ode_heun)
     SAMPLERS["ode_euler"]  the probability-flow ODE by Euler's method            (sde.ode_euler)
+    SAMPLERS["ddim"]       DDIM (lecture 4); option eta = 0.0, sigma_t = eta x DDPM's posterior std (ddim.ddim_sample)
 
 The lecture-3 samplers run on the schedule's own continuous-time VP process, `sde.ScheduleSDE(schedule)`: grid
 times t_i = i / T (T the number of steps after respacing), mean_coef(t_i) = sqrt(alpha_bar_i), and the score
@@ -29,10 +30,11 @@ import torch
 from torch import Tensor
 
 from .checks import check_choice
+from .ddim import ddim_sample
 from .ddpm import ddpm_sample, initial_noise
 from .forward import PREDICTIONS
 from .nets.protocol import EpsModel
-from .schedules import NoiseSchedule, spaced_timesteps
+from .schedules import NoiseSchedule, respaced
 from .sde import ScheduleSDE
 from .sde_solvers import euler_maruyama, ode_euler, ode_heun, predictor_corrector
 
@@ -44,7 +46,8 @@ class Sampler:
     """A registered sampler.
 
     run(eps_model, schedule, x_T, *, prediction, generator, progress, **options) -> x0 (same shape as x_T);
-    options: the keyword options run takes, with their defaults.  stochastic: whether it draws noise after x_T.
+    options: the keyword options run takes, with their defaults.  stochastic: whether it can draw noise after x_T
+    (for some value of its options: DDIM draws none at its default eta = 0, some for eta > 0).
     """
 
     name: str
@@ -110,13 +113,26 @@ register(Sampler("ode", _ode, "lecture 3: the probability-flow ODE by Heun's met
 register(Sampler("ode_euler", _ode_euler, "lecture 3: the probability-flow ODE by Euler's method", stochastic=False))
 
 
+# Lecture 4: DDIM on the (respaced) schedule's own steps.
+def _ddim(eps_model: EpsModel, schedule: NoiseSchedule, x_T: Tensor, *, prediction: str,
+          generator: torch.Generator | None, progress: bool, eta: float) -> Tensor:
+    return ddim_sample(eps_model, schedule, x_T.shape, x_T=x_T, eta=eta, prediction=prediction, generator=generator,
+                       progress=progress)
+
+
+register(Sampler("ddim", _ddim, "lecture 4: DDIM (Song et al. 2021), deterministic at eta = 0, DDPM's posterior "
+                 "variance at eta = 1", options={"eta": 0.0}))
+
+
 def sample(eps_model: EpsModel, schedule: NoiseSchedule, shape: Sequence[int], *, sampler: str = "ddpm",
-           num_steps: int | None = None, generator: torch.Generator | None = None, prediction: str = "eps",
-           device: torch.device | str | None = None, dtype: torch.dtype = torch.float32, x_T: Tensor | None = None,
-           progress: bool = False, **options: Any) -> Tensor:
+           num_steps: int | None = None, spacing: str = "uniform", generator: torch.Generator | None = None,
+           prediction: str = "eps", device: torch.device | str | None = None, dtype: torch.dtype = torch.float32,
+           x_T: Tensor | None = None, progress: bool = False, **options: Any) -> Tensor:
     """Draw samples x0 of the given shape (B, ...) with a registered sampler.
 
     num_steps: reverse steps, evenly spaced on 1..T and ending at T (None: all T steps of the schedule).
+    spacing: how the num_steps steps are picked: "uniform" (the same as "trailing"), "leading" or "quadratic"
+    (`schedules.spaced_timesteps`).
     generator: draws x_T and the sampler's noise (on `device`).  x_T: start from this noise instead.
     prediction: what eps_model outputs ("eps", "x0" or "v").  options: the sampler's own (SAMPLERS[name].options).
     """
@@ -127,11 +143,10 @@ def sample(eps_model: EpsModel, schedule: NoiseSchedule, shape: Sequence[int], *
         valid = ", ".join(chosen.options) or "none"
         raise ValueError(f"sampler {sampler!r} takes the options {valid}; got unknown {', '.join(unknown)}")
     check_choice("prediction", prediction, PREDICTIONS)
-    if num_steps is not None:
-        if any(isinstance(value, Tensor) for value in options.values()):
-            raise ValueError("a per-step tensor option (such as a (T+1,) variance) belongs to the schedule's own "
-                             "steps; it cannot be combined with num_steps, which respaces them")
-        schedule = schedule.respace(spaced_timesteps(schedule.T, num_steps))
+    if num_steps is not None and any(isinstance(value, Tensor) for value in options.values()):
+        raise ValueError("a per-step tensor option (such as a (T+1,) variance) belongs to the schedule's own "
+                         "steps; it cannot be combined with num_steps, which respaces them")
+    schedule = respaced(schedule, num_steps, spacing)
     x_T = initial_noise(shape, x_T=x_T, device=device, dtype=dtype, generator=generator)
     return chosen.run(eps_model, schedule, x_T, prediction=prediction, generator=generator, progress=progress,
                       **{**chosen.options, **options})

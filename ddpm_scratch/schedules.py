@@ -26,11 +26,12 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
-from .checks import check_int, check_number, check_timestep
+from .checks import check_choice, check_int, check_number, check_timestep
 
-__all__ = ["NoiseSchedule", "lookup", "per_example", "spaced_timesteps", "REVERSE_VARIANCES"]
+__all__ = ["NoiseSchedule", "lookup", "per_example", "spaced_timesteps", "respaced", "REVERSE_VARIANCES", "SPACINGS"]
 
 REVERSE_VARIANCES = ("beta", "posterior")
+SPACINGS = ("uniform", "trailing", "leading", "quadratic")  # spaced_timesteps
 
 
 @dataclass(frozen=True, eq=False)
@@ -208,17 +209,49 @@ class NoiseSchedule:
         return f"NoiseSchedule({self.name}, alpha_bar_T={self.alpha_bars[-1].item():.3g})"
 
 
-def spaced_timesteps(T: int, num_steps: int) -> Tensor:
-    """num_steps evenly spaced steps of 1..T ending at T: round(T k / num_steps) for k = 1..num_steps.
+def spaced_timesteps(T: int, num_steps: int, spacing: str = "uniform") -> Tensor:
+    """num_steps increasing steps of 1..T, the ones a short sampler visits (for `NoiseSchedule.respace`).
 
-    For `NoiseSchedule.respace`: a sampler over them starts from noise at t = T and takes num_steps jumps of
-    about T / num_steps steps each down to t = 0.
+    A sampler over them starts at the last one and jumps from step to step down to t = 0 (the data); S = num_steps.
+
+        "uniform"    round(k T / S), k = 1..S: evenly spaced, ending at T (jumps of about T / S each).
+        "trailing"   round(T - j T / S), j = 0..S-1, the grid Lin et al. (2024, "Common diffusion noise schedules
+                     and sample steps are flawed", sec. 3.3) recommend: it starts at T and is "uniform" itself in
+                     the lecture's 1-based index (diffusers' 0-based code subtracts 1 from every step).
+        "leading"    1 + j floor(T / S), j = 0..S-1: DDIM's code and diffusers' default, the flawed grid of Lin et
+                     al.: it starts below T (981 for S = 50, T = 1000), where q(x_t) is not N(0, I), and spends
+                     its last jump on t = 1 -> 0, where almost nothing is left to remove.
+        "quadratic"  max(k, round(T (k / S)^2)), k = 1..S: small jumps near the data, big ones near noise (DDIM's
+                     choice for CIFAR-10, sec. 5 and app. D.2; its code squares linspace(0, sqrt(0.8 T), S) and
+                     stops at 0.8 T: here the same k^2 profile ends at T). The floor k keeps the steps distinct
+                     when S^2 > T, where round(T (k / S)^2) repeats for small k.
+
+    All four end at step T except "leading", and all four are 1..T itself when num_steps = T.
     """
     check_int("T", T)
     check_int("num_steps", num_steps)
+    check_choice("spacing", spacing, SPACINGS)
     if num_steps > T:
         raise ValueError(f"num_steps must be <= T={T}, got {num_steps}")
-    return (torch.arange(1, num_steps + 1, dtype=torch.float64) * T / num_steps).round().long()
+    k = torch.arange(1, num_steps + 1, dtype=torch.float64)
+    if spacing in ("uniform", "trailing"):  # the same steps: T - j T / S = k T / S with k = S - j
+        return (k * T / num_steps).round().long()
+    if spacing == "leading":
+        return 1 + (k.long() - 1) * (T // num_steps)
+    return torch.maximum(k, (T * (k / num_steps) ** 2).round()).long()
+
+
+def respaced(schedule: NoiseSchedule, num_steps: int | None, spacing: str = "uniform") -> NoiseSchedule:
+    """The schedule a sampler with num_steps steps runs on: schedule.respace(spaced_timesteps(T, num_steps, spacing)).
+
+    num_steps None: the schedule itself, all T steps (spacing is still checked). The one place that picks a
+    short sampler's steps: `sampling.sample` and `ddim.ddim_invert` both call it, so an inversion and its
+    decoding with the same num_steps and spacing visit the same steps.
+    """
+    check_choice("spacing", spacing, SPACINGS)
+    if num_steps is None:
+        return schedule
+    return schedule.respace(spaced_timesteps(schedule.T, num_steps, spacing))
 
 
 def per_example(value: Tensor | float, like: Tensor) -> Tensor | float:

@@ -27,6 +27,12 @@ def test_train_resume_and_sample_round_trip(tmp_path, capsys):
     assert main(["sample", "--run", str(run), "--n", "8", "--num-steps", "5", "--out", str(fast),
                  "--device", "cpu"]) == 0
     assert torch.load(fast.with_suffix(".pt")).shape == (8, 2)
+    ddim = [tmp_path / f"ddim{k}.png" for k in (0, 1)]
+    for seed, picture in enumerate(ddim):  # eta = 0: deterministic after x_T, so the seed only changes x_T
+        assert main(["sample", "--run", str(run), "--n", "8", "--sampler", "ddim", "--num-steps", "5", "--spacing",
+                     "quadratic", "--eta", "0", "--seed", str(seed), "--out", str(picture), "--device", "cpu"]) == 0
+    a, b = (torch.load(p.with_suffix(".pt")) for p in ddim)
+    assert a.shape == (8, 2) and torch.isfinite(a).all() and not torch.equal(a, b)
 
 
 @pytest.mark.parametrize("sampler", ["sde", "pc", "ode", "ode_euler"])

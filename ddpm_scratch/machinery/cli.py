@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ..sampling import SAMPLERS
+from ..schedules import SPACINGS
 from .demo import DEMO_SAMPLES, DEMO_STEPS
 from .train import TrainConfig
 
@@ -24,6 +25,7 @@ EPILOG = """examples:
   ddpm-scratch sample --run runs/moons --n 2000 --out moons.png
   ddpm-scratch sample --run runs/moons --num-steps 100 --out moons_fast.png   100 respaced steps instead of T
   ddpm-scratch sample --run runs/moons --sampler ode --num-steps 50 --out ode.png   the probability-flow ODE (Heun)
+  ddpm-scratch sample --run runs/moons --sampler ddim --num-steps 20 --out ddim.png  DDIM, deterministic (eta 0)
   ddpm-scratch train --dataset two_moons --time continuous --out runs/moons_sde   lecture 3: t ~ U(t_min, 1), VP SDE
   ddpm-scratch sample --run runs/moons_sde --sampler pc --snr 0.1 --out pc.png    predictor-corrector on it
 """
@@ -93,10 +95,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("sample", help="draw samples from a trained run and save a picture",
                        description="Sample from a checkpoint (ancestral sampling, Algorithm 2, by default; the reverse "
-                                   "SDE, predictor-corrector or the probability-flow ODE of lecture 3 with --sampler): "
-                                   "a grid of images for digits, a scatter plot for 2-D data; the tensor is saved "
-                                   "beside the picture as .pt. A continuous-time run samples on its SDE's "
-                                   "discretisation, t_i = i / T.")
+                                   "SDE, predictor-corrector or the probability-flow ODE of lecture 3 and DDIM of "
+                                   "lecture 4 with --sampler): a grid of images for digits, a scatter plot for 2-D "
+                                   "data; the tensor is saved beside the picture as .pt. A continuous-time run samples "
+                                   "on its SDE's discretisation, t_i = i / T.")
     src = s.add_mutually_exclusive_group(required=True)
     src.add_argument("--run", type=Path, help="run folder written by `train` (uses its checkpoint.pt)")
     src.add_argument("--checkpoint", type=Path, help="path of a checkpoint.pt")
@@ -107,6 +109,11 @@ def build_parser() -> argparse.ArgumentParser:
                    + " (default: %(default)s)")
     s.add_argument("--num-steps", type=_positive_int, default=None,
                    help="reverse steps, evenly spaced on 1..T (default: all T steps of the run's schedule)")
+    s.add_argument("--spacing", choices=SPACINGS, default="uniform",
+                   help="how the --num-steps steps are picked: uniform (= trailing, ends at T), leading (DDIM's and "
+                        "diffusers' default, starts below T), quadratic (small jumps near the data) (default: uniform)")
+    s.add_argument("--eta", type=float, default=SAMPLERS["ddim"].options["eta"],
+                   help="ddim: sigma_t = eta x DDPM's posterior std; 0 is deterministic (default: %(default)s)")
     s.add_argument("--variance", choices=["beta", "posterior"], default="beta",
                    help="ddpm: sigma_t^2 = beta_t or the posterior variance beta_tilde_t (default: beta)")
     s.add_argument("--snr", type=float, default=SAMPLERS["pc"].options["snr"],
@@ -154,12 +161,12 @@ def _sample(args: argparse.Namespace) -> int:
     device = select_device(args.device)
     model, schedule, config = load_model(path, ema=not args.no_ema, device=device)
     shape = (args.n, 1, 8, 8) if config.dataset == "digits" else (args.n, 2)
-    options = {"ddpm": {"variance": args.variance},
+    options = {"ddpm": {"variance": args.variance}, "ddim": {"eta": args.eta},
                "pc": {"snr": args.snr, "corrector_steps": args.corrector_steps}}.get(args.sampler, {})
     g = torch.Generator(device=device).manual_seed(args.seed)
     with flush_subnormals():  # subnormal floats slow CPU kernels ~10x
-        x0 = sample(model, schedule, shape, sampler=args.sampler, num_steps=args.num_steps, generator=g,
-                    prediction=config.prediction, device=device, progress=True, **options).cpu()
+        x0 = sample(model, schedule, shape, sampler=args.sampler, num_steps=args.num_steps, spacing=args.spacing,
+                    generator=g, prediction=config.prediction, device=device, progress=True, **options).cpu()
     if config.dataset == "digits":
         save_grid(x0, args.out)
     else:
