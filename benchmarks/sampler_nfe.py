@@ -5,15 +5,17 @@ the error left is the sampler's own: sliced W2 (machinery.metrics.sliced_wassers
 samples and n fresh true samples, beside the floor (the same distance between two fresh true sets of n points: what
 a perfect sampler scores). One set's sliced W2 is noisy (about 40% from seed to seed in 2-D, 11% in 64-D: the
 extreme points drive it), so each sampler draws several chunks of n in one run and the cell is the mean over
-chunks, median over seeds; the floor is the mean of 48 pairs. Chunks and n as in tests/test_sde_samplers.py.
+chunks, median over seeds; the floor is fresh true samples measured in the same way against the same
+references. Chunks and n as in tests/test_sde_samplers.py.
 
-- Discrete samplers, through sampling.sample on DDPM's schedule (linear, T = 1000, respaced to num_steps) with the
-  exact eps-model score.mixture_eps_model: ddpm (Algorithm 2), sde (Euler-Maruyama), pc (predictor-corrector,
-  snr 0.16, one corrector step), ode (Heun), ode_euler; on the schedule's own VP process (sde.ScheduleSDE).
+- Every registered sampler, through sampling.sample on DDPM's schedule (linear, T = 1000, respaced to num_steps)
+  with the exact eps-model score.mixture_eps_model: ddpm (Algorithm 2), ddim (eta = 0), sde (Euler-Maruyama), pc
+  (predictor-corrector, snr 0.16, one corrector step), ode (Heun), ode_euler; the lecture-3 ones on the
+  schedule's own VP process (sde.ScheduleSDE).
 - Continuous solvers on VPSDE (beta 0.1..20) with score.mixture_score_fn, from t = 1 to t_min = 1e-3: the same four
   fixed-step solvers, and RK45 (scipy's solve_ivp) at several tolerances with its measured NFE.
 NFE is counted (calls of the model); for a budget B each fixed-step sampler takes the most steps whose NFE is <= B:
-B steps for ddpm, sde, Euler; B // 2 for pc (two evaluations per step) and for Heun in continuous time; (B + 1) // 2
+B steps for ddpm, ddim, sde, Euler; B // 2 for pc (two evaluations per step) and for Heun in continuous time; (B + 1) // 2
 for Heun on the schedule (its last step, to t = 0 where the score is undefined, is an Euler step).
 
 Data: a 2-D mixture of 3 correlated components and a 64-D mixture of 8 components with full covariances; the 64-D
@@ -33,7 +35,7 @@ import torch
 
 from benchmarks.common import machine
 from ddpm_scratch.machinery.metrics import sliced_wasserstein
-from ddpm_scratch.sampling import sample
+from ddpm_scratch.sampling import SAMPLERS, sample
 from ddpm_scratch.schedules import NoiseSchedule
 from ddpm_scratch.score import GaussianMixture, mixture_eps_model, mixture_score_fn
 from ddpm_scratch.sde import VPSDE
@@ -48,9 +50,10 @@ from ddpm_scratch.sde_solvers import (
 )
 
 F64 = torch.float64
-DISCRETE = ("ddpm", "sde", "pc", "ode", "ode_euler")
-DISCRETE_STEPS = {"ddpm": lambda b: b, "sde": lambda b: b, "pc": lambda b: b // 2, "ode": lambda b: (b + 1) // 2,
-                  "ode_euler": lambda b: b}
+# steps within a budget of b evaluations, for every registered sampler (a new one must be added here: main checks)
+DISCRETE_STEPS = {"ddpm": lambda b: b, "ddim": lambda b: b, "sde": lambda b: b, "pc": lambda b: b // 2,
+                  "ode": lambda b: (b + 1) // 2, "ode_euler": lambda b: b}
+DISCRETE = tuple(DISCRETE_STEPS)
 CONTINUOUS = {"Euler-Maruyama": (euler_maruyama, lambda b: b), "PC": (predictor_corrector, lambda b: b // 2),
               "ODE Euler": (ode_euler, lambda b: b), "ODE Heun": (ode_heun, lambda b: b // 2)}
 RK45_TOLERANCES = (1e-1, 1e-2, 1e-3, 1e-4, 1e-5, 1e-6)
@@ -99,14 +102,18 @@ def measure(mixture: GaussianMixture, score_mixture: GaussianMixture, n: int, ch
     runs: dict = {}
 
     def record(row: object, budget: int | None, x: torch.Tensor, nfe: int, seed: int) -> None:
-        references = (mixture.sample(n, generator=torch.Generator().manual_seed(10_000 * seed + i))
+        # reference seeds far from the samplers' (0, 1, ...): a reference drawn from the sampler's own seed would
+        # share its normal draws with x_T, and the two sets would sit closer than independent ones
+        references = (mixture.sample(n, generator=torch.Generator().manual_seed(1_000_000 + 10_000 * seed + i))
                       for i in range(chunks))
         value = statistics.mean(sliced_wasserstein(chunk.double(), reference)
                                 for chunk, reference in zip(x.split(n), references, strict=True))
         runs.setdefault(row, {}).setdefault(budget, []).append((value, nfe))
 
     shape = (chunks * n, mixture.D)
-    for seed in range(seeds):
+    for seed in range(seeds):  # the floor row: fresh true samples, against the very references the samplers meet
+        x = mixture.sample(chunks * n, generator=torch.Generator().manual_seed(900_000 + seed))
+        record("fresh true samples (the floor)", None, x, 0, seed)
         for budget in budgets:
             for name in DISCRETE:
                 model = counted(eps_model)
@@ -128,16 +135,18 @@ def measure(mixture: GaussianMixture, score_mixture: GaussianMixture, n: int, ch
     summary = {row: {b: (statistics.median(v[0] for v in cell), max(v[1] for v in cell)) for b, cell in cells.items()}
                for row, cells in runs.items()}
     rk45_table = {tol: summary.pop(tol)[None] for tol in RK45_TOLERANCES}
-    return summary, rk45_table
+    return summary, rk45_table, summary.pop("fresh true samples (the floor)")[None][0]
 
 
-def print_tables(title: str, n: int, chunks: int, seeds: int, floor: tuple[float, float], table: dict,
-                 rk45_table: dict, budgets: tuple[int, ...]) -> None:
-    value, spread = floor
+def print_tables(title: str, n: int, chunks: int, seeds: int, floor: tuple[float, float], paired: float,
+                 table: dict, rk45_table: dict, budgets: tuple[int, ...]) -> None:
+    pairs, spread = floor
+    value = paired
     print(f"\n### {title}\n")
     print(f"Sliced W2 to fresh true samples: mean over {chunks} chunks of {n} samples, each against its own {n} fresh "
-          f"true samples; median of {seeds} seeds. Floor (two fresh true sets of {n}, mean of 48 pairs): "
-          f"**{value:.3f}** (one pair varies by {100 * spread:.0f}%, so a chunk mean by about "
+          f"true samples; median of {seeds} seeds. Floor: **{value:.3f}**, fresh true samples measured the same way "
+          f"against the same reference sets (so the cells and the floor share the references' luck; 48 independent "
+          f"pairs give {pairs:.3f}, and one pair varies by {100 * spread:.0f}%, a chunk mean by about "
           f"{100 * spread / chunks ** 0.5:.0f}%). Each cell: SW2 (ratio to the floor) [NFE].\n")
     print("| sampler | " + " | ".join(f"NFE <= {b}" for b in budgets) + " |")
     print("|---|" + "---|" * len(budgets))
@@ -159,6 +168,9 @@ def main() -> None:
                         help="torch threads (default 1: on a shared 2-core machine 2 threads ran 10-20x slower)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    missing = sorted(set(SAMPLERS) - set(DISCRETE_STEPS))
+    if missing:
+        raise SystemExit(f"benchmarks/sampler_nfe.py: no NFE rule for the registered sampler(s) {missing}")
     budgets = tuple(args.budgets)
     print("## Sampler error against NFE with the exact score (benchmarks/sampler_nfe.py)\n")
     print(f"Machine: {machine()}")
@@ -167,8 +179,8 @@ def main() -> None:
         t0 = time.perf_counter()
         n, chunks = SETS[title]
         floor = floor_of(mixture, n)
-        table, rk45_table = measure(mixture, score_mixture, n, chunks, args.seeds, budgets)
-        print_tables(title, n, chunks, args.seeds, floor, table, rk45_table, budgets)
+        table, rk45_table, paired = measure(mixture, score_mixture, n, chunks, args.seeds, budgets)
+        print_tables(title, n, chunks, args.seeds, floor, paired, table, rk45_table, budgets)
         print(f"\n({title}: {time.perf_counter() - t0:.0f} s)")
     print(f"\nTotal {time.perf_counter() - start:.0f} s.")
 
