@@ -15,8 +15,8 @@ references. Chunks and n as in tests/test_sde_samplers.py.
 - Continuous solvers on VPSDE (beta 0.1..20) with score.mixture_score_fn, from t = 1 to t_min = 1e-3: the same four
   fixed-step solvers, and RK45 (scipy's solve_ivp) at several tolerances with its measured NFE.
 NFE is counted (calls of the model); for a budget B each fixed-step sampler takes the most steps whose NFE is <= B:
-B steps for ddpm, ddim, sde, Euler; B // 2 for pc (two evaluations per step) and for Heun in continuous time; (B + 1) // 2
-for Heun on the schedule (its last step, to t = 0 where the score is undefined, is an Euler step).
+B steps for ddpm, ddim, sde, Euler; B // 2 for pc (two evaluations per step) and for Heun in continuous time;
+(B + 1) // 2 for Heun on the schedule (its last step, to t = 0 where the score is undefined, is an Euler step).
 
 Data: a 2-D mixture of 3 correlated components and a 64-D mixture of 8 components with full covariances; the 64-D
 scores are computed in float32 (a quarter of the time; 2e-4 from float64 at most), the true samples in float64.
