@@ -76,14 +76,15 @@ def rademacher(like: Tensor, *, generator: torch.Generator | None = None) -> Ten
     return (2 * bits - 1).to(like.dtype)
 
 
-def drift_and_divergence(score_fn: ScoreFn, sde: SDE, x: Tensor, t: float, *,
-                         probe: Tensor | None = None) -> tuple[Tensor, Tensor]:
+def drift_and_divergence(score_fn: ScoreFn, sde: SDE, x: Tensor, t: float, *, probe: Tensor | None = None,
+                         toward: float | None = None) -> tuple[Tensor, Tensor]:
     """The PF-ODE drift f~(x, t) (B, ...) and its divergence (B,): exact when probe is None, else eta^T (df~/dx) eta.
 
     The exact divergence sums d f~_i / d x_i over the D coordinates, one backward pass each; the Hutchinson estimate
     needs one vector-Jacobian product eta^T (df~/dx). Both assume that examples do not interact (no batch norm):
     then the gradient of the batch sum of f~_i gives every row its own derivative. probe: eta, of x's shape.
-    Works under torch.no_grad() too; the returned tensors carry no graph.
+    Works under torch.no_grad() too; the returned tensors carry no graph. toward: the other end of the solver's
+    step, where f and g are read from (`SDE.coefficient_time`; None: at t).
     """
     check_data("x", x)
     if probe is not None and probe.shape != x.shape:
@@ -91,7 +92,8 @@ def drift_and_divergence(score_fn: ScoreFn, sde: SDE, x: Tensor, t: float, *,
     with torch.enable_grad():
         x = x.detach().requires_grad_(True)
         score, _ = evaluate_score(score_fn, x, t)
-        drift = probability_flow_drift(sde, x, t, score=score)  # f(t) x - 1/2 g(t)^2 score(x, t), eq. 13
+        t_coef = t if toward is None else sde.coefficient_time(t, toward)
+        drift = probability_flow_drift(sde, x, t_coef, score=score)  # f(t) x - 1/2 g(t)^2 score(x, t), eq. 13
         if probe is None:
             flat = drift.flatten(1)
             divergence = torch.zeros(x.shape[0], dtype=drift.dtype, device=x.device)
@@ -177,8 +179,8 @@ def heun_likelihood(score_fn: ScoreFn, sde: SDE, x: Tensor, times: Sequence[floa
     delta = torch.zeros(x.shape[0], dtype=torch.float64, device=x.device)
     for t_i, t_next in pairwise(times):
         h = t_next - t_i
-        drift_1, div_1 = drift_and_divergence(score_fn, sde, x_i, t_i, probe=probe)
-        drift_2, div_2 = drift_and_divergence(score_fn, sde, x_i + h * drift_1, t_next, probe=probe)
+        drift_1, div_1 = drift_and_divergence(score_fn, sde, x_i, t_i, probe=probe, toward=t_next)
+        drift_2, div_2 = drift_and_divergence(score_fn, sde, x_i + h * drift_1, t_next, probe=probe, toward=t_i)
         x_i = x_i + 0.5 * h * (drift_1 + drift_2)
         delta = delta + 0.5 * h * (div_1 + div_2).double()
     return _result(sde, x_i.double(), delta, 2 * (len(times) - 1))

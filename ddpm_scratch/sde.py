@@ -84,6 +84,12 @@ class SDE(ABC):
     def marginal(self, t: Time) -> tuple[Time, Time]:
         """(mean_coef(t), std(t)) of the kernel q(x_t | x0) = N(mean_coef(t) x0, std(t)^2 I)."""
 
+    def coefficient_time(self, s: float, t: float) -> float:
+        """Where a solver's step between times s and t reads f and g for its end s: s itself here, where f and g
+        are continuous in time. `ScheduleSDE` overrides it: its coefficients jump at the grid times, and a step
+        must read those of the interval it crosses, not of the next one.  s, t: floats (the step's two ends)."""
+        return s
+
     def drift(self, x: Tensor, t: Time) -> Tensor:
         """f(x, t) = f(t) x.  x: (B, ...).  t: float, or () / (B,) float tensor.  Returns (B, ...)."""
         check_data("x", x)
@@ -320,6 +326,12 @@ class ScheduleSDE(SDE):
     def times(self) -> Tensor:
         """The grid t_i = i / T from t_T = 1 down to t_0 = 0, float64 on the CPU: the fixed-step solvers' `times`."""
         return torch.arange(self.T, -1, -1, dtype=torch.float64) / self.T
+
+    def coefficient_time(self, s: float, t: float) -> float:
+        """A time inside the grid interval next to s on t's side, where f and g are those of the step from s towards
+        t: Heun's end-point slope from t_i down to t_{i-1} must use step i's coefficients (read at t_{i-1} itself it
+        would get step i-1's), and a likelihood step from t_i up to t_{i+1} step i+1's at both ends."""
+        return s + math.copysign(min(abs(t - s), 1 / self.T), t - s) / 2
 
     def _step(self, t: Time) -> tuple[int | Tensor, Time]:
         """(i, u): the step i in 1..T whose interval (t_{i-1}, t_i] holds t, and u = t T. A t within round-off of a

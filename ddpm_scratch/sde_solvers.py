@@ -79,10 +79,11 @@ def _steps(grid: list[float], progress: bool, desc: str):
     return tqdm(list(zip(grid[:-1], grid[1:], strict=True)), disable=not progress, desc=desc, leave=False, miniters=1)
 
 
-def _pf_drift(score_fn: ScoreFn, sde: SDE, x: Tensor, t: float) -> Tensor:
-    """The probability-flow drift (eq. 13) at x with the score evaluated there: one function evaluation."""
+def _pf_drift(score_fn: ScoreFn, sde: SDE, x: Tensor, t: float, toward: float) -> Tensor:
+    """The probability-flow drift (eq. 13) at (x, t) for a step between t and `toward`: one function evaluation.
+    The score is read at t, f and g where the step's interval has them (`SDE.coefficient_time`)."""
     score, _ = evaluate_score(score_fn, x, t)
-    return probability_flow_drift(sde, x, t, score=score)
+    return probability_flow_drift(sde, x, sde.coefficient_time(t, toward), score=score)
 
 
 def _euler_maruyama_step(score_fn: ScoreFn, sde: SDE, x: Tensor, t: float, s: float, *, noise: bool,
@@ -91,10 +92,11 @@ def _euler_maruyama_step(score_fn: ScoreFn, sde: SDE, x: Tensor, t: float, s: fl
     x_s = x_t - [f(x_t, t) - g(t)^2 score(x_t, t)] h + g(t) sqrt(h) z, z ~ N(0, I) (no z when noise is False)."""
     h = t - s
     score, _ = evaluate_score(score_fn, x, t)
-    x_mean = x - reverse_drift(sde, x, t, score=score) * h
+    t_coef = sde.coefficient_time(t, s)
+    x_mean = x - reverse_drift(sde, x, t_coef, score=score) * h
     if not noise:
         return x_mean
-    return x_mean + sde.diffusion(t) * math.sqrt(h) * make_noise(x, None, generator)
+    return x_mean + sde.diffusion(t_coef) * math.sqrt(h) * make_noise(x, None, generator)
 
 
 @torch.no_grad()
@@ -174,7 +176,7 @@ def ode_euler(score_fn: ScoreFn, sde: SDE, x_T: Tensor, times: Tensor | Sequence
     grid = _check_solver(score_fn, sde, x_T, times)
     x = x_T
     for t, s in _steps(grid, progress, "ODE (Euler)"):
-        x = x + (s - t) * _pf_drift(score_fn, sde, x, t)
+        x = x + (s - t) * _pf_drift(score_fn, sde, x, t, s)
     return x
 
 
@@ -193,12 +195,12 @@ def ode_heun(score_fn: ScoreFn, sde: SDE, x_T: Tensor, times: Tensor | Sequence[
     grid = _check_solver(score_fn, sde, x_T, times)
     x = x_T
     for t, s in _steps(grid, progress, "ODE (Heun)"):
-        slope = _pf_drift(score_fn, sde, x, t)
+        slope = _pf_drift(score_fn, sde, x, t, s)
         x_euler = x + (s - t) * slope
         if sde.marginal(s)[1] == 0:  # a float: free to compare
             x = x_euler
         else:
-            x = x + (s - t) * 0.5 * (slope + _pf_drift(score_fn, sde, x_euler, s))
+            x = x + (s - t) * 0.5 * (slope + _pf_drift(score_fn, sde, x_euler, s, t))
     return x
 
 
@@ -227,7 +229,7 @@ def ode_rk45(score_fn: ScoreFn, sde: SDE, x_T: Tensor, times: Tensor | Sequence[
         def slope(t: float, y) -> object:  # dx/dt = F(x, t) of eq. 13, as solve_ivp wants it: numpy in, numpy out
             bar.update(1)
             x = torch.from_numpy(y).reshape(shape).to(device, dtype)
-            return _pf_drift(score_fn, sde, x, float(t)).double().cpu().numpy().ravel()
+            return _pf_drift(score_fn, sde, x, float(t), grid[-1]).double().cpu().numpy().ravel()
 
         y0 = x_T.detach().double().cpu().numpy().ravel()
         solution = solve_ivp(slope, (grid[0], grid[-1]), y0, method="RK45", rtol=rtol, atol=atol)
