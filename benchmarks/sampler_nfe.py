@@ -52,7 +52,9 @@ from ddpm_scratch.sde_solvers import (
 F64 = torch.float64
 # steps within a budget of b evaluations, for every registered sampler (a new one must be added here: main checks)
 DISCRETE_STEPS = {"ddpm": lambda b: b, "ddim": lambda b: b, "sde": lambda b: b, "pc": lambda b: b // 2,
-                  "ode": lambda b: (b + 1) // 2, "ode_euler": lambda b: b}
+                  "ode": lambda b: (b + 1) // 2, "ode_euler": lambda b: b,
+                  # lecture 4 (solvers.py): one evaluation a step for the multistep methods, 2 N - 1 for EDM's Heun
+                  "dpmpp_2m": lambda b: b, "unipc": lambda b: b, "edm": lambda b: (b + 1) // 2}
 DISCRETE = tuple(DISCRETE_STEPS)
 CONTINUOUS = {"Euler-Maruyama": (euler_maruyama, lambda b: b), "PC": (predictor_corrector, lambda b: b // 2),
               "ODE Euler": (ode_euler, lambda b: b), "ODE Heun": (ode_heun, lambda b: b // 2)}

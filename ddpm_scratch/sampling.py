@@ -14,6 +14,11 @@ checked by being registered.
     SAMPLERS["ode"]        the probability-flow ODE by Heun's method             (sde.ode_heun)
     SAMPLERS["ode_euler"]  the probability-flow ODE by Euler's method            (sde.ode_euler)
     SAMPLERS["ddim"]       DDIM (lecture 4); option eta = 0.0, sigma_t = eta x DDPM's posterior std (ddim.ddim_sample)
+    SAMPLERS["dpmpp_2m"]   DPM-Solver++(2M), Lu et al. 2022, Algorithm 2; 1 call a step (solvers.dpm_solver_pp_sample)
+    SAMPLERS["unipc"]      UniPC, Zhao et al. 2023; options order = 2, variant = "bh2"; 1 call a step, order + 1
+                           (solvers.unipc_sample)
+    SAMPLERS["edm"]        EDM's Heun sampler, Karras et al. 2022, Algorithm 1; 2 calls a step, 1 on the last
+                           (solvers.edm_sample); EDM's grid: schedule.respace(solvers.karras_timesteps(schedule, N))
 
 The lecture-3 samplers run on the schedule's own continuous-time VP process, `sde.ScheduleSDE(schedule)`: grid
 times t_i = i / T (T the number of steps after respacing), mean_coef(t_i) = sqrt(alpha_bar_i), and the score
@@ -37,6 +42,7 @@ from .nets.protocol import EpsModel
 from .schedules import NoiseSchedule, respaced
 from .sde import ScheduleSDE
 from .sde_solvers import euler_maruyama, ode_euler, ode_heun, predictor_corrector
+from .solvers import dpm_solver_pp_sample, edm_sample, unipc_sample
 
 __all__ = ["Sampler", "SAMPLERS", "register", "sample"]
 
@@ -122,6 +128,32 @@ def _ddim(eps_model: EpsModel, schedule: NoiseSchedule, x_T: Tensor, *, predicti
 
 register(Sampler("ddim", _ddim, "lecture 4: DDIM (Song et al. 2021), deterministic at eta = 0, DDPM's posterior "
                  "variance at eta = 1", options={"eta": 0.0}))
+
+
+# Lecture 4: higher-order solvers of the probability-flow ODE on the (respaced) schedule's own steps.
+def _dpmpp_2m(eps_model: EpsModel, schedule: NoiseSchedule, x_T: Tensor, *, prediction: str,
+              generator: torch.Generator | None, progress: bool) -> Tensor:
+    return dpm_solver_pp_sample(eps_model, schedule, x_T.shape, x_T=x_T, prediction=prediction, progress=progress)
+
+
+def _unipc(eps_model: EpsModel, schedule: NoiseSchedule, x_T: Tensor, *, prediction: str,
+           generator: torch.Generator | None, progress: bool, order: int, variant: str) -> Tensor:
+    return unipc_sample(eps_model, schedule, x_T.shape, x_T=x_T, order=order, variant=variant, prediction=prediction,
+                        progress=progress)
+
+
+def _edm(eps_model: EpsModel, schedule: NoiseSchedule, x_T: Tensor, *, prediction: str,
+         generator: torch.Generator | None, progress: bool) -> Tensor:
+    return edm_sample(eps_model, schedule, x_T.shape, x_T=x_T, prediction=prediction, progress=progress)
+
+
+register(Sampler("dpmpp_2m", _dpmpp_2m, "lecture 4: DPM-Solver++(2M) (Lu et al. 2022, Algorithm 2), second order, "
+                 "one evaluation per step", stochastic=False))
+register(Sampler("unipc", _unipc, "lecture 4: UniPC (Zhao et al. 2023), multistep predictor UniP + corrector UniC "
+                 "reusing the next evaluation: order + 1, one evaluation per step",
+                 options={"order": 2, "variant": "bh2"}, stochastic=False))
+register(Sampler("edm", _edm, "lecture 4: EDM's Heun sampler (Karras et al. 2022, Algorithm 1, S_churn = 0), second "
+                 "order, 2 evaluations per step, 1 on the last", stochastic=False))
 
 
 def sample(eps_model: EpsModel, schedule: NoiseSchedule, shape: Sequence[int], *, sampler: str = "ddpm",
