@@ -1,0 +1,236 @@
+"""Lecture 4: denoising diffusion GANs (Xiao, Kreis & Vahdat 2022): a few big reverse steps, each a conditional GAN.
+
+With T = 2-4 steps the true reverse kernel q(x_{t-1} | x_t) is multimodal (`reverse_kernel.py`), so DDPM's Gaussian
+step cannot fit it however well its network is trained. A DDGAN keeps the forward process and replaces the
+Gaussian by an implicit model that can have many modes (paper sec. 3.3):
+
+    p_theta(x_{t-1} | x_t) = int q(x_{t-1} | x_t, x0) p_theta(x0 | x_t) dx0,    x0' = G(x_t, z, t),  z ~ N(0, I)
+
+i.e. the generator G predicts a clean x0' from x_t and a latent z, and x_{t-1} is drawn from DDPM's Gaussian
+posterior q(x_{t-1} | x_t, x0') (DDPM eq. 7, `forward.q_posterior`; at t = 1 its variance is 0 and x_0 = x0').
+If G drew x0' from the exact q(x0 | x_t), p_theta would be the exact kernel (`reverse_kernel`, the case s = 0).
+
+Training (sec. 3.2; NVlabs/denoising-diffusion-gan, train_ddgan.py): a discriminator D(x_{t-1}, x_t, t) tells real
+pairs from fake ones, step by step,
+
+    real   x0 ~ data, t ~ U{1..T}, x_{t-1} ~ q(x_{t-1} | x0), x_t ~ q(x_t | x_{t-1})      (lecture 1's kernels)
+    fake   the same x_t, x_{t-1}' ~ p_theta(x_{t-1} | x_t)                                   (G + posterior)
+    L_D = E softplus(-D(x_{t-1}, x_t, t)) + E softplus(D(x_{t-1}', x_t, t)) + gamma/2 E ||grad_{x_{t-1}} D(real)||^2
+    L_G = E softplus(-D(x_{t-1}', x_t, t))                        (the non-saturating GAN loss, Goodfellow et al.)
+
+The last term of L_D is the R1 penalty (Mescheder et al. 2018) on real pairs, which keeps D smooth where the data
+is. Sampling runs the chain x_T ~ N(0, I) -> x_{T-1} -> ... -> x_0 with one G call per step.
+
+Names: the networks are `G` and `D`, the paper's letters; `generator` stays the random-number generator, as
+everywhere in the package. The schedule is any T-step NoiseSchedule; `respaced(NoiseSchedule.linear(), T)` has
+almost the paper's VP schedule (T = 4: alpha_bar = 0.52, 0.079, 0.0034, 4e-5).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .checks import check_data, check_int, check_number, check_timestep
+from .forward import make_noise, q_posterior, q_sample, q_step
+from .schedules import NoiseSchedule
+
+__all__ = ["StepMLP", "DDGAN", "posterior_sample", "real_pair", "fake_previous", "discriminator_loss",
+           "generator_loss", "ddgan_sample", "train_ddgan"]
+
+GeneratorFn = Callable[[Tensor, Tensor, Tensor], Tensor]  # G(x_t, z, t) -> x0'
+
+
+class StepMLP(nn.Module):
+    """f(*inputs, t): the inputs (B, d_i) concatenated, a learned embedding of the step t in 1..T added to every
+    residual block (h <- h + W2 SiLU(W1 SiLU(h + e_t))), a linear map to out_dim. G and D are both one of these."""
+
+    def __init__(self, in_dim: int, out_dim: int, T: int, hidden: int = 64, depth: int = 3) -> None:
+        super().__init__()
+        self.in_dim, self.T = check_int("in_dim", in_dim), check_int("T", T)
+        check_int("out_dim", out_dim)
+        check_int("hidden", hidden, low=2)
+        check_int("depth", depth)
+        self.inp = nn.Linear(in_dim, hidden)
+        self.step_embed = nn.Embedding(T + 1, hidden)
+        self.blocks = nn.ModuleList(nn.Sequential(nn.SiLU(), nn.Linear(hidden, hidden), nn.SiLU(),
+                                                  nn.Linear(hidden, hidden)) for _ in range(depth))
+        self.out = nn.Linear(hidden, out_dim)
+
+    def forward(self, *inputs: Tensor, t: Tensor) -> Tensor:
+        x = torch.cat(inputs, dim=1)
+        if x.dim() != 2 or x.shape[1] != self.in_dim:
+            raise ValueError(f"the inputs must concatenate to (B, {self.in_dim}), got {tuple(x.shape)}")
+        e = self.step_embed(check_timestep(t, self.T, batch=x.shape[0], device=x.device))
+        h = self.inp(x)
+        for block in self.blocks:
+            h = h + block(h + e)
+        return self.out(F.silu(h))
+
+
+@dataclass
+class DDGAN:
+    """A denoising diffusion GAN on a T-step schedule for data of dimension dim.
+
+    G(x_t, z, t) -> x0' (B, dim) with z (B, z_dim); D(x_{t-1}, x_t, t) -> (B, 1) logits. history: the losses of
+    `train_ddgan`, {"D": [...], "G": [...]} one entry per step.
+    """
+
+    G: StepMLP
+    D: StepMLP
+    schedule: NoiseSchedule
+    dim: int
+    z_dim: int
+    history: dict[str, list[float]] = field(default_factory=lambda: {"D": [], "G": []})
+
+    @classmethod
+    def build(cls, schedule: NoiseSchedule, dim: int = 2, z_dim: int = 8, hidden: int = 64, depth: int = 3
+              ) -> DDGAN:
+        """Fresh networks (weights from torch's global generator: seed it, or use `train_ddgan(seed=...)`)."""
+        if not isinstance(schedule, NoiseSchedule):
+            raise TypeError(f"schedule must be a NoiseSchedule, got {type(schedule).__name__}")
+        check_int("dim", dim)
+        check_int("z_dim", z_dim)
+        G = StepMLP(dim + z_dim, dim, schedule.T, hidden, depth)
+        D = StepMLP(2 * dim, 1, schedule.T, hidden, depth)
+        return cls(G, D, schedule, dim, z_dim)
+
+    def generate_x0(self, x_t: Tensor, t: Tensor, *, generator: torch.Generator | None = None) -> Tensor:
+        """x0' = G(x_t, z, t) with a fresh z ~ N(0, I) per row."""
+        z = torch.randn(x_t.shape[0], self.z_dim, generator=generator, device=x_t.device, dtype=x_t.dtype)
+        return self.G(x_t, z, t=t)
+
+
+def posterior_sample(schedule: NoiseSchedule, x_t: Tensor, t: int | Tensor, *, x0: Tensor,
+                     noise: Tensor | None = None, generator: torch.Generator | None = None) -> Tensor:
+    """x_{t-1} ~ q(x_{t-1} | x_t, x0) = N(mu_tilde_t(x_t, x0), beta_tilde_t I) (DDPM eq. 7): mean + sqrt(var) noise.
+
+    x_t, x0: (B, ...).  t: int or (B,) in 1..T.  At t = 1 the variance is 0 and the result is x0 itself.
+    noise: the N(0, I) draw (B, ...), or a generator to draw it (not both).
+    """
+    mean, variance = q_posterior(schedule, x_t, t, x0=x0)
+    return mean + variance.sqrt() * make_noise(x_t, noise, generator)
+
+
+def real_pair(schedule: NoiseSchedule, x0: Tensor, t: Tensor, *, generator: torch.Generator | None = None
+              ) -> tuple[Tensor, Tensor]:
+    """A real pair (x_{t-1}, x_t): x_{t-1} ~ q(x_{t-1} | x0) (q_sample; x0 itself at t = 1), x_t ~ q(x_t | x_{t-1}).
+
+    x0: (B, D) data.  t: (B,) steps in 1..T.
+    """
+    x_prev = q_sample(schedule, x0, t - 1, generator=generator)
+    return x_prev, q_step(schedule, x_prev, t, generator=generator)
+
+
+def fake_previous(model: DDGAN, x_t: Tensor, t: Tensor, *, generator: torch.Generator | None = None) -> Tensor:
+    """x_{t-1}' ~ p_theta(x_{t-1} | x_t): x0' = G(x_t, z, t), then the posterior step (paper sec. 3.3)."""
+    x0 = model.generate_x0(x_t, t, generator=generator)
+    return posterior_sample(model.schedule, x_t, t, x0=x0, generator=generator)
+
+
+def _draw_steps(model: DDGAN, x0: Tensor, generator: torch.Generator | None) -> Tensor:
+    return torch.randint(1, model.schedule.T + 1, (x0.shape[0],), generator=generator, device=x0.device)
+
+
+def discriminator_loss(model: DDGAN, x0: Tensor, *, r1_gamma: float = 0.05,
+                       generator: torch.Generator | None = None) -> Tensor:
+    """L_D on a batch of data x0 (B, D): softplus(-D(real)) + softplus(D(fake)) + gamma/2 ||grad D(real)||^2
+    (the module's docstring), averaged over the batch; the fake pairs are built without gradients to G."""
+    t = _draw_steps(model, x0, generator)
+    x_prev, x_t = real_pair(model.schedule, x0, t, generator=generator)
+    x_prev.requires_grad_(True)
+    d_real = model.D(x_prev, x_t, t=t)
+    # R1 (Mescheder et al. 2018): the squared gradient norm of D with respect to the real x_{t-1}
+    (grad,) = torch.autograd.grad(d_real.sum(), x_prev, create_graph=True)
+    r1 = grad.pow(2).flatten(1).sum(1).mean()
+    with torch.no_grad():
+        x_fake = fake_previous(model, x_t, t, generator=generator)
+    d_fake = model.D(x_fake, x_t, t=t)
+    return F.softplus(-d_real).mean() + F.softplus(d_fake).mean() + r1_gamma / 2 * r1
+
+
+def generator_loss(model: DDGAN, x0: Tensor, *, generator: torch.Generator | None = None) -> Tensor:
+    """L_G = E softplus(-D(x_{t-1}', x_t, t)) on fresh real x_t from the batch x0 (B, D) (non-saturating)."""
+    t = _draw_steps(model, x0, generator)
+    _, x_t = real_pair(model.schedule, x0, t, generator=generator)
+    return F.softplus(-model.D(fake_previous(model, x_t, t, generator=generator), x_t, t=t)).mean()
+
+
+@torch.no_grad()
+def ddgan_sample(G: GeneratorFn, schedule: NoiseSchedule, shape: Sequence[int], *, z_dim: int | None = None,
+                 generator: torch.Generator | None = None, x_T: Tensor | None = None,
+                 device: torch.device | str | None = None, dtype: torch.dtype = torch.float32) -> Tensor:
+    """Samples x0 (B, D): x_T ~ N(0, I), then for t = T..1: x0' = G(x_t, z, t), x_{t-1} ~ q(x_{t-1} | x_t, x0').
+
+    G: a callable G(x_t (B, D), z (B, z_dim), t (B,) long) -> x0' (B, D): a DDGAN's `G` (a StepMLP, called with
+    t=), or any exact or stub x0-sampler.  z_dim: the size of z (default: a StepMLP G's in_dim - D).
+    x_T: start from this noise instead of drawing it.  generator: draws x_T, z and the posterior noise.
+    """
+    if not isinstance(schedule, NoiseSchedule):
+        raise TypeError(f"schedule must be a NoiseSchedule, got {type(schedule).__name__}")
+    if len(shape) != 2 or any(int(n) <= 0 for n in shape):
+        raise ValueError(f"shape must be (B, D) with positive sizes, got {tuple(shape)}")
+    if z_dim is None:
+        if not isinstance(G, StepMLP):
+            raise ValueError("z_dim must be given when G is not a StepMLP")
+        z_dim = G.in_dim - shape[1]
+    check_int("z_dim", z_dim)
+    if x_T is None:
+        x_T = torch.randn(tuple(shape), generator=generator, device=device, dtype=dtype)
+    elif tuple(check_data("x_T", x_T).shape) != tuple(shape):
+        raise ValueError(f"x_T has shape {tuple(x_T.shape)}, expected {tuple(shape)}")
+    call = (lambda x, z, t: G(x, z, t=t)) if isinstance(G, nn.Module) else G
+    x = x_T
+    for step in range(schedule.T, 0, -1):
+        t = torch.full((x.shape[0],), step, dtype=torch.long, device=x.device)
+        z = torch.randn(x.shape[0], z_dim, generator=generator, device=x.device, dtype=x.dtype)
+        x = posterior_sample(schedule, x, t, x0=call(x, z, t), generator=generator)
+    return x
+
+
+def train_ddgan(data: Tensor, schedule: NoiseSchedule, *, steps: int = 3000, batch_size: int = 256,
+                lr: float = 3e-4, r1_gamma: float = 0.05, z_dim: int = 8, hidden: int = 64, depth: int = 3,
+                seed: int = 0, progress: bool = True) -> DDGAN:
+    """Train a DDGAN on data (N, D) (one D step, then one G step, per iteration; Adam with betas (0.5, 0.9) as
+    the paper's code). Reproducible: seed sets the initial weights (torch's global generator is left as it was)
+    and a generator that draws the batches, t, the forward noise, z and the posterior noise.
+    """
+    from tqdm.auto import tqdm
+
+    check_data("data", data)
+    if data.dim() != 2 or data.shape[0] < 2:
+        raise ValueError(f"data must have shape (N, D) with N >= 2, got {tuple(data.shape)}")
+    check_int("steps", steps)
+    check_int("batch_size", batch_size)
+    check_number("lr", lr, low=0, low_open=True)
+    check_number("r1_gamma", r1_gamma, low=0)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = DDGAN.build(schedule, data.shape[1], z_dim, hidden, depth)
+    model.G.to(data.device)
+    model.D.to(data.device)
+    g = torch.Generator(device=data.device).manual_seed(seed)
+    opt_G = torch.optim.Adam(model.G.parameters(), lr=lr, betas=(0.5, 0.9), foreach=True)
+    opt_D = torch.optim.Adam(model.D.parameters(), lr=lr, betas=(0.5, 0.9), foreach=True)
+    bar = tqdm(range(steps), disable=not progress, desc=f"DDGAN, T = {schedule.T}", leave=False)
+    for _ in bar:
+        x0 = data[torch.randint(0, data.shape[0], (batch_size,), generator=g, device=data.device)]
+        opt_D.zero_grad(set_to_none=True)
+        loss_D = discriminator_loss(model, x0, r1_gamma=r1_gamma, generator=g)
+        loss_D.backward()
+        opt_D.step()
+        opt_G.zero_grad(set_to_none=True)  # (L_G's backward also reaches D; opt_D clears that before its step)
+        loss_G = generator_loss(model, x0, generator=g)
+        loss_G.backward()
+        opt_G.step()
+        model.history["D"].append(loss_D.item())
+        model.history["G"].append(loss_G.item())
+        if not math.isfinite(model.history["D"][-1] + model.history["G"][-1]):
+            raise RuntimeError(f"the DDGAN losses became non-finite at step {len(model.history['D'])}; lower lr")
+        bar.set_postfix(D=f"{model.history['D'][-1]:.3f}", G=f"{model.history['G'][-1]:.3f}", refresh=False)
+    return model
