@@ -33,7 +33,7 @@ import time
 import torch
 
 from benchmarks.common import machine
-from benchmarks.sampler_nfe import DISCRETE_STEPS, SETS, counted, floor_of, mixtures
+from benchmarks.sampler_nfe import DISCRETE_STEPS, SETS, check_nfe_rules, counted, floor_of, mixtures
 from ddpm_scratch.machinery.metrics import sliced_wasserstein
 from ddpm_scratch.sampling import SAMPLERS, sample
 from ddpm_scratch.schedules import NoiseSchedule, spaced_timesteps
@@ -198,9 +198,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    missing = sorted(set(SAMPLERS) - set(DISCRETE_STEPS))
-    if missing:
-        raise SystemExit(f"benchmarks/sampler_nfe.py: no NFE rule for the registered sampler(s) {missing}")
+    check_nfe_rules()
     budgets = tuple(args.budgets)
     print("## Fast samplers against diffusers, exact score (benchmarks/fast_samplers.py)\n")
     print(f"Machine: {machine()}\n")

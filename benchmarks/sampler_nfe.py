@@ -63,6 +63,13 @@ T_MIN = 1e-3
 SETS = {"2-D, 3 components": (1000, 8), "64-D, 8 components": (500, 2)}  # (n, chunks), as tests/test_sde_samplers.py
 
 
+def check_nfe_rules() -> None:
+    """Stop when a registered sampler has no rule in DISCRETE_STEPS: every sampler of the package is measured."""
+    missing = sorted(set(SAMPLERS) - set(DISCRETE_STEPS))
+    if missing:
+        raise SystemExit(f"benchmarks/sampler_nfe.py: no NFE rule for the registered sampler(s) {missing}")
+
+
 def mixtures() -> dict[str, tuple[GaussianMixture, GaussianMixture]]:
     """{name: (mixture in float64 for the true samples, the same mixture in the dtype its scores are computed in)}."""
     mix2 = GaussianMixture([0.5, 0.3, 0.2], [[-1.5, 0.0], [1.5, 0.5], [0.0, -1.5]],
@@ -170,9 +177,7 @@ def main() -> None:
                         help="torch threads (default 1: on a shared 2-core machine 2 threads ran 10-20x slower)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    missing = sorted(set(SAMPLERS) - set(DISCRETE_STEPS))
-    if missing:
-        raise SystemExit(f"benchmarks/sampler_nfe.py: no NFE rule for the registered sampler(s) {missing}")
+    check_nfe_rules()
     budgets = tuple(args.budgets)
     print("## Sampler error against NFE with the exact score (benchmarks/sampler_nfe.py)\n")
     print(f"Machine: {machine()}")
