@@ -202,6 +202,13 @@ class GaussianMixture:
         log_joint, _ = self._components(x, mean_coef, std)
         return torch.logsumexp(log_joint, dim=1).to(x.dtype)
 
+    def responsibilities(self, x: Tensor, *, mean_coef: float | Tensor = 1.0, std: float | Tensor = 0.0) -> Tensor:
+        """r_k(x) = pi_k N_k(x) / p(x), the posterior probability of each component given x: (N, K) for x (N, D),
+        rows summing to 1 (a softmax over k of log pi_k + log N_k(x)). mean_coef, std: as in log_prob, for x_t."""
+        check_data("x", x)
+        log_joint, _ = self._components(x, mean_coef, std)
+        return torch.softmax(log_joint, dim=1).to(x.dtype)
+
     def score(self, x: Tensor, *, mean_coef: float | Tensor = 1.0, std: float | Tensor = 0.0) -> Tensor:
         """grad_x log p(x) = sum_k r_k(x) (-Sigma_k^{-1} (x - mu_k)), (N, D) for x (N, D).
 

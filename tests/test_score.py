@@ -564,3 +564,17 @@ def test_bad_inputs_name_the_argument():
         dsm_loss(model, MarginalOnly(), x0, weighting="likelihood")
     with pytest.raises(TypeError, match="sde must have a method marginal"):
         dsm_loss(model, object(), x0)
+
+
+def test_responsibilities_are_bayes_rule_over_the_components():
+    """r_k(x) = pi_k N_k(x) / sum_j pi_j N_j(x), written here from one-component mixtures' log_prob, also for the
+    diffused mixture; rows sum to 1."""
+    x = MIX2.sample(50, torch.Generator().manual_seed(3))
+    for mean_coef, std in ((1.0, 0.0), (0.6, 0.8)):
+        parts = torch.stack([math.log(MIX2.weights[k]) + GaussianMixture([1.0], MIX2.means[k:k + 1],
+                                                                         MIX2.covs[k:k + 1]).log_prob(
+            x, mean_coef=mean_coef, std=std) for k in range(MIX2.K)], dim=1)
+        expected = parts.exp() / parts.exp().sum(dim=1, keepdim=True)
+        got = MIX2.responsibilities(x, mean_coef=mean_coef, std=std)
+        torch.testing.assert_close(got, expected, rtol=1e-10, atol=1e-12)
+        torch.testing.assert_close(got.sum(dim=1), torch.ones(50, dtype=got.dtype))
