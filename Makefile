@@ -22,7 +22,7 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)  ## create .venv with the package, course tools and test tools
 
-demo: $(STAMP)  ## train on the built-in digits and write outputs/demo/ (about 5 minutes on 2 CPU cores)
+demo: $(STAMP)  ## train on the built-in digits and write outputs/demo/ (3-4 minutes on 2 CPU cores)
 	$(BIN)/ddpm-scratch demo --out outputs/demo
 
 test: $(STAMP)  ## the whole suite: package, notebooks, nbgrader pipeline

@@ -19,7 +19,7 @@ from .demo import DEMO_SAMPLES, DEMO_STEPS
 from .train import TrainConfig
 
 EPILOG = """examples:
-  ddpm-scratch demo                                   train on digits (~5 min on 2 CPU cores), write outputs/demo/
+  ddpm-scratch demo                                   train on digits (3-4 min on 2 CPU cores), write outputs/demo/
   ddpm-scratch train --dataset two_moons --steps 3000 --out runs/moons
   ddpm-scratch train --out runs/moons --resume --steps 6000     continue a run, here to 6000 steps
   ddpm-scratch sample --run runs/moons --n 2000 --out moons.png

@@ -25,6 +25,10 @@ __all__ = ["demo_config", "run_demo", "DemoResult"]
 
 DEMO_STEPS = 2000
 DEMO_SAMPLES = 500
+# The samples for the grid and the Frechet distance: DPM-Solver++(2M) with 20 steps (lecture 4). Measured on the
+# demo's model, FD ratio over seeds 0 and 1: 1.09 and 1.15 against 1.03 and 1.18 for Algorithm 2 with all 1000
+# steps, in 1.6 s instead of 80 s on two CPU cores. The reverse-process pictures stay Algorithm 2's.
+DEMO_SAMPLER, DEMO_SAMPLING_STEPS = "dpmpp_2m", 20
 
 
 def demo_config(steps: int = DEMO_STEPS, seed: int = 0, device: str = "auto") -> TrainConfig:
@@ -65,9 +69,9 @@ def _run_demo(out: Path, config: TrainConfig, num_samples: int, seed: int, progr
     n = num_samples
     t0 = time.perf_counter()
     g = torch.Generator(device=model_device).manual_seed(seed)
-    samples = sample(model, schedule, (n, 1, 8, 8), sampler="ddpm", generator=g, prediction=config.prediction,
-                     device=model_device, progress=progress).cpu()
-    samples = samples.clamp(-1, 1)  # images live in [-1, 1]; the last Gaussian step can overshoot a little
+    samples = sample(model, schedule, (n, 1, 8, 8), sampler=DEMO_SAMPLER, num_steps=DEMO_SAMPLING_STEPS, generator=g,
+                     prediction=config.prediction, device=model_device, progress=progress).cpu()
+    samples = samples.clamp(-1, 1)  # images live in [-1, 1]; a sampler's last step can overshoot a little
     sample_seconds = time.perf_counter() - t0
     save_grid(samples[:100], out / "samples.png", nrow=10, scale=6)
 
@@ -117,7 +121,8 @@ The samples are {verdict} 2x of the real-vs-real floor.
 | network | U-Net {config.model} |
 | training time | {demo.train_seconds:.0f} s ({demo.steps_per_second:.1f} steps/s, \
 {demo.steps_per_second * config.batch_size:.0f} images/s) |
-| sampling time | {demo.sample_seconds:.0f} s for {n} samples, {config.T} steps (Algorithm 2) |
+| sampling time | {demo.sample_seconds:.1f} s for {n} samples: {DEMO_SAMPLER}, {DEMO_SAMPLING_STEPS} of the {config.T} \
+steps (`sampling.SAMPLERS`) |
 | device | {config.device} -> {'cuda' if torch.cuda.is_available() and config.device != 'cpu' else 'cpu'}, \
 torch {torch.__version__}, {torch.get_num_threads()} threads |
 
