@@ -31,8 +31,8 @@
 # `ddpm_scratch.schedules`, `ddpm_scratch.score`, `ddpm_scratch.reverse_kernel`, `ddpm_scratch.ddgan`,
 # `ddpm_scratch.distill`. Problem set 4 has you write the DDIM step, its $\sigma_t(\eta)$, a spacing of the steps
 # and the sampling and inversion loops; here they are the package's. With `DDPM_SCRATCH_FAST=1` every cell is
-# shrunk (fewer points, seeds and training steps) and the lesson runs in 29-38 s on two CPU cores (four runs,
-# measured with another program keeping one core busy); the full run trains the DDGAN and the distillation ten times
+# shrunk (fewer points, seeds and training steps) and the lesson runs in 21-25 s on two CPU cores (three runs,
+# measured with another program keeping one core busy); the full run trains the DDGAN and the distillation 7-15 times
 # longer and averages over more seeds: 5 minutes (one run, measured the same way), most of it in the distillation.
 
 # %% id="parameters" tags=["parameters"]
@@ -47,7 +47,7 @@ LIM = 4.0  # the pictures show the square [-LIM, LIM]^2
 T = 1000  # DDPM's linear schedule, the "training" schedule every sampler below is respaced from
 
 # sliced W2 to the truth: SW_N points per sampler against SW_N reference points, SW_SEEDS seeds (median reported)
-SW_N = 8000 if FAST else 20_000
+SW_N = 5000 if FAST else 20_000
 SW_SEEDS = 2 if FAST else 5
 SW_PROJECTIONS = 64
 
@@ -66,13 +66,13 @@ SOLVERS = ("ddim", "dpmpp_2m", "unipc", "edm", "edm, Karras grid")
 # 5. the reverse kernel of a big step, and a tiny DDGAN
 KERNEL_STEPS = 4  # the respaced schedule whose steps are "big"
 DDGAN_STEPS = 4  # the DDGAN's number of steps (2-4 in the paper's toy experiments)
-DDGAN_ITERATIONS = 300 if FAST else 3000
+DDGAN_ITERATIONS = 200 if FAST else 3000
 DDGAN_LR = 1e-3
 # 6. progressive distillation on two moons
-TEACHER_ITERATIONS = 1000 if FAST else 4000  # L_simple training of the teacher MLP
+TEACHER_ITERATIONS = 800 if FAST else 4000  # L_simple training of the teacher MLP
 DISTILL_FROM = 8 if FAST else 16  # the teacher's DDIM steps; each stage halves them down to DISTILL_TO
 DISTILL_TO = 2
-DISTILL_ITERATIONS = 300 if FAST else 1500  # per stage
+DISTILL_ITERATIONS = 200 if FAST else 1500  # per stage
 HIDDEN = 64 if FAST else 128
 MOON_N = 4000 if FAST else 20_000  # points per seed for the sliced W2 on two moons
 
