@@ -229,7 +229,10 @@ def ode_rk45(score_fn: ScoreFn, sde: SDE, x_T: Tensor, times: Tensor | Sequence[
         def slope(t: float, y) -> object:  # dx/dt = F(x, t) of eq. 13, as solve_ivp wants it: numpy in, numpy out
             bar.update(1)
             x = torch.from_numpy(y).reshape(shape).to(device, dtype)
-            return _pf_drift(score_fn, sde, x, float(t), grid[-1]).double().cpu().numpy().ravel()
+            # f and g at t itself, not `coefficient_time`'s: RK45 evaluates anywhere in an interval, not at grid
+            # points, and where a schedule's coefficients jump its step-size control finds the jump
+            score, _ = evaluate_score(score_fn, x, float(t))
+            return probability_flow_drift(sde, x, float(t), score=score).double().cpu().numpy().ravel()
 
         y0 = x_T.detach().double().cpu().numpy().ravel()
         solution = solve_ivp(slope, (grid[0], grid[-1]), y0, method="RK45", rtol=rtol, atol=atol)

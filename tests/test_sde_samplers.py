@@ -119,6 +119,27 @@ def test_rk45_meets_its_tolerance_and_spends_evaluations_on_it():
     assert 6 <= calls[0] < calls[1] < calls[2], calls  # at least one step of 6 stages; more for tighter tolerances
 
 
+def test_rk45_on_a_discrete_schedule_solves_its_own_piecewise_constant_ode():
+    """ScheduleSDE(T = 10): f and g are constant on each (t_{i-1}, t_i]. For zero-mean Gaussian data of variance c
+    the marginal variance is v_t = m_t^2 c + s_t^2 (m, s from `marginal`, exact at every t), and the flow keeps
+    x / sqrt(v_t), as in `exact_flow`. RK45 at tolerance 1e-10 must find it (measured 7e-8); reading f and g half
+    a grid step off t, as the fixed-step solvers do at grid points, solves another ODE (error 0.1)."""
+    sde = ScheduleSDE(NoiseSchedule.linear(T=10, rescale=False, beta_start=0.05, beta_end=0.5))
+    c = 0.3
+
+    def variance(t):
+        m, s = sde.marginal(t)
+        return m**2 * c + s**2
+
+    def score(x, t):
+        return -x / (variance(t).reshape(-1, 1) if isinstance(t, torch.Tensor) else variance(t))
+
+    x1 = torch.randn(4, 1, dtype=F64, generator=torch.Generator().manual_seed(0))
+    expected = x1 * math.sqrt(variance(1e-3) / variance(1.0))
+    x = ode_rk45(score, sde, x1, [1.0, 1e-3], rtol=1e-10, atol=1e-10)
+    assert (x - expected).abs().max().item() < 1e-6
+
+
 # ---------------------------------------------------------------------- mixtures against the sliced-W2 floor
 MIX2 = GaussianMixture([0.5, 0.3, 0.2], [[-1.5, 0.0], [1.5, 0.5], [0.0, -1.5]],
                        [[[0.10, 0.05], [0.05, 0.08]], [[0.05, -0.02], [-0.02, 0.12]], [[0.20, 0.0], [0.0, 0.03]]])
