@@ -77,7 +77,7 @@ def test_resuming_or_sampling_a_spoilt_checkpoint_is_a_clear_error(tmp_path, cap
 def test_help_explains_the_commands():
     text = build_parser().format_help()
     assert "examples:" in text and "ddpm-scratch demo" in text
-    for command in ["demo", "train", "sample"]:
+    for command in ["demo", "train", "distill", "sample"]:
         with pytest.raises(SystemExit) as exit_info:
             main([command, "--help"])
         assert exit_info.value.code == 0

@@ -1,7 +1,7 @@
-"""Command line: `ddpm-scratch demo | train | sample` (also `python -m ddpm_scratch ...`).
+"""Command line: `ddpm-scratch demo | train | distill | sample` (also `python -m ddpm_scratch ...`).
 
-The options of `train` are built from `TrainConfig`'s fields (names, defaults, help, choices), so the command
-line and the Python API cannot disagree.
+The options of `train` are built from `TrainConfig`'s fields and those of `distill` from `DistillConfig`'s (names,
+defaults, help, choices), so the command line and the Python API cannot disagree.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from typing import Any
 from ..sampling import SAMPLERS
 from ..schedules import SPACINGS
 from .demo import DEMO_SAMPLES, DEMO_STEPS
+from .students import DistillConfig
 from .train import TrainConfig
 
 EPILOG = """examples:
@@ -28,6 +29,8 @@ EPILOG = """examples:
   ddpm-scratch sample --run runs/moons --sampler ddim --num-steps 20 --out ddim.png  DDIM, deterministic (eta 0)
   ddpm-scratch train --dataset two_moons --time continuous --out runs/moons_sde   lecture 3: t ~ U(t_min, 1), VP SDE
   ddpm-scratch sample --run runs/moons_sde --sampler pc --snr 0.1 --out pc.png    predictor-corrector on it
+  ddpm-scratch distill --run runs/moons --from-steps 64 --to-steps 4 --out runs/moons_students   lecture 4
+  ddpm-scratch sample --checkpoint runs/moons_students/student_4.pt --out four_steps.png   4 DDIM steps
 """
 
 
@@ -53,13 +56,14 @@ def _json_object(text: str) -> dict[str, Any]:
 _PARSERS = {"int": int, "float": float, "str": str, "float | None": _optional_float, "dict[str, Any]": _json_object}
 
 
-def add_config_options(parser: argparse.ArgumentParser) -> None:
-    """One option per TrainConfig field: --batch-size for batch_size, with the field's default, help and choices.
+def add_config_options(parser: argparse.ArgumentParser, config_class: type = TrainConfig) -> None:
+    """One option per field of config_class (TrainConfig, DistillConfig): --batch-size for batch_size, with the
+    field's default, help and choices.
 
     Options that are not given stay out of the parsed namespace (default SUPPRESS), so that `--resume` can tell
     which settings the user changed.
     """
-    for f in fields(TrainConfig):
+    for f in fields(config_class):
         default = f.default if f.default is not MISSING else f.default_factory()  # type: ignore[misc]
         shown = json.dumps(default) if isinstance(default, dict) else default
         parser.add_argument("--" + f.name.replace("_", "-"), dest=f.name, type=_PARSERS[f.type],
@@ -72,7 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="ddpm-scratch",
         description="Denoising diffusion models from scratch: train a DDPM and sample from it.",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = p.add_subparsers(dest="command", required=True, metavar="{demo,train,sample}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="{demo,train,distill,sample}")
 
     d = sub.add_parser("demo", help="train on the built-in digits and write samples, pictures and a report",
                        description="Train a small DDPM on scikit-learn's 8x8 digits with the settings of the demo, "
@@ -93,6 +97,21 @@ def build_parser() -> argparse.ArgumentParser:
                    help="continue the run in --out from its checkpoint (its settings are kept; --steps may grow)")
     add_config_options(t)
 
+    k = sub.add_parser("distill", help="halve a run's sampling steps again and again (progressive distillation)",
+                       description="Progressive distillation (lecture 4, Salimans & Ho 2022): the run's deterministic "
+                                   "DDIM sampler with --from-steps steps is distilled into a student with half as "
+                                   "many, which becomes the next stage's teacher, down to --to-steps. Each stage "
+                                   "writes student_<N>.pt to --out as it ends; `sample --checkpoint` samples one with "
+                                   "its N DDIM steps.")
+    src = k.add_mutually_exclusive_group(required=True)
+    src.add_argument("--run", type=Path, help="run folder written by `train` (distils its checkpoint.pt, EMA weights)")
+    src.add_argument("--checkpoint", type=Path, help="path of a training checkpoint.pt")
+    k.add_argument("--out", type=Path, required=True, help="folder for the students (student_<N>.pt)")
+    k.add_argument("--resume", action="store_true",
+                   help="go on from the students already in --out (same checkpoint and settings; --to-steps may fall)")
+    k.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:N (default: auto)")
+    add_config_options(k, DistillConfig)
+
     s = sub.add_parser("sample", help="draw samples from a trained run and save a picture",
                        description="Sample from a checkpoint (ancestral sampling, Algorithm 2, by default; the reverse "
                                    "SDE, predictor-corrector or the probability-flow ODE of lecture 3 and DDIM of "
@@ -101,17 +120,21 @@ def build_parser() -> argparse.ArgumentParser:
                                    "on its SDE's discretisation, t_i = i / T.")
     src = s.add_mutually_exclusive_group(required=True)
     src.add_argument("--run", type=Path, help="run folder written by `train` (uses its checkpoint.pt)")
-    src.add_argument("--checkpoint", type=Path, help="path of a checkpoint.pt")
+    src.add_argument("--checkpoint", type=Path,
+                     help="path of a checkpoint.pt, or of a student_<N>.pt written by `distill` (which samples with "
+                          "its own N DDIM steps)")
     s.add_argument("--n", type=_positive_int, default=64, help="number of samples (default: %(default)s)")
     s.add_argument("--out", type=Path, default=Path("samples.png"), help="picture to write (default: %(default)s)")
-    s.add_argument("--sampler", choices=sorted(SAMPLERS), default="ddpm",
+    s.add_argument("--sampler", choices=sorted(SAMPLERS), default=None,
                    help="; ".join(f"{k}: {v.description}" for k, v in sorted(SAMPLERS.items()))
-                   + " (default: %(default)s)")
+                   + " (default: ddpm; ddim for a student)")
     s.add_argument("--num-steps", type=_positive_int, default=None,
-                   help="reverse steps, evenly spaced on 1..T (default: all T steps of the run's schedule)")
-    s.add_argument("--spacing", choices=SPACINGS, default="uniform",
+                   help="reverse steps, evenly spaced on 1..T (default: all T steps of the run's schedule; a "
+                        "student's own N)")
+    s.add_argument("--spacing", choices=SPACINGS, default=None,
                    help="how the --num-steps steps are picked: uniform (= trailing, ends at T), leading (DDIM's and "
-                        "diffusers' default, starts below T), quadratic (small jumps near the data) (default: uniform)")
+                        "diffusers' default, starts below T), quadratic (small jumps near the data) (default: uniform; "
+                        "a student's own)")
     s.add_argument("--eta", type=float, default=SAMPLERS["ddim"].options["eta"],
                    help="ddim: sigma_t = eta x DDPM's posterior std; 0 is deterministic (default: %(default)s)")
     s.add_argument("--variance", choices=["beta", "posterior"], default="beta",
@@ -150,16 +173,47 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _distill(args: argparse.Namespace) -> int:
+    from .students import distill_run
+    from .train import CHECKPOINT, select_device
+
+    config = DistillConfig(**{f.name: getattr(args, f.name) for f in fields(DistillConfig) if hasattr(args, f.name)})
+    paths = distill_run(args.checkpoint or args.run / CHECKPOINT, args.out, config, resume=args.resume,
+                        device=select_device(args.device))
+    print(f"students in {args.out}: {', '.join(p.name for p in paths)}; sample one with "
+          f"`ddpm-scratch sample --checkpoint {paths[-1]}`")
+    return 0
+
+
+def _student_steps(args: argparse.Namespace, num_steps: int, spacing: str) -> None:
+    """A student samples with the DDIM steps it was distilled for, and no others: fill them in, refuse the rest."""
+    wrong = [f"--{name} {given}" for name, given, own in (("sampler", args.sampler, "ddim"),
+                                                          ("num-steps", args.num_steps, num_steps),
+                                                          ("spacing", args.spacing, spacing), ("eta", args.eta, 0.0))
+             if given is not None and given != own]
+    if wrong or args.no_ema:
+        raise ValueError(f"a distilled student samples only with deterministic DDIM on its own {num_steps} {spacing} "
+                         f"steps (--sampler ddim --num-steps {num_steps} --spacing {spacing} --eta 0) and has only "
+                         f"EMA weights; got {', '.join(wrong + ['--no-ema'] * args.no_ema)}")
+    args.sampler, args.num_steps, args.spacing = "ddim", num_steps, spacing
+
+
 def _sample(args: argparse.Namespace) -> int:
     import torch
 
     from ..sampling import sample
+    from .students import is_student_file, load_student
     from .train import CHECKPOINT, flush_subnormals, load_model, select_device
     from .viz import save_grid, save_scatter
 
     path = args.checkpoint or args.run / CHECKPOINT
     device = select_device(args.device)
-    model, schedule, config = load_model(path, ema=not args.no_ema, device=device)
+    if is_student_file(path):
+        model, schedule, config, student = load_student(path, device=device)
+        _student_steps(args, student.num_steps, student.distill_config["spacing"])
+    else:
+        model, schedule, config = load_model(path, ema=not args.no_ema, device=device)
+    args.sampler, args.spacing = args.sampler or "ddpm", args.spacing or "uniform"
     shape = (args.n, 1, 8, 8) if config.dataset == "digits" else (args.n, 2)
     options = {"ddpm": {"variance": args.variance}, "ddim": {"eta": args.eta},
                "pc": {"snr": args.snr, "corrector_steps": args.corrector_steps}}.get(args.sampler, {})
@@ -182,7 +236,7 @@ def main(argv: list[str] | None = None) -> int:
     from .train import TrainingDiverged
 
     try:
-        return {"demo": _demo, "train": _train, "sample": _sample}[args.command](args)
+        return {"demo": _demo, "train": _train, "distill": _distill, "sample": _sample}[args.command](args)
     except TrainingDiverged as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

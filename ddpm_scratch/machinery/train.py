@@ -56,7 +56,7 @@ DIGITS_UNET = dict(base_channels=24, channel_mults=(1, 2), num_res_blocks=1, att
 TOY_MLP = dict(hidden=128, depth=3)
 
 
-def _option(default: Any, help: str, choices: tuple[str, ...] | None = None) -> Any:
+def option(default: Any, help: str, choices: tuple[str, ...] | None = None) -> Any:
     """A config field with its command-line help (the CLI is built from these, see cli.py)."""
     return field(default=default, metadata={"help": help, "choices": choices})
 
@@ -68,29 +68,29 @@ class TrainConfig:
     Each field's help and choices are the command line's (`ddpm-scratch train --help`).
     """
 
-    dataset: str = _option("digits", f"digits (8x8 images) or a 2-D toy set: {', '.join(TOY_DATASETS)}", DATASETS)
-    steps: int = _option(4000, "total training steps")
-    batch_size: int = _option(128, "examples per step")
-    lr: float = _option(2e-3, "peak learning rate of AdamW")
-    warmup_steps: int = _option(200, "steps of linear learning-rate warm-up")
-    weight_decay: float = _option(0.0, "AdamW weight decay")
-    max_grad_norm: float | None = _option(1.0, "clip the gradient norm to this ('none': no clipping)")
-    ema_decay: float = _option(0.999, "decay of the exponential moving average of the weights")
-    schedule: str = _option("linear", "noise schedule (linear: DDPM's, rescaled by 1000/T)", ("linear", "cosine"))
-    T: int = _option(1000, "number of diffusion steps")
-    prediction: str = _option("eps", "what the network predicts: eps (Ho et al.), x0 or v", PREDICTIONS)
-    time: str = _option("discrete", "discrete: t ~ U{1..T} (Algorithm 1); continuous: t ~ U(t_min, 1) on the VP SDE "
-                        "(beta 0.1..20), denoising score matching with lambda(t) = std(t)^2 (lecture 3)",
-                        ("discrete", "continuous"))
-    t_min: float = _option(1e-5, "continuous time: the smallest t drawn (the score is undefined at t = 0)")
+    dataset: str = option("digits", f"digits (8x8 images) or a 2-D toy set: {', '.join(TOY_DATASETS)}", DATASETS)
+    steps: int = option(4000, "total training steps")
+    batch_size: int = option(128, "examples per step")
+    lr: float = option(2e-3, "peak learning rate of AdamW")
+    warmup_steps: int = option(200, "steps of linear learning-rate warm-up")
+    weight_decay: float = option(0.0, "AdamW weight decay")
+    max_grad_norm: float | None = option(1.0, "clip the gradient norm to this ('none': no clipping)")
+    ema_decay: float = option(0.999, "decay of the exponential moving average of the weights")
+    schedule: str = option("linear", "noise schedule (linear: DDPM's, rescaled by 1000/T)", ("linear", "cosine"))
+    T: int = option(1000, "number of diffusion steps")
+    prediction: str = option("eps", "what the network predicts: eps (Ho et al.), x0 or v", PREDICTIONS)
+    time: str = option("discrete", "discrete: t ~ U{1..T} (Algorithm 1); continuous: t ~ U(t_min, 1) on the VP SDE "
+                       "(beta 0.1..20), denoising score matching with lambda(t) = std(t)^2 (lecture 3)",
+                       ("discrete", "continuous"))
+    t_min: float = option(1e-5, "continuous time: the smallest t drawn (the score is undefined at t = 0)")
     model: dict[str, Any] = field(default_factory=dict, metadata={
         "help": "network arguments as JSON, e.g. '{\"base_channels\": 32}' ({}: the dataset's default)"})
-    seed: int = _option(0, "random seed")
-    device: str = _option("auto", "auto (CUDA when present), cpu, cuda, cuda:N")
-    precision: str = _option("fp32", "fp32, bf16 autocast, or fp16 autocast with a GradScaler (CUDA only)",
-                             ("fp32", "bf16", "fp16"))
-    log_every: int = _option(25, "steps between rows of loss.csv")
-    checkpoint_every: int = _option(500, "steps between checkpoints")
+    seed: int = option(0, "random seed")
+    device: str = option("auto", "auto (CUDA when present), cpu, cuda, cuda:N")
+    precision: str = option("fp32", "fp32, bf16 autocast, or fp16 autocast with a GradScaler (CUDA only)",
+                            ("fp32", "bf16", "fp16"))
+    log_every: int = option(25, "steps between rows of loss.csv")
+    checkpoint_every: int = option(500, "steps between checkpoints")
 
     def __post_init__(self) -> None:
         for f in fields(self):

@@ -1,0 +1,202 @@
+"""Progressive distillation of a trained run (`ddpm-scratch distill`): student files and resuming by stage.
+
+`distill_run` reads a training checkpoint (its EMA weights are the first teacher), distils its deterministic DDIM
+sampler from `from_steps` down to `to_steps` steps with `distill.progressive_distillation`, and writes one file per
+stage, `student_<N>.pt`, the moment the stage ends (atomically): the student that samples with N DDIM steps. A run
+that stops is resumed by stage: `resume=True` reads the students already written, checks that they were made with
+the same teacher and settings, and goes on from the last one; stage s is seeded with seed + s either way, so a
+resumed run writes the same students as an uninterrupted one.
+
+A student is trained for its own N steps and spacing only; `load_student` gives back the network, the run's
+schedule and those steps, and `ddpm-scratch sample --checkpoint student_<N>.pt` samples with them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from ..checks import check_choice, check_int, check_number
+from ..distill import WEIGHTINGS, StageResult, progressive_distillation
+from ..schedules import SPACINGS, NoiseSchedule
+from .data import get_dataset
+from .files import UnreadableFile, atomic_save, load_torch_file
+from .train import ContinuousTimeOnSteps, TrainConfig, build_model, build_schedule, flush_subnormals, load_model, option
+
+__all__ = ["DistillConfig", "StudentFile", "distill_run", "is_student_file", "load_student", "student_path",
+           "weights_fingerprint"]
+
+
+@dataclass
+class DistillConfig:
+    """The settings of a distillation run: `distill.distill_stage`'s options, and `ddpm-scratch distill`'s
+    (built from these fields, as `train`'s are from TrainConfig's)."""
+
+    from_steps: int = option(64, "the teacher's DDIM steps (the first stage distils them into half as many)")
+    to_steps: int = option(4, "the last student's steps; from-steps / to-steps must be a power of 2")
+    spacing: str = option("uniform", "how the N steps are picked (schedules.respaced); uniform nests the halvings",
+                           SPACINGS)
+    iterations: int = option(1000, "AdamW steps per stage")
+    batch_size: int = option(128, "examples per step")
+    lr: float = option(2e-4, "learning rate of AdamW, decayed linearly to 0 over each stage")
+    ema_decay: float = option(0.99, "decay of the EMA of the student's weights (the student kept)")
+    weighting: str = option("snr_trunc", "loss weighting: snr_trunc = max(SNR, 1) (the paper's), snr+1 (MSE in v), "
+                             "snr (MSE in eps)", WEIGHTINGS)
+    seed: int = option(0, "random seed; stage s is seeded with seed + s")
+
+    def __post_init__(self) -> None:
+        check_int("from_steps", self.from_steps, low=2)
+        check_int("to_steps", self.to_steps)
+        ratio = self.from_steps // self.to_steps
+        if self.from_steps % self.to_steps or ratio < 2 or ratio & (ratio - 1):
+            raise ValueError(f"from_steps / to_steps must be a power of 2 (>= 2), got from_steps={self.from_steps}, "
+                             f"to_steps={self.to_steps}")
+        check_choice("spacing", self.spacing, SPACINGS)
+        check_int("iterations", self.iterations)
+        check_int("batch_size", self.batch_size)
+        check_number("lr", self.lr, low=0, low_open=True)
+        check_number("ema_decay", self.ema_decay, 0, 1, high_open=True)
+        check_choice("weighting", self.weighting, WEIGHTINGS)
+        check_int("seed", self.seed, low=0)
+
+    def stage_options(self) -> dict[str, Any]:
+        """What every stage shares (`distill.distill_stage`'s keyword arguments)."""
+        return dict(spacing=self.spacing, iterations=self.iterations, batch_size=self.batch_size, lr=self.lr,
+                    ema_decay=self.ema_decay, weighting=self.weighting)
+
+
+@dataclass
+class StudentFile:
+    """What student_<N>.pt holds; its fields are the file's keys (`save` writes them, `load` reads them back)."""
+
+    kind: str  # always "ddpm-scratch student": tells a student file from a training checkpoint
+    teacher_config: dict[str, Any]  # the TrainConfig of the run distilled (network, schedule, prediction)
+    teacher_weights: str  # sha256 of the first teacher's weights: which checkpoint the students come from
+    distill_config: dict[str, Any]  # the DistillConfig of the distillation run
+    num_steps: int  # the DDIM steps this student samples with
+    model: dict[str, Tensor]  # the student's (EMA) weights
+    final_loss: float
+    seconds: float
+
+    KIND = "ddpm-scratch student"
+
+    def save(self, path: str | Path) -> None:
+        atomic_save({f.name: getattr(self, f.name) for f in fields(self)}, path)
+
+    @classmethod
+    def load(cls, path: str | Path, map_location: str | torch.device = "cpu") -> StudentFile:
+        """Read a file written by `save`; a missing, truncated, corrupt or foreign file raises naming it."""
+        state = load_torch_file(path, "student file", map_location)
+        keys = [f.name for f in fields(cls)]
+        if not isinstance(state, dict) or state.get("kind") != cls.KIND or any(k not in state for k in keys):
+            raise UnreadableFile(f"{path} is not a ddpm-scratch student file (written by `ddpm-scratch distill`)")
+        return cls(**{k: state[k] for k in keys})
+
+
+def student_path(out: str | Path, num_steps: int) -> Path:
+    return Path(out) / f"student_{num_steps}.pt"
+
+
+def is_student_file(path: str | Path) -> bool:
+    """Whether `path` holds a student file (False for a training checkpoint; raises for an unreadable file)."""
+    state = load_torch_file(path, "checkpoint or student file")
+    return isinstance(state, dict) and state.get("kind") == StudentFile.KIND
+
+
+def _network(config: TrainConfig) -> nn.Module:
+    """The network of a run as `load_model` builds it (wrapped for a continuous-time run), weights not loaded."""
+    model = build_model(config)
+    return ContinuousTimeOnSteps(model, config.T) if config.time == "continuous" else model
+
+
+def load_student(path: str | Path, device: str | torch.device = "cpu"
+                 ) -> tuple[nn.Module, NoiseSchedule, TrainConfig, StudentFile]:
+    """The student network (eval mode), the run's schedule and config, and the file's contents (num_steps, the
+    distillation settings). Sample it with `sampling.sample(model, schedule, shape, sampler="ddim",
+    num_steps=file.num_steps, spacing=file.distill_config["spacing"])`."""
+    file = StudentFile.load(path, map_location=device)
+    config = TrainConfig.from_dict(file.teacher_config)
+    model = _network(config).to(device)
+    model.load_state_dict(file.model)
+    return model.eval().requires_grad_(False), build_schedule(config), config, file
+
+
+def distill_run(checkpoint: str | Path, out: str | Path, config: DistillConfig, *, resume: bool = False,
+                device: str | torch.device = "cpu", progress: bool = True) -> list[Path]:
+    """Distil the run in `checkpoint` from config.from_steps to config.to_steps DDIM steps, writing
+    out/student_<N>.pt after each stage. Returns the paths of every student of the run, fewest steps last.
+
+    resume: go on from the students already in `out` (they must come from the same checkpoint's config and the
+    same DistillConfig, to_steps aside); without it, a folder that already holds students is an error, so nothing
+    is overwritten by mistake.
+    """
+    teacher, schedule, train_config = load_model(checkpoint, device=device)
+    fingerprint = weights_fingerprint(teacher)
+    data = get_dataset(train_config.dataset, "train").to(device)
+    halvings = [config.from_steps // 2 ** k for k in range(1, (config.from_steps // config.to_steps).bit_length())]
+    paths = [student_path(out, n) for n in halvings]
+    if resume:
+        done = _students_done(paths, fingerprint, train_config, config)
+    else:
+        _refuse_existing(out)
+        done = []
+    if done:
+        teacher = load_student(paths[len(done) - 1], device=device)[0]
+    if len(done) == len(halvings):
+        return paths
+
+    def save(stage: StageResult) -> None:
+        StudentFile(kind=StudentFile.KIND, teacher_config=asdict(train_config), teacher_weights=fingerprint,
+                    distill_config=asdict(config),
+                    num_steps=stage.num_steps, model=stage.student.state_dict(), final_loss=stage.final_loss,
+                    seconds=stage.seconds).save(student_path(out, stage.num_steps))
+        if progress:
+            print(f"student with {stage.num_steps} steps: final loss {stage.final_loss:.4g}, {stage.seconds:.0f} s "
+                  f"-> {student_path(out, stage.num_steps)}", flush=True)
+
+    with flush_subnormals():  # subnormal floats slow CPU kernels ~10x
+        progressive_distillation(teacher, schedule, data, halvings[len(done)] * 2, config.to_steps, callback=save,
+                                 seed=config.seed + len(done), progress=progress, **config.stage_options())
+    return paths
+
+
+def weights_fingerprint(model: nn.Module) -> str:
+    """sha256 over a model's state dict (names, dtypes, shapes and values, in order): equal weights, equal strings."""
+    digest = hashlib.sha256()
+    for name, tensor in model.state_dict().items():
+        digest.update(f"{name}:{tensor.dtype}:{tuple(tensor.shape)}".encode())
+        digest.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+def _refuse_existing(out: str | Path) -> None:
+    existing = sorted(Path(out).glob("student_*.pt")) if Path(out).is_dir() else []
+    if existing:
+        raise ValueError(f"out: {out} already holds {', '.join(p.name for p in existing)}; pass --resume (resume=True) "
+                         f"to go on from them, or choose another folder")
+
+
+def _students_done(paths: list[Path], fingerprint: str, train_config: TrainConfig,
+                   config: DistillConfig) -> list[Path]:
+    """The leading `paths` that exist, after checking that each was distilled from this teacher with these
+    settings (to_steps aside: a resumed run may go further than the first)."""
+    done = []
+    ours = {k: v for k, v in asdict(config).items() if k != "to_steps"}
+    for path in paths:
+        if not path.exists():
+            break
+        file = StudentFile.load(path)
+        theirs = {k: v for k, v in file.distill_config.items() if k != "to_steps"}
+        changed = sorted(k for k in ours if theirs.get(k) != ours[k])
+        if file.teacher_weights != fingerprint or file.teacher_config != asdict(train_config):
+            changed.insert(0, "the teacher checkpoint")
+        if changed:
+            raise ValueError(f"resume: {path} was distilled with other settings ({', '.join(changed)} differ); "
+                             f"resume with the same ones, or write to another folder")
+        done.append(path)
+    return done
