@@ -38,7 +38,7 @@ from torch import Tensor, nn
 
 from .checks import check_data, check_int, check_number, check_timestep
 from .forward import make_noise, q_posterior, q_sample, q_step
-from .schedules import NoiseSchedule
+from .schedules import NoiseSchedule, check_schedule
 
 __all__ = ["StepMLP", "DDGAN", "posterior_sample", "real_pair", "fake_previous", "discriminator_loss",
            "generator_loss", "ddgan_sample", "train_ddgan"]
@@ -92,8 +92,7 @@ class DDGAN:
     def build(cls, schedule: NoiseSchedule, dim: int = 2, z_dim: int = 8, hidden: int = 64, depth: int = 3
               ) -> DDGAN:
         """Fresh networks (weights from torch's global generator: seed it, or use `train_ddgan(seed=...)`)."""
-        if not isinstance(schedule, NoiseSchedule):
-            raise TypeError(f"schedule must be a NoiseSchedule, got {type(schedule).__name__}")
+        check_schedule(schedule)
         check_int("dim", dim)
         check_int("z_dim", z_dim)
         G = StepMLP(dim + z_dim, dim, schedule.T, hidden, depth)
@@ -171,8 +170,7 @@ def ddgan_sample(G: GeneratorFn, schedule: NoiseSchedule, shape: Sequence[int], 
     t=), or any exact or stub x0-sampler.  z_dim: the size of z (default: a StepMLP G's in_dim - D).
     x_T: start from this noise instead of drawing it.  generator: draws x_T, z and the posterior noise.
     """
-    if not isinstance(schedule, NoiseSchedule):
-        raise TypeError(f"schedule must be a NoiseSchedule, got {type(schedule).__name__}")
+    check_schedule(schedule)
     if len(shape) != 2 or any(int(n) <= 0 for n in shape):
         raise ValueError(f"shape must be (B, D) with positive sizes, got {tuple(shape)}")
     if z_dim is None:

@@ -40,7 +40,7 @@ from .checks import check_choice, check_data, check_int, check_noise_source, che
 from .ddpm import initial_noise
 from .forward import PREDICTIONS, make_noise, predict_eps, x0_from_eps
 from .nets.protocol import EpsModel
-from .schedules import NoiseSchedule, lookup, respaced
+from .schedules import NoiseSchedule, check_schedule, lookup, respaced
 
 __all__ = ["ddim_sigma", "ddim_step", "ddim_sample", "ddim_invert", "slerp"]
 
@@ -94,6 +94,7 @@ def ddim_sample(eps_model: EpsModel, schedule: NoiseSchedule, shape: Sequence[in
     """
     from tqdm.auto import tqdm
 
+    check_schedule(schedule)
     eta = _check_eta(eta)
     check_choice("prediction", prediction, PREDICTIONS)
     x = initial_noise(shape, x_T=x_T, device=device, dtype=dtype, generator=generator)
@@ -126,6 +127,8 @@ def ddim_invert(eps_model: EpsModel, schedule: NoiseSchedule, x0: Tensor, *, num
     from tqdm.auto import tqdm
 
     check_data("x0", x0)
+    if x0.dim() < 2:  # as the samplers' x_T (`ddpm.initial_noise`): a (D,) point is not a batch of D scalars
+        raise ValueError(f"x0 must have shape (B, ...) with at least 2 dimensions, got {tuple(x0.shape)}")
     check_int("fixed_point_iterations", fixed_point_iterations, low=0)
     check_choice("prediction", prediction, PREDICTIONS)
     schedule = respaced(schedule, num_steps, spacing).to(x0.device)
@@ -151,8 +154,9 @@ def slerp(x_a: Tensor, x_b: Tensor, alpha: float | Tensor) -> Tensor:
     two independent draws has norm about sqrt(D / 2)), while slerp between points of equal norm keeps that norm.
 
     x_a, x_b: (B, ...) of the same shape, no zero rows.  alpha: a float or a (B,) tensor in [0, 1] (0 gives x_a,
-    1 gives x_b).  Where the rows are (anti)parallel, sin(theta) < 1e-6, it returns the linear interpolation (the
-    limit theta -> 0).
+    1 gives x_b).  Where the rows are (anti)parallel, sin(theta) < 1e-6, it returns the linear interpolation: the
+    limit theta -> 0 for parallel rows; antiparallel rows have no single great circle between them, and the
+    straight line is a choice.
     """
     check_data("x_a", x_a)
     check_data("x_b", x_b)

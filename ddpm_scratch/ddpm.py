@@ -27,7 +27,7 @@ from .checks import check_choice, check_data
 from .forward import PREDICTIONS, make_noise, predict_eps
 from .losses import l_simple
 from .nets.protocol import EpsModel
-from .schedules import NoiseSchedule, lookup, per_example
+from .schedules import NoiseSchedule, check_schedule, lookup, per_example
 
 __all__ = ["train_step", "p_mean", "p_sample_step", "ddpm_reverse", "ddpm_sample", "ddpm_trajectory",
            "initial_noise"]
@@ -107,6 +107,7 @@ def initial_noise(shape: Sequence[int], *, x_T: Tensor | None = None, device: to
 
 
 def _check_options(schedule: NoiseSchedule, variance: str | Tensor, prediction: str) -> None:
+    check_schedule(schedule)
     schedule.reverse_variances(variance)  # raises for an unknown name or a bad tensor
     check_choice("prediction", prediction, PREDICTIONS)
 

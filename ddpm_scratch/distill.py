@@ -185,6 +185,9 @@ def distill_stage(teacher: nn.Module, schedule: NoiseSchedule, data: Tensor, num
     check_int("iterations", iterations)
     check_int("batch_size", batch_size)
     check_number("lr", lr, low=0, low_open=True)
+    check_number("weight_decay", weight_decay, low=0)
+    if max_grad_norm is not None:
+        check_number("max_grad_norm", max_grad_norm, low=0, low_open=True)
     check_number("ema_decay", ema_decay, 0, 1, high_open=True)
     check_choice("prediction", prediction, PREDICTIONS)
     check_choice("weighting", weighting, WEIGHTINGS)

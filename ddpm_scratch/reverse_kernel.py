@@ -50,7 +50,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .checks import check_data, check_int
-from .schedules import NoiseSchedule
+from .schedules import NoiseSchedule, check_schedule
 from .score import GaussianMixture
 
 __all__ = ["reverse_kernel", "reverse_kernel_sample", "gaussian_reverse_step", "moment_matched_gaussian",
@@ -61,8 +61,7 @@ LOG_2PI = math.log(2 * math.pi)
 
 def _check_steps(schedule: NoiseSchedule, t: int, s: int | None) -> int:
     """t in 1..T and s in 0..t-1 (s None: t - 1) as ints; returns s."""
-    if not isinstance(schedule, NoiseSchedule):
-        raise TypeError(f"schedule must be a NoiseSchedule, got {type(schedule).__name__}")
+    check_schedule(schedule)
     check_int("t", t)
     if t > schedule.T:
         raise ValueError(f"t must lie in 1..T={schedule.T}, got {t}")
@@ -132,9 +131,9 @@ def reverse_kernel_sample(mixture: GaussianMixture, schedule: NoiseSchedule, x_t
     check_data("x_t", x_t)
     log_w, means, covs = _kernel_parts(mixture, schedule, x_t, t, s)
     k = torch.multinomial(log_w.exp(), 1, generator=generator)[:, 0]
-    eps = torch.randn(x_t.shape, generator=generator, dtype=mixture.dtype)
+    eps = torch.randn(x_t.shape, generator=generator, dtype=mixture.dtype, device=means.device)
     cholesky = torch.linalg.cholesky(covs)
-    rows = torch.arange(x_t.shape[0])
+    rows = torch.arange(x_t.shape[0], device=means.device)
     return (means[rows, k] + torch.einsum("bde,be->bd", cholesky[k], eps)).to(x_t.dtype)
 
 

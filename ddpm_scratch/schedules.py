@@ -241,6 +241,13 @@ def spaced_timesteps(T: int, num_steps: int, spacing: str = "uniform") -> Tensor
     return torch.maximum(k, (T * (k / num_steps) ** 2).round()).long()
 
 
+def check_schedule(schedule: object) -> NoiseSchedule:
+    """schedule must be a NoiseSchedule (the entry points' check of their `schedule` argument)."""
+    if not isinstance(schedule, NoiseSchedule):
+        raise TypeError(f"schedule must be a NoiseSchedule, got {type(schedule).__name__}")
+    return schedule
+
+
 def respaced(schedule: NoiseSchedule, num_steps: int | None, spacing: str = "uniform") -> NoiseSchedule:
     """The schedule a sampler with num_steps steps runs on: schedule.respace(spaced_timesteps(T, num_steps, spacing)).
 
@@ -248,6 +255,7 @@ def respaced(schedule: NoiseSchedule, num_steps: int | None, spacing: str = "uni
     short sampler's steps: `sampling.sample` and `ddim.ddim_invert` both call it, so an inversion and its
     decoding with the same num_steps and spacing visit the same steps.
     """
+    check_schedule(schedule)
     check_choice("spacing", spacing, SPACINGS)
     if num_steps is None:
         return schedule

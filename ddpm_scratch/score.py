@@ -36,7 +36,7 @@ from torch import Tensor
 from .checks import check_choice, check_data, check_int, check_noise_source, check_number, check_time
 from .forward import eps_from_score, make_noise
 from .nets.protocol import EpsModel
-from .schedules import NoiseSchedule, per_example
+from .schedules import NoiseSchedule, check_schedule, per_example
 
 __all__ = ["GaussianMixture", "mixture_eps_model", "mixture_score_fn", "dsm_loss", "DSM_WEIGHTINGS"]
 
@@ -258,8 +258,7 @@ def mixture_eps_model(mixture: GaussianMixture, schedule: NoiseSchedule) -> EpsM
     """
     if not isinstance(mixture, GaussianMixture):
         raise TypeError(f"mixture must be a GaussianMixture, got {type(mixture).__name__}")
-    if not isinstance(schedule, NoiseSchedule):
-        raise TypeError(f"schedule must be a NoiseSchedule, got {type(schedule).__name__}")
+    check_schedule(schedule)
 
     def eps_model(x_t: Tensor, t: Tensor) -> Tensor:
         x = _flat(mixture, "x_t", x_t).to(mixture.dtype)

@@ -45,7 +45,7 @@ from torch import Tensor
 from .checks import check_choice, check_data, check_int, check_int_tuple, check_number, check_time, check_timestep
 from .forward import PREDICTIONS, convert, predict_eps
 from .nets.protocol import EpsModel
-from .schedules import NoiseSchedule, per_example
+from .schedules import NoiseSchedule, check_schedule, per_example
 
 __all__ = ["SDE", "VPSDE", "VESDE", "ScoreFn", "reverse_drift", "probability_flow_drift", "time_from_step",
            "step_from_time", "ScheduleSDE", "evaluate_score",
@@ -311,8 +311,7 @@ class ScheduleSDE(SDE):
     prior_std = 1.0
 
     def __init__(self, schedule: NoiseSchedule) -> None:
-        if not isinstance(schedule, NoiseSchedule):
-            raise TypeError(f"schedule must be a NoiseSchedule, got {type(schedule).__name__}")
+        check_schedule(schedule)
         self.schedule, self.T = schedule, schedule.T
         log_alphas = torch.log1p(-schedule.betas.detach().to("cpu", torch.float64))  # log alpha_i, 0 at i = 0
         self._f = self.T / 2 * log_alphas                    # f on step i, (T+1,) (index 0 unused)

@@ -80,13 +80,13 @@ from .checks import check_choice, check_int, check_number
 from .ddpm import initial_noise
 from .forward import PREDICTIONS, predict_eps, x0_from_eps
 from .nets.protocol import EpsModel
-from .schedules import NoiseSchedule
+from .schedules import NoiseSchedule, check_schedule
 
 __all__ = ["karras_sigmas", "karras_timesteps", "dpm_solver_pp_step", "dpm_solver_pp_reverse",
            "dpm_solver_pp_sample", "edm_step", "edm_reverse", "edm_sample", "unipc_step", "unipc_reverse",
            "unipc_sample", "UNIPC_VARIANTS"]
 
-UNIPC_VARIANTS = ("bh1", "bh2")  # B(h) = h (Zhao et al.'s choice under 10 steps) or e^h - 1 (diffusers' default)
+UNIPC_VARIANTS = ("bh1", "bh2")  # B(h) = -h (Zhao et al.'s choice under 10 steps) or e^{-h} - 1 (diffusers' default)
 F64 = torch.float64
 History = Sequence[tuple[int, Tensor]]  # earlier (index, x0) pairs of a multistep method, most recent first
 
@@ -128,6 +128,7 @@ def karras_timesteps(schedule: NoiseSchedule, num_steps: int, rho: float = 7.0) 
     levels fall on one step (many steps, near the ends) the steps are pushed apart to stay distinct: the k-th
     smallest is kept within k..T - num_steps + k and above the one before. The first step is T, the last 1.
     """
+    check_schedule(schedule)
     check_int("num_steps", num_steps)
     if num_steps > schedule.T:
         raise ValueError(f"num_steps must be <= T={schedule.T}, got {num_steps}")
@@ -300,7 +301,10 @@ def _run(steps: Iterator[tuple[int, Tensor]]) -> Tensor:
     return x0
 
 
-def _start(shape: Sequence[int], prediction: str, x_T: Tensor | None, device, dtype, generator) -> Tensor:
+def _start(schedule: NoiseSchedule, shape: Sequence[int], prediction: str, x_T: Tensor | None, device, dtype,
+           generator) -> Tensor:
+    """The samplers' argument checks, then x_T."""
+    check_schedule(schedule)
     check_choice("prediction", prediction, PREDICTIONS)
     return initial_noise(shape, x_T=x_T, device=device, dtype=dtype, generator=generator)
 
@@ -313,7 +317,7 @@ def dpm_solver_pp_sample(eps_model: EpsModel, schedule: NoiseSchedule, shape: Se
     """DPM-Solver++(2M) over every step of `schedule` (respace it for fewer): x_T ~ N(0, I), then T steps, T
     network calls. Returns x0 (B, ...). generator draws x_T unless x_T is given; prediction: what eps_model
     outputs ("eps", "x0" or "v")."""
-    x = _start(shape, prediction, x_T, device, dtype, generator)
+    x = _start(schedule, shape, prediction, x_T, device, dtype, generator)
     return _run(dpm_solver_pp_reverse(eps_model, schedule, x, prediction=prediction, progress=progress))
 
 
@@ -324,7 +328,7 @@ def edm_sample(eps_model: EpsModel, schedule: NoiseSchedule, shape: Sequence[int
                x_T: Tensor | None = None, progress: bool = False) -> Tensor:
     """EDM's deterministic Heun sampler over every step of `schedule`: 2 T - 1 network calls. For EDM's own grid
     pass `schedule.respace(karras_timesteps(schedule, N))`. Returns x0 (B, ...)."""
-    x = _start(shape, prediction, x_T, device, dtype, generator)
+    x = _start(schedule, shape, prediction, x_T, device, dtype, generator)
     return _run(edm_reverse(eps_model, schedule, x, prediction=prediction, progress=progress))
 
 
@@ -334,11 +338,11 @@ def unipc_sample(eps_model: EpsModel, schedule: NoiseSchedule, shape: Sequence[i
                  device: torch.device | str | None = None, dtype: torch.dtype = torch.float32,
                  x_T: Tensor | None = None, progress: bool = False) -> Tensor:
     """UniPC over every step of `schedule`: T network calls, UniP-order predictor with the UniC corrector
-    (order + 1). variant: "bh2" (B(h) = e^h - 1) or "bh1" (B(h) = h). Returns x0 (B, ...)."""
+    (order + 1). variant: "bh2" (B(h) = e^{-h} - 1) or "bh1" (B(h) = -h). Returns x0 (B, ...)."""
     check_int("order", order)
     if order > 2:
         raise ValueError(f"order must be 1 or 2, got {order}")
     check_choice("variant", variant, UNIPC_VARIANTS)
-    x = _start(shape, prediction, x_T, device, dtype, generator)
+    x = _start(schedule, shape, prediction, x_T, device, dtype, generator)
     return _run(unipc_reverse(eps_model, schedule, x, order=order, variant=variant, prediction=prediction,
                               progress=progress))

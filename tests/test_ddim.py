@@ -326,6 +326,8 @@ def test_arguments_are_checked_and_named():
         ddim_invert(model, s, torch.zeros(4, 2), num_steps=31)
     with pytest.raises(ValueError, match="fixed_point_iterations must be >= 0"):
         ddim_invert(model, s, torch.zeros(4, 2), fixed_point_iterations=-1)
+    with pytest.raises(ValueError, match="x0 must have shape"):
+        ddim_invert(model, s, torch.zeros(2), num_steps=5)
     with pytest.raises(ValueError, match="x0 must be a floating tensor"):
         ddim_invert(model, s, torch.zeros(4, 2, dtype=torch.long))
     with pytest.raises(ValueError, match="x_T has shape"):

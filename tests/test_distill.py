@@ -149,6 +149,41 @@ def test_exact_linear_student_has_zero_loss_and_samples_like_the_teacher(num_ste
     torch.testing.assert_close(fast, slow, rtol=1e-9, atol=1e-9)
 
 
+@pytest.mark.parametrize("num_steps", [2, 8])
+def test_the_weightings_are_the_papers_losses(num_steps):
+    """Salimans & Ho, sec. 4, with alpha = sqrt(abar), sigma = sqrt(1 - abar), eps~ = (z - alpha x~) / sigma (eq. 9)
+    and v = alpha eps - sigma x: "snr_trunc" is max(||x~ - x_hat||^2, ||eps~ - eps_hat||^2), "snr+1" the squared
+    error in v, "snr" the squared error in eps, each summed over coordinates and averaged over the batch. The
+    generator draws the student's index k, then eps (distillation_loss's docstring); x~ is `distillation_target`,
+    tested above against two DDIM steps written here."""
+    schedule = NoiseSchedule.linear(40, rescale=True)
+    teacher, student = RandomTeacher(0), RandomTeacher(1)
+    x0 = torch.randn(64, 2, dtype=F64, generator=torch.Generator().manual_seed(2))
+    g = torch.Generator().manual_seed(3)
+    k = torch.randint(1, num_steps // 2 + 1, (64,), generator=g)
+    eps = torch.randn(x0.shape, generator=g, dtype=F64)
+    small = respaced(schedule, num_steps // 2)
+    ab = small.alpha_bars[k].reshape(-1, 1)
+    alpha, sigma = ab.sqrt(), (1 - ab).sqrt()
+    z = alpha * x0 + sigma * eps
+    with torch.no_grad():
+        x_target = distillation_target(teacher, respaced(schedule, num_steps), z, 2 * k)
+        eps_hat = student(z, small.timesteps[k])
+    x_hat = (z - sigma * eps_hat) / alpha
+    eps_target = (z - alpha * x_target) / sigma
+    x_error = ((x_target - x_hat) ** 2).sum(1)
+    eps_error = ((eps_target - eps_hat) ** 2).sum(1)
+    v_error = ((alpha * (eps_target - eps_hat) - sigma * (x_target - x_hat)) ** 2).sum(1)
+    assert (x_error < eps_error).any() and (x_error > eps_error).any() or num_steps == 2  # both branches of max
+    expected = {"snr_trunc": torch.maximum(x_error, eps_error).mean(), "snr+1": v_error.mean(),
+                "snr": eps_error.mean()}
+    for weighting, value in expected.items():
+        with torch.no_grad():
+            loss = distillation_loss(student, teacher, schedule, x0, num_steps, weighting=weighting,
+                                     generator=torch.Generator().manual_seed(3))
+        torch.testing.assert_close(loss, value, rtol=1e-10, atol=0, msg=weighting)
+
+
 def test_a_stage_drives_the_linear_students_loss_towards_zero():
     schedule = NoiseSchedule.linear(40, rescale=True)
     teacher = gaussian_eps(schedule)
@@ -189,7 +224,8 @@ def test_bad_arguments_name_themselves():
                                                                                 "weighting"),
                          (dict(num_steps=4, prediction="score"), "prediction"), (dict(num_steps=4, iterations=0),
                                                                                  "iterations"),
-                         (dict(num_steps=4, lr=0.0), "lr")]:
+                         (dict(num_steps=4, lr=0.0), "lr"), (dict(num_steps=4, max_grad_norm=-1.0), "max_grad_norm"),
+                         (dict(num_steps=4, weight_decay=-0.1), "weight_decay")]:
         with pytest.raises(ValueError, match=name):
             distill_stage(teacher, schedule, data, **kwargs)
     with pytest.raises(ValueError, match="min_steps"):

@@ -103,3 +103,15 @@ def test_register_adds_a_sampler_once():
 def test_every_sampler_is_described():
     for name, sampler in SAMPLERS.items():
         assert sampler.name == name and sampler.description and math.isfinite(len(sampler.options))
+
+
+@pytest.mark.parametrize("name", sorted(SAMPLERS))
+def test_every_sampler_names_a_schedule_that_is_not_one(name):
+    """Through `sample` and through the registered function: a TypeError naming `schedule`, not an AttributeError
+    from deep inside."""
+    model = lambda x, t: torch.zeros_like(x)  # noqa: E731
+    with pytest.raises(TypeError, match="schedule must be a NoiseSchedule, got str"):
+        sample(model, "linear", (2, 2), sampler=name, num_steps=4)
+    with pytest.raises(TypeError, match="schedule must be a NoiseSchedule, got str"):
+        SAMPLERS[name].run(model, "linear", torch.zeros(2, 2), prediction="eps", generator=None, progress=False,
+                           **SAMPLERS[name].options)
