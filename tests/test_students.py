@@ -133,6 +133,7 @@ def test_resume_refuses_students_of_another_teacher(run, tmp_path, capsys):
     (["--from-steps", "12", "--to-steps", "4"], "power of 2"),
     (["--from-steps", "8", "--to-steps", "8"], "power of 2"),
     (["--weighting", "mse"], "invalid choice"),
+    (["--spacing", "quadratic"], "invalid choice"),  # its N / 2 steps are not every other one of its N
     (["--lr", "0"], r"lr must lie in \(0, inf\]"),
     (["--iterations", "0"], "iterations must be >= 1"),
 ])

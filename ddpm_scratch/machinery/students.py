@@ -22,8 +22,8 @@ import torch
 from torch import Tensor, nn
 
 from ..checks import check_choice, check_int, check_number
-from ..distill import WEIGHTINGS, StageResult, progressive_distillation
-from ..schedules import SPACINGS, NoiseSchedule
+from ..distill import DISTILL_SPACINGS, WEIGHTINGS, StageResult, progressive_distillation
+from ..schedules import NoiseSchedule
 from .data import get_dataset
 from .files import UnreadableFile, atomic_save, load_torch_file
 from .train import ContinuousTimeOnSteps, TrainConfig, build_model, build_schedule, flush_subnormals, load_model, option
@@ -39,8 +39,8 @@ class DistillConfig:
 
     from_steps: int = option(64, "the teacher's DDIM steps (the first stage distils them into half as many)")
     to_steps: int = option(4, "the last student's steps; from-steps / to-steps must be a power of 2")
-    spacing: str = option("uniform", "how the N steps are picked (schedules.respaced); uniform nests the halvings",
-                           SPACINGS)
+    spacing: str = option("uniform", "how the N steps are picked (schedules.respaced): the spacings whose N / 2 steps "
+                          "are every other one of their N", DISTILL_SPACINGS)
     iterations: int = option(1000, "AdamW steps per stage")
     batch_size: int = option(128, "examples per step")
     lr: float = option(2e-4, "learning rate of AdamW, decayed linearly to 0 over each stage")
@@ -56,7 +56,7 @@ class DistillConfig:
         if self.from_steps % self.to_steps or ratio < 2 or ratio & (ratio - 1):
             raise ValueError(f"from_steps / to_steps must be a power of 2 (>= 2), got from_steps={self.from_steps}, "
                              f"to_steps={self.to_steps}")
-        check_choice("spacing", self.spacing, SPACINGS)
+        check_choice("spacing", self.spacing, DISTILL_SPACINGS)
         check_int("iterations", self.iterations)
         check_int("batch_size", self.batch_size)
         check_number("lr", self.lr, low=0, low_open=True)
