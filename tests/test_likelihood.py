@@ -16,6 +16,7 @@ import math
 
 import pytest
 import torch
+from drifts import pf_drift
 
 from ddpm_scratch.likelihood import (
     bits_per_dim,
@@ -27,15 +28,11 @@ from ddpm_scratch.likelihood import (
     rademacher,
 )
 from ddpm_scratch.score import GaussianMixture, mixture_score_fn
-from ddpm_scratch.sde import VESDE, VPSDE, evaluate_score, probability_flow_drift
+from ddpm_scratch.sde import VESDE, VPSDE
 
 Z = 4.0  # two-sided normal quantile: a correct implementation fails one check with probability 6e-5
 F64 = torch.float64
 
-
-def pf_drift(sde, score_fn, x, t):
-    """The probability-flow drift with score_fn evaluated at (x, t)."""
-    return probability_flow_drift(sde, x, t, score=evaluate_score(score_fn, x, t)[0])
 T_MIN = 1e-5
 
 

@@ -9,6 +9,7 @@ import math
 
 import pytest
 import torch
+from drifts import pf_drift, rev_drift
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -17,24 +18,12 @@ from ddpm_scratch.sde import (
     VESDE,
     VPSDE,
     evaluate_score,
-    probability_flow_drift,
-    reverse_drift,
     step_from_time,
     time_from_step,
 )
 
 Z = 4.0  # two-sided normal quantile: a correct implementation fails one check with probability 6e-5
 F64 = torch.float64
-
-
-def pf_drift(sde, score_fn, x, t):
-    """The probability-flow drift with score_fn evaluated at (x, t)."""
-    return probability_flow_drift(sde, x, t, score=evaluate_score(score_fn, x, t)[0])
-
-
-def rev_drift(sde, score_fn, x, t):
-    """The reverse-SDE drift with score_fn evaluated at (x, t)."""
-    return reverse_drift(sde, x, t, score=evaluate_score(score_fn, x, t)[0])
 
 
 def vp_beta(beta_min, beta_max, t):

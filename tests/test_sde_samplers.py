@@ -13,12 +13,13 @@ import statistics
 
 import pytest
 import torch
+from drifts import pf_drift, rev_drift
 
 from ddpm_scratch.machinery.metrics import sliced_wasserstein
 from ddpm_scratch.sampling import SAMPLERS, sample
 from ddpm_scratch.schedules import NoiseSchedule, spaced_timesteps
 from ddpm_scratch.score import GaussianMixture, mixture_eps_model, mixture_score_fn
-from ddpm_scratch.sde import VESDE, VPSDE, ScheduleSDE, evaluate_score, probability_flow_drift, reverse_drift
+from ddpm_scratch.sde import VESDE, VPSDE, ScheduleSDE
 from ddpm_scratch.sde_solvers import (
     CountedScore,
     euler_maruyama,
@@ -32,14 +33,6 @@ from ddpm_scratch.sde_solvers import (
 F64 = torch.float64
 
 
-def pf_drift(sde, score_fn, x, t):
-    """The probability-flow drift with score_fn evaluated at (x, t)."""
-    return probability_flow_drift(sde, x, t, score=evaluate_score(score_fn, x, t)[0])
-
-
-def rev_drift(sde, score_fn, x, t):
-    """The reverse-SDE drift with score_fn evaluated at (x, t)."""
-    return reverse_drift(sde, x, t, score=evaluate_score(score_fn, x, t)[0])
 SOLVERS = {"euler_maruyama": euler_maruyama, "predictor_corrector": predictor_corrector, "ode_euler": ode_euler,
            "ode_heun": ode_heun, "ode_rk45": ode_rk45}
 STOCHASTIC = ("euler_maruyama", "predictor_corrector")
