@@ -138,7 +138,10 @@ def distill_run(checkpoint: str | Path, out: str | Path, config: DistillConfig, 
     teacher, schedule, train_config = load_model(checkpoint, device=device)
     fingerprint = weights_fingerprint(teacher)
     data = get_dataset(train_config.dataset, "train").to(device)
-    halvings = [config.from_steps // 2 ** k for k in range(1, (config.from_steps // config.to_steps).bit_length())]
+    steps, halvings = config.from_steps, []  # the students' steps: from_steps / 2, from_steps / 4, ..., to_steps
+    while steps > config.to_steps:
+        steps //= 2
+        halvings.append(steps)
     paths = [student_path(out, n) for n in halvings]
     if resume:
         done = _students_done(paths, fingerprint, train_config, config)
