@@ -21,6 +21,8 @@ pairs from fake ones, step by step,
 The last term of L_D is the R1 penalty (Mescheder et al. 2018) on real pairs, which keeps D smooth where the data
 is. Sampling runs the chain x_T ~ N(0, I) -> x_{T-1} -> ... -> x_0 with one G call per step.
 
+Training is the course's one loop with two updates per step, D's then G's (`machinery.gan_training.train_ddgan`).
+
 Names: the networks are `G` and `D`, the paper's letters; `generator` stays the random-number generator, as
 everywhere in the package. The schedule is any T-step NoiseSchedule; `respaced(NoiseSchedule.linear(), T)` has
 almost the paper's VP schedule (T = 4: alpha_bar = 0.52, 0.079, 0.0034, 4e-5).
@@ -28,20 +30,19 @@ almost the paper's VP schedule (T = 4: alpha_bar = 0.52, 0.079, 0.0034, 4e-5).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .checks import check_data, check_int, check_number, check_timestep
+from .checks import check_int, check_timestep
 from .forward import make_noise, q_posterior, q_sample, q_step
+from .reverse_steps import initial_noise
 from .schedules import NoiseSchedule, check_schedule
 
 __all__ = ["StepMLP", "DDGAN", "posterior_sample", "real_pair", "fake_previous", "discriminator_loss",
-           "generator_loss", "ddgan_sample", "train_ddgan"]
+           "generator_loss", "ddgan_sample"]
 
 GeneratorFn = Callable[[Tensor, Tensor, Tensor], Tensor]  # G(x_t, z, t) -> x0'
 
@@ -73,20 +74,17 @@ class StepMLP(nn.Module):
         return self.out(F.silu(h))
 
 
-@dataclass
-class DDGAN:
-    """A denoising diffusion GAN on a T-step schedule for data of dimension dim.
-
-    G(x_t, z, t) -> x0' (B, dim) with z (B, z_dim); D(x_{t-1}, x_t, t) -> (B, 1) logits. history: the losses of
-    `train_ddgan`, {"D": [...], "G": [...]} one entry per step.
+class DDGAN(nn.Module):
+    """A denoising diffusion GAN on a T-step schedule for data of dimension dim: the generator G(x_t, z, t) -> x0'
+    (B, dim) with z (B, z_dim), and the discriminator D(x_{t-1}, x_t, t) -> (B, 1) logits, as submodules (one
+    module, so the course's one training loop trains both: `machinery.gan_training.train_ddgan`). history: the losses
+    of that training, {"D": [...], "G": [...]}, one entry per step.
     """
 
-    G: StepMLP
-    D: StepMLP
-    schedule: NoiseSchedule
-    dim: int
-    z_dim: int
-    history: dict[str, list[float]] = field(default_factory=lambda: {"D": [], "G": []})
+    def __init__(self, G: StepMLP, D: StepMLP, schedule: NoiseSchedule, dim: int, z_dim: int) -> None:
+        super().__init__()
+        self.G, self.D, self.schedule, self.dim, self.z_dim = G, D, check_schedule(schedule), dim, z_dim
+        self.history: dict[str, list[float]] = {"D": [], "G": []}
 
     @classmethod
     def build(cls, schedule: NoiseSchedule, dim: int = 2, z_dim: int = 8, hidden: int = 64, depth: int = 3
@@ -178,10 +176,7 @@ def ddgan_sample(G: GeneratorFn, schedule: NoiseSchedule, shape: Sequence[int], 
             raise ValueError("z_dim must be given when G is not a StepMLP")
         z_dim = G.in_dim - shape[1]
     check_int("z_dim", z_dim)
-    if x_T is None:
-        x_T = torch.randn(tuple(shape), generator=generator, device=device, dtype=dtype)
-    elif tuple(check_data("x_T", x_T).shape) != tuple(shape):
-        raise ValueError(f"x_T has shape {tuple(x_T.shape)}, expected {tuple(shape)}")
+    x_T = initial_noise(shape, x_T=x_T, device=device, dtype=dtype, generator=generator)
     call = (lambda x, z, t: G(x, z, t=t)) if isinstance(G, nn.Module) else G
     x = x_T
     for step in range(schedule.T, 0, -1):
@@ -189,46 +184,3 @@ def ddgan_sample(G: GeneratorFn, schedule: NoiseSchedule, shape: Sequence[int], 
         z = torch.randn(x.shape[0], z_dim, generator=generator, device=x.device, dtype=x.dtype)
         x = posterior_sample(schedule, x, t, x0=call(x, z, t), generator=generator)
     return x
-
-
-def train_ddgan(data: Tensor, schedule: NoiseSchedule, *, steps: int = 3000, batch_size: int = 256,
-                lr: float = 3e-4, r1_gamma: float = 0.05, z_dim: int = 8, hidden: int = 64, depth: int = 3,
-                seed: int = 0, progress: bool = True) -> DDGAN:
-    """Train a DDGAN on data (N, D) (one D step, then one G step, per iteration; Adam with betas (0.5, 0.9) as
-    the paper's code). Reproducible: seed sets the initial weights (torch's global generator is left as it was)
-    and a generator that draws the batches, t, the forward noise, z and the posterior noise.
-    """
-    from tqdm.auto import tqdm
-
-    check_data("data", data)
-    if data.dim() != 2 or data.shape[0] < 2:
-        raise ValueError(f"data must have shape (N, D) with N >= 2, got {tuple(data.shape)}")
-    check_int("steps", steps)
-    check_int("batch_size", batch_size)
-    check_number("lr", lr, low=0, low_open=True)
-    check_number("r1_gamma", r1_gamma, low=0)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        model = DDGAN.build(schedule, data.shape[1], z_dim, hidden, depth)
-    model.G.to(data.device)
-    model.D.to(data.device)
-    g = torch.Generator(device=data.device).manual_seed(seed)
-    opt_G = torch.optim.Adam(model.G.parameters(), lr=lr, betas=(0.5, 0.9), foreach=True)
-    opt_D = torch.optim.Adam(model.D.parameters(), lr=lr, betas=(0.5, 0.9), foreach=True)
-    bar = tqdm(range(steps), disable=not progress, desc=f"DDGAN, T = {schedule.T}", leave=False)
-    for _ in bar:
-        x0 = data[torch.randint(0, data.shape[0], (batch_size,), generator=g, device=data.device)]
-        opt_D.zero_grad(set_to_none=True)
-        loss_D = discriminator_loss(model, x0, r1_gamma=r1_gamma, generator=g)
-        loss_D.backward()
-        opt_D.step()
-        opt_G.zero_grad(set_to_none=True)  # (L_G's backward also reaches D; opt_D clears that before its step)
-        loss_G = generator_loss(model, x0, generator=g)
-        loss_G.backward()
-        opt_G.step()
-        model.history["D"].append(loss_D.item())
-        model.history["G"].append(loss_G.item())
-        if not math.isfinite(model.history["D"][-1] + model.history["G"][-1]):
-            raise RuntimeError(f"the DDGAN losses became non-finite at step {len(model.history['D'])}; lower lr")
-        bar.set_postfix(D=f"{model.history['D'][-1]:.3f}", G=f"{model.history['G'][-1]:.3f}", refresh=False)
-    return model

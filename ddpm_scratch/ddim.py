@@ -31,16 +31,14 @@ exactly, once each step's implicit equation is solved by fixed-point iterations)
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import torch
 from torch import Tensor
 
-from .checks import check_choice, check_data, check_int, check_noise_source, check_number
-from .ddpm import initial_noise
-from .forward import PREDICTIONS, make_noise, predict_eps, x0_from_eps
+from .checks import check_data, check_int, check_noise_source, check_number
+from .forward import make_noise, x0_from_eps
 from .nets.protocol import EpsModel
-from .schedules import NoiseSchedule, check_schedule, lookup, respaced
+from .reverse_steps import Hook, after_step, check_run, eps_at, reverse_indices, training_steps
+from .schedules import NoiseSchedule, lookup, respaced
 
 __all__ = ["ddim_sigma", "ddim_step", "ddim_sample", "ddim_invert", "slerp"]
 
@@ -81,39 +79,33 @@ def _check_eta(eta: float) -> float:
 
 
 @torch.no_grad()
-def ddim_sample(eps_model: EpsModel, schedule: NoiseSchedule, shape: Sequence[int], *, eta: float = 0.0,
-                generator: torch.Generator | None = None, prediction: str = "eps",
-                device: torch.device | str | None = None, dtype: torch.dtype = torch.float32,
-                x_T: Tensor | None = None, progress: bool = False) -> Tensor:
-    """DDIM sampling over every step of `schedule`: x_T ~ N(0, I), then x_i -> x_{i-1} for i = T, ..., 1.
+def ddim_sample(eps_model: EpsModel, schedule: NoiseSchedule, x_T: Tensor, *, eta: float = 0.0,
+                generator: torch.Generator | None = None, hook: Hook | None = None, progress: bool = False) -> Tensor:
+    """DDIM sampling from x_T over every index of `schedule`: x_i -> x_{i-1} for i = T', ..., 1. Returns x0 (B, ...).
 
-    For fewer steps pass a respaced schedule, or sample through `sampling.sample(..., sampler="ddim",
-    num_steps=..., spacing=..., eta=...)`, which respaces. Returns x0 of the given shape (B, ...).
-    eta: in [0, 1]; 0 draws no noise after x_T.  x_T: start from this noise instead of drawing it.
-    prediction: what eps_model outputs ("eps", "x0" or "v"); it is turned into eps (`forward.predict_eps`).
+    The registered sampler "ddim": `sampling.sample(eps_model, schedule, shape, sampler="ddim", num_steps=...,
+    spacing=..., eta=...)` draws x_T and respaces the schedule. eta: in [0, 1]; 0 draws no noise after x_T.
+    generator: draws the noise of eta > 0.  hook(x, t) -> x after every step (`reverse_steps`).
     """
-    from tqdm.auto import tqdm
-
-    check_schedule(schedule)
+    check_run(eps_model, schedule, x_T, hook)
     eta = _check_eta(eta)
-    check_choice("prediction", prediction, PREDICTIONS)
-    x = initial_noise(shape, x_T=x_T, device=device, dtype=dtype, generator=generator)
-    schedule = schedule.to(x.device)  # once, so that no step copies the schedule to the device
-    for i in tqdm(range(schedule.T, 0, -1), disable=not progress, desc="DDIM", leave=False, miniters=1):
-        eps = predict_eps(eps_model, schedule, x, i, prediction=prediction)  # at training step timesteps[i]
-        x = ddim_step(schedule, x, i, i - 1, eps=eps, eta=eta, generator=generator)
+    steps = training_steps(schedule)
+    schedule = schedule.to(x_T.device)  # once, so that no step copies the schedule to the device
+    x = x_T
+    for i in reverse_indices(schedule, progress, "DDIM"):
+        eps = eps_at(eps_model, schedule, x, i)  # at training step timesteps[i]
+        x = after_step(hook, ddim_step(schedule, x, i, i - 1, eps=eps, eta=eta, generator=generator), steps[i - 1])
     return x
 
 
 @torch.no_grad()
 def ddim_invert(eps_model: EpsModel, schedule: NoiseSchedule, x0: Tensor, *, num_steps: int | None = None,
-                spacing: str = "uniform", fixed_point_iterations: int = 0, prediction: str = "eps",
-                progress: bool = False) -> Tensor:
+                spacing: str = "uniform", fixed_point_iterations: int = 0, progress: bool = False) -> Tensor:
     """DDIM inversion (sec. 5.4): the eta = 0 step run forwards, x0 -> x_T. Returns x_T, shaped like x0 (B, ...).
 
     num_steps, spacing: the steps, picked as `sampling.sample` picks them (`schedules.respaced`; None: all T), so
     sample(eps_model, schedule, x0.shape, sampler="ddim", num_steps=..., spacing=..., x_T=ddim_invert(...))
-    decodes x_T back to x0.
+    decodes x_T back to x0 (with the same spacing: `sample`'s default spacing is the sampler's own).
 
     The decoding step i -> i-1 uses eps at its start x_i; the inversion cannot (x_i is what it computes), so step
     i-1 -> i uses eps at x_{i-1} (DDIM's choice), and the round trip is exact only as the steps shrink: its error
@@ -127,17 +119,16 @@ def ddim_invert(eps_model: EpsModel, schedule: NoiseSchedule, x0: Tensor, *, num
     from tqdm.auto import tqdm
 
     check_data("x0", x0)
-    if x0.dim() < 2:  # as the samplers' x_T (`ddpm.initial_noise`): a (D,) point is not a batch of D scalars
+    if x0.dim() < 2:  # as the samplers' x_T (`reverse_steps.check_run`): a (D,) point is not a batch of D scalars
         raise ValueError(f"x0 must have shape (B, ...) with at least 2 dimensions, got {tuple(x0.shape)}")
     check_int("fixed_point_iterations", fixed_point_iterations, low=0)
-    check_choice("prediction", prediction, PREDICTIONS)
     schedule = respaced(schedule, num_steps, spacing).to(x0.device)
     x = x0
     for i in tqdm(range(1, schedule.T + 1), disable=not progress, desc="DDIM inversion", leave=False, miniters=1):
-        eps = predict_eps(eps_model, schedule, x, max(i - 1, 1), prediction=prediction)  # the start's eps
+        eps = eps_at(eps_model, schedule, x, max(i - 1, 1))  # the start's eps
         x_next = ddim_step(schedule, x, i - 1, i, eps=eps)  # eq. 12 at eta = 0, from index i-1 up to index i
         for _ in range(fixed_point_iterations):
-            eps = predict_eps(eps_model, schedule, x_next, i, prediction=prediction)  # the end's eps, as decoding
+            eps = eps_at(eps_model, schedule, x_next, i)  # the end's eps, as decoding
             x_next = ddim_step(schedule, x, i - 1, i, eps=eps)
         x = x_next
     return x

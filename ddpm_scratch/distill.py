@@ -8,9 +8,13 @@ Steps. A sampler with N steps runs on the base schedule respaced to N of its tra
 (`schedules.respaced(schedule, N, spacing)`). With "uniform"/"trailing" spacing, round(k T / (N / 2)) =
 round(2k T / N): the student's index k is the teacher's index 2k, so the student step k -> k-1 spans exactly the
 teacher's two steps 2k -> 2k-1 -> 2k-2. The student is an ordinary model of the base schedule's training steps
-(it is called at `timesteps[k]`, as `forward.predict_eps` calls every model), so
+(it is called at `timesteps[k]`, as `reverse_steps.eps_at` calls every model), so
 `sampling.sample(student, schedule, shape, sampler="ddim", num_steps=N // 2)` samples it, and so does every other
 sampler (which is not what it was trained for).
+
+Here are the stage's loss and its target; the stages themselves (lines 2, 10-11: a copy of the teacher trained by
+the course's one loop, then the next halving) are `machinery.distillation.distill_stage` and
+`progressive_distillation`.
 
 Algorithm 2, numbered here as the code cites it (the paper's N is the student's number of steps):
 
@@ -50,28 +54,25 @@ The loss (Algorithm 2, line 9 and sec. 4): L = w(t) ||x~ - x_hat_student(z_t)||^
     "snr+1"      w = SNR + 1, which is the MSE in v (v~ = alpha eps~ - sigma x~),
     "snr"        w = SNR, which is the MSE in eps (L_simple's weighting; it ignores x at SNR -> 0).
 The student keeps its teacher's parameterisation (it is initialised from the teacher's weights): eps, x0 or v,
-converted through `forward.convert`. The paper prefers x or v (an eps-student turns small errors into large ones
-in x_hat = (z - sigma eps_hat) / alpha where alpha -> 0); with DDPM's linear schedule alpha_T ~ 0.006, not 0.
+converted through `forward.convert`; the teacher is an eps-model (`forward.as_eps_model` adapts it once). The
+paper prefers x or v (an eps-student turns small errors into large ones in x_hat = (z - sigma eps_hat) / alpha where
+alpha -> 0); with DDPM's linear schedule alpha_T ~ 0.006, not 0.
 """
 
 from __future__ import annotations
 
-import copy
-import time
-from collections.abc import Callable
-from dataclasses import dataclass
-
 import torch
 from torch import Tensor, nn
-from torch.optim.swa_utils import AveragedModel
 
-from .checks import check_choice, check_data, check_int, check_number
+from .checks import check_choice, check_int
 from .ddim import ddim_step
-from .forward import PREDICTIONS, convert, predict_eps, q_sample
+from .forward import PREDICTIONS, convert, q_sample
+from .nets.protocol import EpsModel
+from .reverse_steps import eps_at
 from .schedules import NoiseSchedule, lookup, respaced
 
-__all__ = ["WEIGHTINGS", "x0_target", "teacher_two_steps", "distillation_target", "distillation_loss",
-           "StageResult", "distill_stage", "progressive_distillation"]
+__all__ = ["WEIGHTINGS", "DISTILL_SPACINGS", "x0_target", "teacher_two_steps", "distillation_target", "check_steps",
+           "distillation_loss"]
 
 WEIGHTINGS = ("snr_trunc", "snr+1", "snr")
 DISTILL_SPACINGS = ("uniform", "trailing")  # the grids whose N / 2 steps are every other one of their N steps
@@ -89,27 +90,27 @@ def x0_target(schedule: NoiseSchedule, x_t: Tensor, t: int | Tensor, t_end: int 
 
 
 @torch.no_grad()
-def teacher_two_steps(teacher: nn.Module, teacher_schedule: NoiseSchedule, x_t: Tensor, i: Tensor, *,
-                      prediction: str = "eps") -> Tensor:
+def teacher_two_steps(teacher: EpsModel, teacher_schedule: NoiseSchedule, x_t: Tensor, i: Tensor) -> Tensor:
     """The teacher's two DDIM steps (eta = 0) on its respaced schedule, index i -> i-1 -> i-2 (Alg. 2, lines 6-7).
 
-    x_t: (B, ...) at index i (a (B,) LongTensor of indices in 2..N). Returns x at index i - 2.
+    teacher: an eps-model of the base schedule's training steps.  x_t: (B, ...) at index i (a (B,) LongTensor of
+    indices in 2..N). Returns x at index i - 2.
     """
-    eps = predict_eps(teacher, teacher_schedule, x_t, i, prediction=prediction)
+    eps = eps_at(teacher, teacher_schedule, x_t, i)
     x_mid = ddim_step(teacher_schedule, x_t, i, i - 1, eps=eps)
-    eps = predict_eps(teacher, teacher_schedule, x_mid, i - 1, prediction=prediction)
+    eps = eps_at(teacher, teacher_schedule, x_mid, i - 1)
     return ddim_step(teacher_schedule, x_mid, i - 1, i - 2, eps=eps)
 
 
-def distillation_target(teacher: nn.Module, teacher_schedule: NoiseSchedule, x_t: Tensor, i: Tensor, *,
-                        prediction: str = "eps") -> Tensor:
+def distillation_target(teacher: EpsModel, teacher_schedule: NoiseSchedule, x_t: Tensor, i: Tensor) -> Tensor:
     """x~ for a student step from teacher index i to i - 2, i.e. from student index i / 2 to i / 2 - 1 (Alg. 2,
     lines 6-8): the x0-prediction with which one DDIM step lands where the teacher's two steps land."""
-    x_end = teacher_two_steps(teacher, teacher_schedule, x_t, i, prediction=prediction)
+    x_end = teacher_two_steps(teacher, teacher_schedule, x_t, i)
     return x0_target(teacher_schedule, x_t, i, i - 2, x_end=x_end)
 
 
-def _check_steps(schedule: NoiseSchedule, num_steps: int, spacing: str) -> None:
+def check_steps(schedule: NoiseSchedule, num_steps: int, spacing: str) -> None:
+    """num_steps (the teacher's) must be even, at most T, and its halving must keep every other step (spacing)."""
     check_int("num_steps", num_steps, low=2)
     if num_steps % 2:
         raise ValueError(f"num_steps (the teacher's steps) must be even so that the student takes half of them, "
@@ -124,121 +125,27 @@ def _check_steps(schedule: NoiseSchedule, num_steps: int, spacing: str) -> None:
                          f"on T={schedule.T} with spacing={spacing!r}")
 
 
-def distillation_loss(student: nn.Module, teacher: nn.Module, schedule: NoiseSchedule, x0: Tensor, num_steps: int,
+def distillation_loss(student: nn.Module, teacher: EpsModel, schedule: NoiseSchedule, x0: Tensor, num_steps: int,
                       *, prediction: str = "eps", weighting: str = "snr_trunc", spacing: str = "uniform",
                       generator: torch.Generator | None = None) -> Tensor:
     """The loss of one stage on a batch of data x0 (Algorithm 2, lines 3-9), teacher with num_steps DDIM steps.
 
     schedule: the base schedule both networks were trained on (T steps); the teacher samples it respaced to
-    num_steps, the student respaced to num_steps // 2. generator draws the student index k and eps.
+    num_steps, the student respaced to num_steps // 2. teacher: an eps-model (`forward.as_eps_model`); student: the
+    network being trained, which outputs `prediction` (its teacher's parameterisation: it starts as a copy).
+    generator draws the student index k and eps.
     """
     check_choice("weighting", weighting, WEIGHTINGS)
-    _check_steps(schedule, num_steps, spacing)
+    check_choice("prediction", prediction, PREDICTIONS)
+    check_steps(schedule, num_steps, spacing)
     teacher_schedule = respaced(schedule, num_steps, spacing).to(x0.device)
     student_schedule = respaced(schedule, num_steps // 2, spacing).to(x0.device)
     k = torch.randint(1, num_steps // 2 + 1, (x0.shape[0],), generator=generator, device=x0.device)  # line 4
     eps = torch.randn(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype)
     x_t = q_sample(schedule, x0, student_schedule.timesteps[k], noise=eps)  # line 5: z_t at training step t
-    x_target = distillation_target(teacher, teacher_schedule, x_t, 2 * k, prediction=prediction)  # lines 6-8
+    x_target = distillation_target(teacher, teacher_schedule, x_t, 2 * k)  # lines 6-8
     output = student(x_t, student_schedule.timesteps[k])
     x_hat = convert(student_schedule, x_t, k, to="x0", **{prediction: output})
     snr = student_schedule.snr(k).to(x0.dtype).reshape(-1, *[1] * (x0.dim() - 1))
     weight = {"snr_trunc": snr.clamp(min=1), "snr+1": snr + 1, "snr": snr}[weighting]
     return (weight * (x_hat - x_target) ** 2).flatten(1).sum(1).mean()  # line 9, summed over coordinates
-
-
-@dataclass
-class StageResult:
-    """One halving: the student (its EMA weights, eval mode) samples with num_steps DDIM steps."""
-
-    student: nn.Module
-    num_steps: int
-    teacher_steps: int
-    final_loss: float
-    seconds: float
-
-
-def _ema(model: nn.Module, decay: float) -> AveragedModel:
-    """theta_ema <- d theta_ema + (1 - d) theta after the k-th update, d = min(decay, (1 + k) / (10 + k)): the
-    trainer's EMA (machinery.train.EMA, which a lecture module may not import), on torch's AveragedModel."""
-    ema = AveragedModel(model, avg_fn=lambda avg, p, k: avg.lerp(p, 1 - min(decay, (1 + float(k)) / (10 + float(k)))))
-    ema.update_parameters(model)  # the first call copies the weights; the k-th later one averages with k
-    return ema
-
-
-def distill_stage(teacher: nn.Module, schedule: NoiseSchedule, data: Tensor, num_steps: int, *,
-                  iterations: int = 1000, batch_size: int = 128, lr: float = 2e-4, weight_decay: float = 0.0,
-                  ema_decay: float = 0.999, max_grad_norm: float | None = 1.0, prediction: str = "eps",
-                  weighting: str = "snr_trunc", spacing: str = "uniform", seed: int = 0,
-                  progress: bool = False) -> StageResult:
-    """Distil a teacher sampling with num_steps DDIM steps into a student with num_steps // 2 (Algorithm 2).
-
-    The student starts as a copy of the teacher (line 2) and trains for `iterations` AdamW steps at lr decayed
-    linearly to 0 (the paper's schedule), gradient clipping at max_grad_norm and an EMA of its weights (the
-    returned student). data: (n, ...) training examples on the device the teacher lives on. seed: the generators
-    of the batches, of k and of the noise.
-    """
-    from tqdm.auto import tqdm
-
-    check_data("data", data)
-    _check_steps(schedule, num_steps, spacing)
-    check_int("iterations", iterations)
-    check_int("batch_size", batch_size)
-    check_number("lr", lr, low=0, low_open=True)
-    check_number("weight_decay", weight_decay, low=0)
-    if max_grad_norm is not None:
-        check_number("max_grad_norm", max_grad_norm, low=0, low_open=True)
-    check_number("ema_decay", ema_decay, 0, 1, high_open=True)
-    check_choice("prediction", prediction, PREDICTIONS)
-    check_choice("weighting", weighting, WEIGHTINGS)
-    teacher = teacher.eval()  # its two steps run under no_grad (`teacher_two_steps`)
-    student = copy.deepcopy(teacher).train().requires_grad_(True)  # line 2: student <- teacher
-    schedule = schedule.to(data.device)
-    optimizer = torch.optim.AdamW(student.parameters(), lr=lr, weight_decay=weight_decay)
-    decay = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: 1 - s / iterations)
-    ema = _ema(student, ema_decay)
-    data_rng = torch.Generator().manual_seed(seed)
-    noise_rng = torch.Generator(device=data.device).manual_seed(seed + 1)
-
-    t0, loss = time.perf_counter(), torch.tensor(float("nan"))
-    bar = tqdm(range(iterations), disable=not progress, desc=f"distilling {num_steps} -> {num_steps // 2} steps",
-               leave=False, miniters=1)
-    for _ in bar:
-        x0 = data[torch.randint(0, data.shape[0], (batch_size,), generator=data_rng).to(data.device)]  # line 3
-        loss = distillation_loss(student, teacher, schedule, x0, num_steps, prediction=prediction,
-                                 weighting=weighting, spacing=spacing, generator=noise_rng)  # lines 4-9
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if max_grad_norm is not None:
-            nn.utils.clip_grad_norm_(student.parameters(), max_grad_norm)
-        optimizer.step()  # line 10
-        decay.step()
-        ema.update_parameters(student)
-        loss = loss.detach()
-    student = ema.module.eval().requires_grad_(False)
-    return StageResult(student=student, num_steps=num_steps // 2, teacher_steps=num_steps, final_loss=float(loss),
-                       seconds=time.perf_counter() - t0)
-
-
-def progressive_distillation(teacher: nn.Module, schedule: NoiseSchedule, data: Tensor, num_steps: int,
-                             min_steps: int = 4, *, callback: Callable[[StageResult], None] | None = None,
-                             seed: int = 0, **stage_options) -> list[StageResult]:
-    """Algorithm 2's outer loop: distil num_steps -> num_steps / 2 -> ... -> min_steps; each student is the next
-    stage's teacher (line 11). num_steps / min_steps must be a power of 2. callback(stage) runs after each stage
-    (e.g. to measure the student); stage_options go to `distill_stage` (iterations, lr, weighting, ...);
-    stage s is seeded with seed + s. Returns the stages in order."""
-    check_int("min_steps", min_steps)
-    check_int("num_steps", num_steps, low=2)
-    ratio = num_steps // min_steps
-    if num_steps % min_steps or ratio < 2 or ratio & (ratio - 1):
-        raise ValueError(f"num_steps / min_steps must be a power of 2 (>= 2), got num_steps={num_steps}, "
-                         f"min_steps={min_steps}")
-    stages: list[StageResult] = []
-    steps = num_steps
-    while steps > min_steps:
-        stage = distill_stage(teacher, schedule, data, steps, seed=seed + len(stages), **stage_options)
-        stages.append(stage)
-        if callback is not None:
-            callback(stage)
-        teacher, steps = stage.student, stage.num_steps
-    return stages

@@ -6,7 +6,7 @@
 
 The kernel is also a change of variables, x_t = sqrt(alpha_bar_t) x0 + sqrt(1 - alpha_bar_t) eps. Solving it for
 x0, eps, the velocity v or the score is the one place where the course converts between them, and `convert` is
-the one switch over them: a network may predict eps, x0 or v, and `predict_eps` turns its output into the eps
+the one switch over them: a network may predict eps, x0 or v, and `as_eps_model` turns it, once, into the eps-model
 that the samplers use.
 
 The Fourier view: the FFT is linear, so F(x_t) = sqrt(alpha_bar_t) F(x0) + sqrt(1 - alpha_bar_t) F(eps).
@@ -23,16 +23,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from .checks import check_choice, check_data, check_noise_source, check_timestep
 from .nets.protocol import EpsModel
-from .schedules import NoiseSchedule, lookup
+from .schedules import NoiseSchedule, check_schedule, lookup
 
 __all__ = [
     "q_step", "q_sample", "q_posterior", "make_noise",
     "x0_from_eps", "eps_from_x0", "v_from_eps", "eps_from_v", "score_from_eps", "eps_from_score",
-    "QUANTITIES", "PREDICTIONS", "convert", "regression_target", "predict_eps",
+    "QUANTITIES", "PREDICTIONS", "convert", "regression_target", "EpsFromPrediction", "as_eps_model",
     "radial_power_spectrum", "frequency_snr",
 ]
 
@@ -183,18 +183,38 @@ def regression_target(schedule: NoiseSchedule, x0: Tensor, t: int | Tensor, *, e
     return alpha_bar.sqrt() * eps - (1 - alpha_bar).sqrt() * x0
 
 
-def predict_eps(model: EpsModel, schedule: NoiseSchedule, x_t: Tensor, t: int | Tensor, *,
-                prediction: str = "eps") -> Tensor:
-    """eps_theta(x_t, t) from a network trained to predict `prediction` ("eps", "x0" or "v").
+class EpsFromPrediction(nn.Module):
+    """A network trained to output x0 or v, as an eps-model: forward(x_t, t) = convert(..., to="eps") of its output.
 
-    The network is called at the training step that index t stands for (`schedule.timesteps[t]`: t itself,
-    unless the schedule was respaced), always with a (B,) LongTensor. x_t: (B, ...); t: an int (the same step
-    for every row) or a (B,) LongTensor on x_t's device.
+    network(x_t, t) -> x0 or v, (B, ...), at the training steps t (B,) of `schedule`.  Build it with `as_eps_model`.
+    The schedule's arrays move to each device the model is called on once, and are kept there.
+    """
+
+    def __init__(self, network: EpsModel, schedule: NoiseSchedule, prediction: str) -> None:
+        super().__init__()
+        self.network, self.schedule, self.prediction = network, schedule, prediction
+        self._on_device: dict[torch.device, NoiseSchedule] = {}
+
+    def forward(self, x_t: Tensor, t: Tensor, *conditioning: Tensor) -> Tensor:
+        """eps at (x_t, t); conditioning (a conditional network's label y) is passed to the network as it is."""
+        schedule = self._on_device.get(x_t.device) or self._on_device.setdefault(x_t.device,
+                                                                                self.schedule.to(x_t.device))
+        return convert(schedule, x_t, t, to="eps", **{self.prediction: self.network(x_t, t, *conditioning)})
+
+
+def as_eps_model(network: EpsModel, schedule: NoiseSchedule, *, prediction: str = "eps") -> EpsModel:
+    """The eps-model every sampler, solver and likelihood takes, from a network that predicts `prediction`.
+
+    The adapter of EDM's preconditioning idea, at the boundary: what a network outputs is read once, where the model
+    is built or loaded, so that nothing downstream needs to know. "eps": the network itself; "x0" or "v": an
+    `EpsFromPrediction` (an nn.Module holding the network as `.network`). The schedule is the one the network was
+    trained on: the model is called at its training steps, respaced samplers included.
     """
     check_choice("prediction", prediction, PREDICTIONS)
-    model_t = schedule.timesteps[t]
-    output = model(x_t, model_t.expand(x_t.shape[0]) if model_t.dim() == 0 else model_t)
-    return convert(schedule, x_t, t, to="eps", **{prediction: output})
+    if not callable(network):
+        raise TypeError(f"network must be callable as network(x_t, t), got {type(network).__name__}")
+    check_schedule(schedule)
+    return network if prediction == "eps" else EpsFromPrediction(network, schedule, prediction)
 
 
 # ---------------------------------------------------------------------------------- Fourier view

@@ -34,20 +34,20 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 from itertools import pairwise
 
-import numpy as np
 import torch
-from scipy.integrate import solve_ivp
 from torch import Tensor
 
 from .checks import check_data, check_int, check_number
-from .sde import SDE, ScoreFn, evaluate_score, probability_flow_drift
+from .integrators import heun_step, solve_ivp_tensor
+from .losses import LN2
+from .nets.protocol import ScoreFn
+from .sde import SDE, evaluate_score, probability_flow_drift
 
 __all__ = ["ODELikelihood", "drift_and_divergence", "ode_likelihood", "ode_log_likelihood", "heun_likelihood",
            "rademacher", "dequantize", "bits_per_dim"]
-
-LN2 = math.log(2.0)
 
 
 @dataclass(frozen=True)
@@ -114,7 +114,22 @@ def _check_arguments(score_fn: ScoreFn, sde: SDE, x: Tensor) -> None:
     check_data("x", x)
 
 
-def _result(sde: SDE, z: Tensor, delta: Tensor, nfe: int) -> ODELikelihood:
+def _augmented_drift(score_fn: ScoreFn, sde: SDE, like: Tensor, probe: Tensor | None, t: float, state: Tensor,
+                     toward: float | None = None) -> Tensor:
+    """d/dt [x, delta] = [f~(x, t), div f~(x, t)] on the float64 state (B, D + 1) of x flattened beside delta, with
+    the score called on x in like's dtype and device (`drift_and_divergence`)."""
+    x = state[:, :-1].reshape(like.shape).to(like.device, like.dtype)
+    drift, divergence = drift_and_divergence(score_fn, sde, x, t, probe=probe, toward=toward)
+    return torch.cat([drift.flatten(1), divergence[:, None]], dim=1).to(state.device, torch.float64)
+
+
+def _start(x: Tensor) -> Tensor:
+    """The state [x, delta = 0] at the data, float64 (B, D + 1) on x's device."""
+    return torch.cat([x.detach().flatten(1).double(), x.new_zeros(x.shape[0], 1, dtype=torch.float64)], dim=1)
+
+
+def _result(sde: SDE, like: Tensor, end: Tensor, nfe: int) -> ODELikelihood:
+    z, delta = end[:, :-1].reshape(like.shape).to(like.device), end[:, -1].to(like.device)
     prior = sde.prior_log_prob(z)  # log p_1(z), the prior N(0, prior_std^2 I)
     return ODELikelihood(log_likelihood=prior + delta, prior_log_prob=prior, delta_log_prob=delta, z=z, nfe=nfe)
 
@@ -129,27 +144,19 @@ def ode_likelihood(score_fn: ScoreFn, sde: SDE, x: Tensor, *, exact_divergence: 
     rtol, atol: RK45's tolerances.  t_min: where the flow starts.  generator: draws the Rademacher probes (on x's
     device), one per data point, kept for the whole solve.
     All examples share one solve (one step size), as in score_sde; the state goes to the host at every evaluation
-    (solve_ivp is NumPy).
+    (`integrators.solve_ivp_tensor`: solve_ivp is NumPy).
     """
     _check_arguments(score_fn, sde, x)
     rtol = check_number("rtol", rtol, low=0, low_open=True)
     atol = check_number("atol", atol, low=0, low_open=True)
     t_min = check_number("t_min", t_min, 0, 1, low_open=True, high_open=True)
-    B, shape = x.shape[0], x.shape
     probe = None if exact_divergence else rademacher(x, generator=generator)
 
-    def rhs(t: float, state: np.ndarray) -> np.ndarray:
-        x_t = torch.from_numpy(state[:-B]).reshape(shape).to(x.device, x.dtype)
-        # d/dt [x, delta] = [f~(x, t), div f~(x, t)]; min(): RK45 may land a rounding error past t = 1
-        drift, divergence = drift_and_divergence(score_fn, sde, x_t, min(float(t), 1.0), probe=probe)
-        return np.concatenate([drift.double().cpu().numpy().ravel(), divergence.double().cpu().numpy()])
+    def rhs(t: float, state: Tensor) -> Tensor:  # min(): RK45 may land a rounding error past t = 1
+        return _augmented_drift(score_fn, sde, x, probe, min(t, 1.0), state)
 
-    start = np.concatenate([x.detach().double().cpu().numpy().ravel(), np.zeros(B)])
-    solution = solve_ivp(rhs, (t_min, 1.0), start, method="RK45", rtol=rtol, atol=atol)
-    if not solution.success:
-        raise RuntimeError(f"the probability-flow ODE solve failed: {solution.message}")
-    end = torch.from_numpy(solution.y[:, -1]).to(x.device)
-    return _result(sde, end[:-B].reshape(shape), end[-B:], int(solution.nfev))
+    end, nfe = solve_ivp_tensor(rhs, _start(x).cpu(), t_min, 1.0, rtol=rtol, atol=atol)
+    return _result(sde, x, end, nfe)
 
 
 def ode_log_likelihood(score_fn: ScoreFn, sde: SDE, x: Tensor, *, exact_divergence: bool = False,
@@ -166,7 +173,8 @@ def heun_likelihood(score_fn: ScoreFn, sde: SDE, x: Tensor, times: Sequence[floa
 
     For a score known only at some times (an eps-model trained on a discrete schedule, whose score exists at its
     grid times t_i = i / T): Heun evaluates the drift at the two ends of every step only (Karras et al. 2022,
-    Alg. 1, run forward in time), on the state [x, delta] as `ode_likelihood` does, with the same kind of probe.
+    Alg. 1, run forward in time; `integrators.heun_step`), on the state [x, delta] as `ode_likelihood` does (float64),
+    with the same kind of probe.
         d_1 = F(y_i, t_i),  y' = y_i + h d_1,  d_2 = F(y', t_{i+1}),  y_{i+1} = y_i + h (d_1 + d_2) / 2
     times: increasing, in (0, 1], ending at 1 (where the prior is).  Second order in the step for a smooth drift.
     """
@@ -175,15 +183,12 @@ def heun_likelihood(score_fn: ScoreFn, sde: SDE, x: Tensor, times: Sequence[floa
     if len(times) < 2 or times[0] <= 0 or times[-1] != 1.0 or any(b <= a for a, b in pairwise(times)):
         raise ValueError("times must increase from a time in (0, 1) to exactly 1.0 (at least two of them)")
     probe = None if exact_divergence else rademacher(x, generator=generator)
-    x_i = x.detach()
-    delta = torch.zeros(x.shape[0], dtype=torch.float64, device=x.device)
+    state = _start(x)
     for t_i, t_next in pairwise(times):
-        h = t_next - t_i
-        drift_1, div_1 = drift_and_divergence(score_fn, sde, x_i, t_i, probe=probe, toward=t_next)
-        drift_2, div_2 = drift_and_divergence(score_fn, sde, x_i + h * drift_1, t_next, probe=probe, toward=t_i)
-        x_i = x_i + 0.5 * h * (drift_1 + drift_2)
-        delta = delta + 0.5 * h * (div_1 + div_2).double()
-    return _result(sde, x_i.double(), delta, 2 * (len(times) - 1))
+        slope = _augmented_drift(score_fn, sde, x, probe, t_i, state, toward=t_next)
+        state = heun_step(state, t_next - t_i, slope, partial(_augmented_drift, score_fn, sde, x, probe, t_next,
+                                                              toward=t_i))
+    return _result(sde, x, state, 2 * (len(times) - 1))
 
 
 # ------------------------------------------------------------------------------------------- discrete data

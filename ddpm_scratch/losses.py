@@ -32,14 +32,14 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from .checks import check_choice, check_data, check_noise_source, check_timestep
-from .forward import PREDICTIONS, make_noise, predict_eps, q_posterior, q_sample, regression_target, x0_from_eps
+from .checks import check_choice, check_data, check_noise_source, check_number, check_timestep
+from .forward import PREDICTIONS, make_noise, q_posterior, q_sample, regression_target, x0_from_eps
 from .nets.protocol import EpsModel
 from .schedules import NoiseSchedule, lookup
 
 __all__ = [
     "l_simple", "sample_timesteps", "vlb_weights", "gaussian_kl",
-    "discretized_gaussian_log_likelihood", "prior_bpd", "VariationalBound", "variational_bound",
+    "discretized_gaussian_log_likelihood", "prior_bpd", "VariationalBound", "variational_bound", "drop_labels",
 ]
 
 LN2 = math.log(2.0)
@@ -81,6 +81,17 @@ def l_simple(eps_model: EpsModel, schedule: NoiseSchedule, x0: Tensor, *, t: Ten
     if weights is not None:
         per_example = per_example * lookup(weights, t, per_example)
     return per_example.mean()
+
+
+def drop_labels(y: Tensor, *, rate: float, num_classes: int, generator: torch.Generator | None = None) -> Tensor:
+    """Each label replaced by the "no label" token num_classes with probability `rate`, independently: the label
+    dropout that trains one network to be conditional and unconditional (Ho & Salimans 2022, classifier-free
+    guidance). y: (B,) long in 0..num_classes-1. Returns a new (B,) tensor; rate 0 returns y itself."""
+    check_number("rate", rate, 0, 1)
+    if rate == 0:
+        return y
+    drop = torch.rand(y.shape, generator=generator, device=y.device) < rate
+    return torch.where(drop, torch.full_like(y, num_classes), y)
 
 
 def vlb_weights(schedule: NoiseSchedule, variance: str | Tensor = "beta") -> Tensor:
@@ -151,17 +162,16 @@ class VariationalBound:
 
 @torch.no_grad()
 def variational_bound(eps_model: EpsModel, schedule: NoiseSchedule, x0: Tensor, *, variance: str | Tensor = "beta",
-                      num_bins: int = 256, generator: torch.Generator | None = None, prediction: str = "eps",
+                      num_bins: int = 256, generator: torch.Generator | None = None,
                       progress: bool = False) -> VariationalBound:
     """The full bound for a batch, with one Monte Carlo draw x_t ~ q(x_t | x0) per t (T model calls).
 
     x0: (B, ...) on num_bins levels in [-1, 1].  variance: sigma_t^2 choice ("beta" | "posterior" | (T+1,) tensor).
-    prediction: what eps_model outputs ("eps", "x0" or "v").
+    eps_model: an eps-model of the schedule's steps (`forward.as_eps_model` adapts an x0- or v-network).
     """
     from tqdm.auto import tqdm
 
     check_data("x0", x0)
-    check_choice("prediction", prediction, PREDICTIONS)
     B = x0.shape[0]
     schedule = schedule.to(x0.device)  # once, so that no step copies the schedule to the device
     sigma2_all = schedule.reverse_variances(variance).to(x0.device, schedule.betas.dtype)
@@ -169,7 +179,7 @@ def variational_bound(eps_model: EpsModel, schedule: NoiseSchedule, x0: Tensor, 
     for t_int in tqdm(range(1, schedule.T + 1), disable=not progress, desc="bound", miniters=1):
         t = torch.full((B,), t_int, dtype=torch.long, device=x0.device)
         x_t = q_sample(schedule, x0, t, generator=generator)
-        eps = predict_eps(eps_model, schedule, x_t, t, prediction=prediction)
+        eps = eps_model(x_t, t)
         x0_hat = x0_from_eps(schedule, x_t, t, eps=eps)
         model_mean, _ = q_posterior(schedule, x_t, t, x0=x0_hat)  # = Algorithm 2, line 4
         sigma2 = lookup(sigma2_all, t, x0)

@@ -28,10 +28,11 @@ from torch import Tensor
 
 from .checks import check_choice, check_int, check_number, check_timestep
 
-__all__ = ["NoiseSchedule", "lookup", "per_example", "spaced_timesteps", "respaced", "REVERSE_VARIANCES", "SPACINGS"]
+__all__ = ["NoiseSchedule", "lookup", "per_example", "spaced_timesteps", "karras_sigmas", "karras_timesteps",
+           "respaced", "REVERSE_VARIANCES", "SPACINGS"]
 
 REVERSE_VARIANCES = ("beta", "posterior")
-SPACINGS = ("uniform", "trailing", "leading", "quadratic")  # spaced_timesteps
+SPACINGS = ("uniform", "trailing", "leading", "quadratic", "karras")  # spaced_timesteps; karras_timesteps
 
 
 @dataclass(frozen=True, eq=False)
@@ -226,11 +227,12 @@ def spaced_timesteps(T: int, num_steps: int, spacing: str = "uniform") -> Tensor
                      stops at 0.8 T: here the same k^2 profile ends at T). The floor k keeps the steps distinct
                      when S^2 > T, where round(T (k / S)^2) repeats for small k.
 
-    All four end at step T except "leading", and all four are 1..T itself when num_steps = T.
+    All four end at step T except "leading", and all four are 1..T itself when num_steps = T. (The fifth spacing of
+    `respaced`, "karras", depends on the schedule's noise levels, not on T alone: `karras_timesteps`.)
     """
     check_int("T", T)
     check_int("num_steps", num_steps)
-    check_choice("spacing", spacing, SPACINGS)
+    check_choice("spacing", spacing, SPACINGS[:4])
     if num_steps > T:
         raise ValueError(f"num_steps must be <= T={T}, got {num_steps}")
     k = torch.arange(1, num_steps + 1, dtype=torch.float64)
@@ -241,6 +243,50 @@ def spaced_timesteps(T: int, num_steps: int, spacing: str = "uniform") -> Tensor
     return torch.maximum(k, (T * (k / num_steps) ** 2).round()).long()
 
 
+def karras_sigmas(sigma_min: float, sigma_max: float, num_steps: int, rho: float = 7.0) -> Tensor:
+    """EDM's noise levels (Karras et al. 2022, eq. 5), decreasing from sigma_max to sigma_min, float64 (num_steps,):
+
+        sigma_i = (sigma_max^(1/rho) + i / (N-1) (sigma_min^(1/rho) - sigma_max^(1/rho)))^rho,  i = 0..N-1.
+
+    rho = 1 is uniform in sigma; larger rho crowds the levels near sigma_min (rho = 7 in the paper). N = 1 gives
+    sigma_max alone.
+    """
+    check_number("sigma_min", sigma_min, 0.0, low_open=True)
+    check_number("sigma_max", sigma_max, sigma_min)
+    check_int("num_steps", num_steps)
+    check_number("rho", rho, 0.0, low_open=True)
+    ramp = torch.linspace(0, 1, num_steps, dtype=torch.float64)  # [0] for N = 1
+    top, bottom = sigma_max ** (1 / rho), sigma_min ** (1 / rho)
+    return (top + ramp * (bottom - top)) ** rho
+
+
+def karras_timesteps(schedule: NoiseSchedule, num_steps: int, rho: float = 7.0, t_max: int | None = None) -> Tensor:
+    """The num_steps training steps of `schedule` nearest to EDM's levels, increasing in 1..t_max (for `respace`).
+
+    sigma_EDM_t = sqrt((1 - alpha_bar_t) / alpha_bar_t) of steps 1..t_max (t_max: T unless given) bounds the
+    levels: sigma_min = sigma_EDM_1, sigma_max = sigma_EDM_{t_max}; each level of `karras_sigmas` goes to the step
+    nearest in log sigma. Where several levels fall on one step (many steps, near the ends) the steps are pushed
+    apart to stay distinct: the k-th smallest is kept within k..t_max - num_steps + k and above the one before.
+    The first step is t_max, the last 1.
+    """
+    check_schedule(schedule)
+    check_int("num_steps", num_steps)
+    t_max = schedule.T if t_max is None else check_int("t_max", t_max)
+    if t_max > schedule.T:
+        raise ValueError(f"t_max must be <= T={schedule.T}, got {t_max}")
+    if num_steps > t_max:
+        raise ValueError(f"num_steps must be <= {'T' if t_max == schedule.T else 't_start'}={t_max}, got {num_steps}")
+    alpha_bar = schedule.alpha_bars.detach().to("cpu", torch.float64)[1:t_max + 1]
+    log_sigma = 0.5 * ((1 - alpha_bar) / alpha_bar).log()  # increasing in t
+    levels = karras_sigmas(log_sigma[0].exp().item(), log_sigma[-1].exp().item(), num_steps, rho).flip(0)
+    nearest = (levels.log()[:, None] - log_sigma[None, :]).abs().argmin(dim=1) + 1  # steps 1..t_max
+    steps: list[int] = []
+    for k, step in enumerate(nearest.tolist(), start=1):
+        step = min(max(step, k), t_max - num_steps + k)
+        steps.append(max(step, steps[-1] + 1) if steps else step)
+    return torch.tensor(steps, dtype=torch.long)
+
+
 def check_schedule(schedule: object) -> NoiseSchedule:
     """schedule must be a NoiseSchedule (the entry points' check of their `schedule` argument)."""
     if not isinstance(schedule, NoiseSchedule):
@@ -248,18 +294,38 @@ def check_schedule(schedule: object) -> NoiseSchedule:
     return schedule
 
 
-def respaced(schedule: NoiseSchedule, num_steps: int | None, spacing: str = "uniform") -> NoiseSchedule:
-    """The schedule a sampler with num_steps steps runs on: schedule.respace(spaced_timesteps(T, num_steps, spacing)).
+def respaced(schedule: NoiseSchedule, num_steps: int | None, spacing: str = "uniform",
+             t_start: int | None = None) -> NoiseSchedule:
+    """The schedule a sampler with num_steps steps runs on: the one place that picks a short sampler's steps.
 
-    num_steps None: the schedule itself, all T steps (spacing is still checked). The one place that picks a
-    short sampler's steps: `sampling.sample` and `ddim.ddim_invert` both call it, so an inversion and its
-    decoding with the same num_steps and spacing visit the same steps.
+    num_steps steps of 1..T (`spaced_timesteps`, or `karras_timesteps` for spacing "karras"), and the schedule that
+    jumps between them (`NoiseSchedule.respace`). num_steps None: every step, the schedule itself.
+    t_start: a start part-way (SDEdit, image-to-image): the steps are picked in 1..t_start instead, so the last index
+    stands for t_start, where the sampler's x_T is; they must end there ("leading" starts below and is refused).
+    `sampling.sample` and `ddim.ddim_invert` both call it, so an inversion and its decoding with the same num_steps
+    and spacing visit the same steps.
     """
     check_schedule(schedule)
     check_choice("spacing", spacing, SPACINGS)
-    if num_steps is None:
+    top = schedule.T
+    if t_start is not None:
+        top = check_int("t_start", t_start)
+        if t_start > schedule.T:
+            raise ValueError(f"t_start must lie in 1..T={schedule.T}, got {t_start}")
+        if num_steps is None:
+            return schedule.respace(torch.arange(1, t_start + 1))
+    elif num_steps is None:
         return schedule
-    return schedule.respace(spaced_timesteps(schedule.T, num_steps, spacing))
+    if spacing == "karras":
+        steps = karras_timesteps(schedule, num_steps, t_max=top)
+    else:
+        if num_steps > top and t_start is not None:
+            raise ValueError(f"num_steps must be <= t_start={t_start}, got {num_steps}")
+        steps = spaced_timesteps(top, num_steps, spacing)
+    if t_start is not None and steps[-1] != t_start:
+        raise ValueError(f"spacing {spacing!r} picks steps that end at {int(steps[-1])}, below t_start={t_start} "
+                         f"where x_T is; use a spacing that ends at t_start (uniform, trailing, quadratic, karras)")
+    return schedule.respace(steps)
 
 
 def per_example(value: Tensor | float, like: Tensor) -> Tensor | float:

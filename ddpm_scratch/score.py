@@ -28,20 +28,19 @@ from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import Tensor
 
 from .checks import check_choice, check_data, check_int, check_noise_source, check_number, check_time
 from .forward import eps_from_score, make_noise
-from .nets.protocol import EpsModel
+from .nets.protocol import EpsModel, ScoreFn
 from .schedules import NoiseSchedule, check_schedule, per_example
 
 __all__ = ["GaussianMixture", "mixture_eps_model", "mixture_score_fn", "dsm_loss", "DSM_WEIGHTINGS"]
 
 DSM_WEIGHTINGS = ("sigma2", "likelihood")
-ScoreFn = Callable[[Tensor, Tensor], Tensor]
 LOG_2PI = math.log(2 * math.pi)
 
 

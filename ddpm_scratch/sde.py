@@ -24,35 +24,35 @@ predicted as a keyword, `reverse_drift(sde, x, t, *, score)` and `probability_fl
 the whole-run functions take the model first, `solver(score_fn, sde, x_T, times)`, as `ddpm_sample(eps_model,
 schedule, shape)` does; `evaluate_score(score_fn, x, t)` calls a score function with checked arguments.
 
-The solvers that sample these processes are in `sde_solvers`, the likelihood in `likelihood`.
+The solvers that sample these processes are in `score_solvers`, the likelihood in `likelihood`.
 
 A discrete DDPM schedule is a continuous process too: `ScheduleSDE(schedule)` is the VP SDE whose marginals at
 t_i = i / T are the schedule's (mean_coef = sqrt(alpha_bar_i)), and `ScheduleSDE.score_fn(eps_model)` turns an
 eps-model into a score at those grid times. The fixed-step solvers on `ScheduleSDE.times` are the samplers
-"sde", "pc", "ode" and "ode_euler" of `sampling.SAMPLERS`.
+"sde", "pc", "ode" and "ode_euler" of `sampling.SAMPLERS` (`score_solvers`).
 """
 
 from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 
-from .checks import check_choice, check_data, check_int, check_int_tuple, check_number, check_time, check_timestep
-from .forward import PREDICTIONS, convert, predict_eps
-from .nets.protocol import EpsModel
+from .checks import check_data, check_int, check_int_tuple, check_number, check_time, check_timestep
+from .forward import convert
+from .nets.protocol import EpsModel, ScoreFn
+from .reverse_steps import eps_at
 from .schedules import NoiseSchedule, check_schedule, per_example
 
-__all__ = ["SDE", "VPSDE", "VESDE", "ScoreFn", "reverse_drift", "probability_flow_drift", "time_from_step",
+__all__ = ["SDE", "VPSDE", "VESDE", "reverse_drift", "probability_flow_drift", "time_from_step",
            "step_from_time", "ScheduleSDE", "evaluate_score",
            "eps_model_score"]
 
 Time = float | Tensor
-ScoreFn = Callable[[Tensor, Tensor], Tensor]  # score_fn(x (B, ...), t (B,) float) -> grad_x log p_t(x), (B, ...)
 
 
 def _time(t: Time, batch: int | None = None, device: torch.device | None = None) -> Time:
@@ -364,15 +364,14 @@ class ScheduleSDE(SDE):
         # std^2 = 1 - mean_coef^2 through expm1, as in VPSDE.marginal
         return log_m.exp().to(t.dtype), (-torch.expm1(2 * log_m)).sqrt().to(t.dtype)
 
-    def score_fn(self, eps_model: EpsModel, *, prediction: str = "eps") -> ScoreFn:
+    def score_fn(self, eps_model: EpsModel) -> ScoreFn:
         """The score at the grid times from an eps-model: score(x, t_i) = -eps_theta(x, timesteps[i]) / sigma_i.
 
-        i = round(t T) in 1..T; `forward.predict_eps` calls the model at the training step schedule.timesteps[i]
-        (respaced schedules included) and turns an "x0" or "v" output into eps, `forward.convert` eps into the
-        score. t: a float or a (B,) tensor of grid times (checked on the CPU: within 1% of a step of a grid time,
-        never t_0 = 0 where sigma_0 = 0; a GPU t is not read back). The schedule moves to x's device once.
+        i = round(t T) in 1..T; the model is called at the training step schedule.timesteps[i] (respaced schedules
+        included: `reverse_steps.eps_at`) and `forward.convert` turns eps into the score. t: a float or a (B,)
+        tensor of grid times (checked on the CPU: within 1% of a step of a grid time, never t_0 = 0 where
+        sigma_0 = 0; a GPU t is not read back). The schedule moves to x's device once.
         """
-        check_choice("prediction", prediction, PREDICTIONS)
         if not callable(eps_model):
             raise TypeError(f"eps_model must be callable as eps_model(x_t, t), got {type(eps_model).__name__}")
         on_device: dict[torch.device, NoiseSchedule] = {}
@@ -389,7 +388,6 @@ class ScheduleSDE(SDE):
                                  f"{self.T} only (not at t = 0, nor between: use a fixed-step solver on "
                                  f"ScheduleSDE.times); got t in {float(t.min())}..{float(t.max())}")
             schedule = on_device.get(x.device) or on_device.setdefault(x.device, self.schedule.to(x.device))
-            eps = predict_eps(eps_model, schedule, x, i, prediction=prediction)
-            return convert(schedule, x, i, eps=eps, to="score")
+            return convert(schedule, x, i, eps=eps_at(eps_model, schedule, x, i), to="score")
 
         return score

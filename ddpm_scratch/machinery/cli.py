@@ -1,7 +1,8 @@
 """Command line: `ddpm-scratch demo | train | distill | sample` (also `python -m ddpm_scratch ...`).
 
-The options of `train` are built from `TrainConfig`'s fields and those of `distill` from `DistillConfig`'s (names,
-defaults, help, choices), so the command line and the Python API cannot disagree.
+The options of `train` are built from `TrainConfig`'s fields, those of `distill` from `DistillConfig`'s and the
+sampler options of `sample` from the registry's declarations (`sampling.SAMPLERS`: names, defaults, help, choices),
+so the command line and the Python API cannot disagree.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Any
 from ..sampling import SAMPLERS
 from ..schedules import SPACINGS
 from .demo import DEMO_SAMPLES, DEMO_STEPS
-from .students import DistillConfig
+from .distillation import DistillConfig
 from .train import TrainConfig
 
 EPILOG = """examples:
@@ -69,6 +70,23 @@ def add_config_options(parser: argparse.ArgumentParser, config_class: type = Tra
         parser.add_argument("--" + f.name.replace("_", "-"), dest=f.name, type=_PARSERS[f.type],
                             choices=f.metadata.get("choices"), default=argparse.SUPPRESS,
                             help=f"{f.metadata['help']} (default: {shown})")
+
+
+def add_sampler_options(parser: argparse.ArgumentParser) -> None:
+    """One option per option declared by a registered sampler (`sampling.Option`): --corrector-steps for pc's
+    corrector_steps, with its help, choices and default (the run function's). Options not given stay out of the
+    parsed namespace, so that `sample` can tell which were set for the chosen sampler."""
+    users: dict[str, list[str]] = {}
+    for sampler in SAMPLERS.values():
+        for name in sampler.options:
+            users.setdefault(name, []).append(sampler.name)
+    for name, samplers in sorted(users.items()):
+        declared = [(SAMPLERS[k].options[name], SAMPLERS[k].defaults[name]) for k in samplers]
+        option, default = declared[0]
+        parser.add_argument("--" + name.replace("_", "-"), dest=name, type=type(default), choices=option.choices,
+                            default=argparse.SUPPRESS,
+                            help="; ".join(f"{k}: {o.help} (default: {d})" for k, (o, d) in zip(samplers, declared,
+                                                                                              strict=True)))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -129,20 +147,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help="; ".join(f"{k}: {v.description}" for k, v in sorted(SAMPLERS.items()))
                    + " (default: ddpm; ddim for a student)")
     s.add_argument("--num-steps", type=_positive_int, default=None,
-                   help="reverse steps, evenly spaced on 1..T (default: all T steps of the run's schedule; a "
+                   help="reverse steps, picked on 1..T by --spacing (default: all T steps of the run's schedule; a "
                         "student's own N)")
     s.add_argument("--spacing", choices=SPACINGS, default=None,
                    help="how the --num-steps steps are picked: uniform (= trailing, ends at T), leading (DDIM's and "
-                        "diffusers' default, starts below T), quadratic (small jumps near the data) (default: uniform; "
-                        "a student's own)")
-    s.add_argument("--eta", type=float, default=SAMPLERS["ddim"].options["eta"],
-                   help="ddim: sigma_t = eta x DDPM's posterior std; 0 is deterministic (default: %(default)s)")
-    s.add_argument("--variance", choices=["beta", "posterior"], default="beta",
-                   help="ddpm: sigma_t^2 = beta_t or the posterior variance beta_tilde_t (default: beta)")
-    s.add_argument("--snr", type=float, default=SAMPLERS["pc"].options["snr"],
-                   help="pc: the Langevin corrector's signal-to-noise ratio r (default: %(default)s)")
-    s.add_argument("--corrector-steps", type=int, default=SAMPLERS["pc"].options["corrector_steps"],
-                   help="pc: Langevin steps per noise level (default: %(default)s)")
+                        "diffusers' default, starts below T), quadratic (small jumps near the data), karras (EDM's "
+                        "grid) (default: the sampler's own, the best measured: "
+                        + "; ".join(f"{k} {v.spacing}{' (' + v.why + ')' if v.why else ''}"
+                                    for k, v in sorted(SAMPLERS.items())) + "; a student's own)")
+    add_sampler_options(s)
     s.add_argument("--no-ema", action="store_true", help="use the raw weights instead of the EMA weights")
     s.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
     s.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:N (default: auto)")
@@ -174,7 +187,7 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _distill(args: argparse.Namespace) -> int:
-    from .students import distill_run
+    from .distillation import distill_run
     from .train import CHECKPOINT, select_device
 
     config = DistillConfig(**{f.name: getattr(args, f.name) for f in fields(DistillConfig) if hasattr(args, f.name)})
@@ -185,11 +198,23 @@ def _distill(args: argparse.Namespace) -> int:
     return 0
 
 
+def _sampler_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The options given on the command line, which must be the chosen sampler's."""
+    given = {name for sampler in SAMPLERS.values() for name in sampler.options if hasattr(args, name)}
+    wrong = sorted(given - set(SAMPLERS[args.sampler].options))
+    if wrong:
+        owners = {name: [k for k, v in SAMPLERS.items() if name in v.options] for name in wrong}
+        raise ValueError("; ".join(f"--{name.replace('_', '-')} is an option of {', '.join(owners[name])}, not of "
+                                   f"--sampler {args.sampler}" for name in wrong))
+    return {name: getattr(args, name) for name in given}
+
+
 def _student_steps(args: argparse.Namespace, num_steps: int, spacing: str) -> None:
     """A student samples with the DDIM steps it was distilled for, and no others: fill them in, refuse the rest."""
+    eta = getattr(args, "eta", None)
     wrong = [f"--{name} {given}" for name, given, own in (("sampler", args.sampler, "ddim"),
                                                           ("num-steps", args.num_steps, num_steps),
-                                                          ("spacing", args.spacing, spacing), ("eta", args.eta, 0.0))
+                                                          ("spacing", args.spacing, spacing), ("eta", eta, 0.0))
              if given is not None and given != own]
     if wrong or args.no_ema:
         raise ValueError(f"a distilled student samples only with deterministic DDIM on its own {num_steps} {spacing} "
@@ -202,7 +227,8 @@ def _sample(args: argparse.Namespace) -> int:
     import torch
 
     from ..sampling import sample
-    from .students import is_student_file, load_student
+    from .data import DATASETS
+    from .distillation import is_student_file, load_student
     from .train import CHECKPOINT, flush_subnormals, load_model, select_device
     from .viz import save_grid, save_scatter
 
@@ -213,15 +239,14 @@ def _sample(args: argparse.Namespace) -> int:
         _student_steps(args, student.num_steps, student.distill_config["spacing"])
     else:
         model, schedule, config = load_model(path, ema=not args.no_ema, device=device)
-    args.sampler, args.spacing = args.sampler or "ddpm", args.spacing or "uniform"
-    shape = (args.n, 1, 8, 8) if config.dataset == "digits" else (args.n, 2)
-    options = {"ddpm": {"variance": args.variance}, "ddim": {"eta": args.eta},
-               "pc": {"snr": args.snr, "corrector_steps": args.corrector_steps}}.get(args.sampler, {})
+    args.sampler = args.sampler or "ddpm"
+    options = _sampler_options(args)
+    dataset = DATASETS[config.dataset]
     g = torch.Generator(device=device).manual_seed(args.seed)
     with flush_subnormals():  # subnormal floats slow CPU kernels ~10x
-        x0 = sample(model, schedule, shape, sampler=args.sampler, num_steps=args.num_steps, spacing=args.spacing,
-                    generator=g, prediction=config.prediction, device=device, progress=True, **options).cpu()
-    if config.dataset == "digits":
+        x0 = sample(model, schedule, (args.n, *dataset.shape), sampler=args.sampler, num_steps=args.num_steps,
+                    spacing=args.spacing, generator=g, device=device, progress=True, **options).cpu()
+    if dataset.is_image:
         save_grid(x0, args.out)
     else:
         save_scatter(x0, args.out, title=f"{args.n} samples, {config.dataset}")
@@ -233,7 +258,7 @@ def _sample(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    from .train import TrainingDiverged
+    from .loop import TrainingDiverged
 
     try:
         return {"demo": _demo, "train": _train, "distill": _distill, "sample": _sample}[args.command](args)

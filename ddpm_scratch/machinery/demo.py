@@ -14,8 +14,9 @@ from pathlib import Path
 
 import torch
 
-from ..ddpm import ddpm_trajectory
-from ..sampling import sample
+from ..forward import as_eps_model
+from ..sampling import sample, trajectory
+from .data import DATASETS
 from .metrics import FDReport, digits_fd
 from .train import TrainConfig, TrainResult, train, with_subnormals_flushed
 from .viz import plot_loss, read_loss_log, save_gif, save_grid, save_strip
@@ -64,13 +65,15 @@ def _run_demo(out: Path, config: TrainConfig, num_samples: int, seed: int, progr
     result: TrainResult = train(config, out=out / "run", progress=progress)
     train_seconds = time.perf_counter() - t0
 
-    model, schedule = result.ema_model, result.schedule
-    model_device = next(model.parameters()).device
+    schedule = result.schedule
+    model = as_eps_model(result.ema_model, schedule, prediction=config.prediction)
+    model_device = next(result.ema_model.parameters()).device
     n = num_samples
     t0 = time.perf_counter()
     g = torch.Generator(device=model_device).manual_seed(seed)
-    samples = sample(model, schedule, (n, 1, 8, 8), sampler=DEMO_SAMPLER, num_steps=DEMO_SAMPLING_STEPS, generator=g,
-                     prediction=config.prediction, device=model_device, progress=progress).cpu()
+    shape = DATASETS[config.dataset].shape
+    samples = sample(model, schedule, (n, *shape), sampler=DEMO_SAMPLER, num_steps=DEMO_SAMPLING_STEPS, generator=g,
+                     device=model_device, progress=progress).cpu()
     samples = samples.clamp(-1, 1)  # images live in [-1, 1]; a sampler's last step can overshoot a little
     sample_seconds = time.perf_counter() - t0
     save_grid(samples[:100], out / "samples.png", nrow=10, scale=6)
@@ -78,12 +81,10 @@ def _run_demo(out: Path, config: TrainConfig, num_samples: int, seed: int, progr
     T = schedule.T
     strip_steps = [T, int(0.8 * T), int(0.6 * T), int(0.4 * T), int(0.3 * T), int(0.2 * T), int(0.1 * T),
                    int(0.05 * T), int(0.02 * T), 0]
-    traj = ddpm_trajectory(model, schedule, (6, 1, 8, 8), save_at=strip_steps, generator=g,
-                           prediction=config.prediction, device=model_device)
+    traj = trajectory(model, schedule, (6, *shape), strip_steps, generator=g, device=model_device)
     save_strip(traj.cpu(), strip_steps, out / "reverse_process.png", title="Reverse process x_T -> x_0 (Algorithm 2)")
     gif_steps = list(range(T, -1, -max(T // 50, 1))) + ([0] if T % max(T // 50, 1) else [])
-    frames = ddpm_trajectory(model, schedule, (16, 1, 8, 8), save_at=gif_steps, generator=g,
-                             prediction=config.prediction, device=model_device)
+    frames = trajectory(model, schedule, (16, *shape), gif_steps, generator=g, device=model_device)
     save_gif(frames.cpu(), out / "reverse_process.gif", nrow=4, scale=8)
     plot_loss(*read_loss_log(out / "run" / "loss.csv"), out / "loss.png")
 

@@ -30,6 +30,7 @@ from torch import Tensor, nn
 from ..checks import check_int
 from .data import load_digits
 from .files import atomic_save, load_torch_file
+from .loop import Batch, LoopSettings, Update, run_loop
 
 __all__ = [
     "sliced_wasserstein", "frechet_distance", "frechet_distance_from_stats", "gaussian_stats",
@@ -187,29 +188,29 @@ def _accuracy(model: DigitsClassifier, images: Tensor, labels: Tensor) -> float:
 def train_digits_classifier(seed: int = CLASSIFIER_SEED) -> DigitsClassifier:
     """Train the classifier on the digits train split (CPU, about a second); returns it in eval mode.
 
-    Deterministic for a given seed: the initial weights come from torch's global RNG inside fork_rng (the
-    caller's RNG state is restored afterwards), the shuffling from a seeded generator, no layer draws random
-    numbers (no dropout), and training runs on one thread (restored afterwards), so reductions never split
-    differently from one machine to the next.
+    The course's one loop (`loop.run_loop`) on the cross-entropy: Adam (AdamW without weight decay) at
+    CLASSIFIER_LR, CLASSIFIER_EPOCHS shuffled epochs of CLASSIFIER_BATCH images (the incomplete last batch dropped),
+    no clipping, no EMA. Deterministic for a given seed: the initial weights come from torch's global RNG inside
+    fork_rng (the caller's RNG state is restored afterwards), the shuffling from a generator seeded with `seed`, no
+    layer draws random numbers (no dropout), and training runs on one thread (restored afterwards), so reductions
+    never split differently from one machine to the next.
     """
     images, labels = load_digits("train")
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = DigitsClassifier()
-    generator = torch.Generator().manual_seed(seed)
-    optimizer = torch.optim.Adam(model.parameters(), lr=CLASSIFIER_LR)
-    model.train()
+
+    def cross_entropy(model: DigitsClassifier, batch: Batch, *, generator: torch.Generator | None = None) -> Tensor:
+        return F.cross_entropy(model(batch.x0), batch.y)
+
+    steps = CLASSIFIER_EPOCHS * (len(images) // CLASSIFIER_BATCH)
+    settings = LoopSettings(steps=steps, batch_size=CLASSIFIER_BATCH, lr=CLASSIFIER_LR, batch_order="epochs",
+                            log_every=steps, checkpoint_every=steps)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)    # tiny ops: one thread is fastest, and the weights do not depend on the machine
     try:
-        for _ in range(CLASSIFIER_EPOCHS):
-            perm = torch.randperm(len(images), generator=generator)
-            for start in range(0, len(images) - CLASSIFIER_BATCH + 1, CLASSIFIER_BATCH):
-                batch = perm[start:start + CLASSIFIER_BATCH]
-                loss = F.cross_entropy(model(images[batch]), labels[batch])
-                optimizer.zero_grad()
-                loss.backward()
-                optimizer.step()
+        run_loop(model, [Update("cross_entropy", cross_entropy)], images, settings, labels=labels,
+                 data_rng=torch.Generator().manual_seed(seed), noise_rng=torch.Generator(), progress=False)
     finally:
         torch.set_num_threads(threads)
     model.eval()

@@ -1,4 +1,4 @@
-"""The trainer: Algorithm 1 in a loop, with what a real run needs around it.
+"""Training runs: Algorithm 1 on a dataset of the registry, through the one loop (`loop.run_loop`).
 
 Two clocks (TrainConfig.time): "discrete" is DDPM's Algorithm 1, t ~ U{1..T} on the config's schedule, with
 `losses.l_simple`; "continuous" is denoising score matching on the VP SDE (lecture 3), t ~ U(t_min, 1), with
@@ -7,22 +7,18 @@ continuous run's network reads float times t in [0, 1]; `load_model` wraps it to
 `VPSDE.discretize(T)` as t = i / T, so every sampler of `sampling.SAMPLERS` runs on it, and `build_sde` +
 `sde.eps_model_score(model, sde)` give its score at any t for the continuous-time solvers and the likelihood.
 
-AdamW with linear warm-up, gradient clipping, mixed precision (bf16 autocast, or fp16 with a GradScaler on CUDA),
-an exponential moving average (EMA) of the weights, seeded generators, CUDA when present, a tqdm progress bar, a
-CSV loss log, atomic checkpoints, `resume` continuing exactly where a run stopped, and a clear stop on a NaN/inf
-loss that keeps the last good checkpoint.
+`training_objective` is the run's objective (what the network regresses on: `prediction`); `load_model` gives back
+the eps-model every sampler takes (an x0- or v-network adapted once, `forward.as_eps_model`). Labelled datasets
+train a conditional network when num_classes > 0 (each label dropped to the "no label" token num_classes with
+probability label_dropout, so the same network is also unconditional); unconditional runs are unchanged.
 
-Files in `out/`: config.json, loss.csv (step, loss, lr), checkpoint.pt (a `Checkpoint`).
+Files in `out/`: config.json, loss.csv (step, loss, lr), checkpoint.pt (a `loop.Checkpoint`).
 """
 
 from __future__ import annotations
 
-import copy
-import csv
 import functools
 import json
-import math
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields
@@ -33,27 +29,21 @@ import torch
 from torch import Tensor, nn
 
 from ..checks import check_choice, check_int, check_number
-from ..forward import PREDICTIONS
-from ..losses import l_simple
-from ..nets import MLPEps, UNet
+from ..forward import PREDICTIONS, as_eps_model
+from ..losses import drop_labels, l_simple
+from ..nets.protocol import EpsModel
 from ..schedules import NoiseSchedule
 from ..score import dsm_loss
 from ..sde import VPSDE, eps_model_score, time_from_step
-from .data import DATASETS, TOY_DATASETS, get_dataset
-from .files import UnreadableFile, atomic_save, load_torch_file
+from .data import DATASETS, load_dataset
+from .files import UnreadableFile
+from .loop import CHECKPOINT, LOSS_LOG, PRECISIONS, Batch, Checkpoint, LoopSettings, Objective, Update, run_loop
 
 __all__ = [
-    "TrainConfig", "TrainResult", "TrainingDiverged", "EMA", "Checkpoint", "train", "build_model", "build_schedule",
-    "build_sde", "ContinuousTimeOnSteps", "training_loss", "select_device", "load_checkpoint", "load_model",
-    "flush_subnormals", "optimisation_step",
+    "TrainConfig", "TrainResult", "train", "build_model", "build_schedule", "build_sde", "ContinuousTimeOnSteps",
+    "network_on_steps", "training_objective", "select_device", "load_checkpoint", "load_network", "load_model",
+    "flush_subnormals", "CHECKPOINT", "LOSS_LOG",
 ]
-
-CHECKPOINT = "checkpoint.pt"
-LOSS_LOG = "loss.csv"
-
-# Default networks: a small U-Net for 8x8 digits, an MLP for 2-D toy data.
-DIGITS_UNET = dict(base_channels=24, channel_mults=(1, 2), num_res_blocks=1, attention_resolutions=(4,))
-TOY_MLP = dict(hidden=128, depth=3)
 
 
 def option(default: Any, help: str, choices: tuple[str, ...] | None = None) -> Any:
@@ -68,7 +58,8 @@ class TrainConfig:
     Each field's help and choices are the command line's (`ddpm-scratch train --help`).
     """
 
-    dataset: str = option("digits", f"digits (8x8 images) or a 2-D toy set: {', '.join(TOY_DATASETS)}", DATASETS)
+    dataset: str = option("digits", "; ".join(f"{d.name}: {d.description}" for d in DATASETS.values()),
+                          tuple(DATASETS))
     steps: int = option(4000, "total training steps")
     batch_size: int = option(128, "examples per step")
     lr: float = option(2e-3, "peak learning rate of AdamW")
@@ -83,12 +74,16 @@ class TrainConfig:
                        "(beta 0.1..20), denoising score matching with lambda(t) = std(t)^2 (lecture 3)",
                        ("discrete", "continuous"))
     t_min: float = option(1e-5, "continuous time: the smallest t drawn (the score is undefined at t = 0)")
+    num_classes: int = option(0, "train a conditional network on the dataset's labels 0..num_classes-1 (0: "
+                              "unconditional; else the dataset's number of classes)")
+    label_dropout: float = option(0.1, "conditional runs: the probability that a label is replaced by the 'no label' "
+                                  "token, so that one network is conditional and unconditional (lecture 5)")
     model: dict[str, Any] = field(default_factory=dict, metadata={
         "help": "network arguments as JSON, e.g. '{\"base_channels\": 32}' ({}: the dataset's default)"})
     seed: int = option(0, "random seed")
     device: str = option("auto", "auto (CUDA when present), cpu, cuda, cuda:N")
     precision: str = option("fp32", "fp32, bf16 autocast, or fp16 autocast with a GradScaler (CUDA only)",
-                            ("fp32", "bf16", "fp16"))
+                            PRECISIONS)
     log_every: int = option(25, "steps between rows of loss.csv")
     checkpoint_every: int = option(500, "steps between checkpoints")
 
@@ -98,11 +93,14 @@ class TrainConfig:
                 check_choice(f.name, getattr(self, f.name), f.metadata["choices"])
         for name in ["steps", "batch_size", "T", "log_every", "checkpoint_every"]:
             check_int(name, getattr(self, name))
-        check_int("warmup_steps", self.warmup_steps, low=0)
-        check_number("lr", self.lr, low=0, low_open=True)
-        check_number("weight_decay", self.weight_decay, low=0)
-        check_number("ema_decay", self.ema_decay, 0, 1, high_open=True)
         check_number("t_min", self.t_min, 0, 1, low_open=True, high_open=True)
+        check_int("num_classes", self.num_classes, low=0)
+        check_number("label_dropout", self.label_dropout, 0, 1)
+        classes = DATASETS[self.dataset].num_classes
+        if self.num_classes not in (0, classes):
+            raise ValueError(f"num_classes must be 0 (unconditional) or {classes}, the number of classes of "
+                             f"{self.dataset}, got {self.num_classes}" if classes else
+                             f"num_classes must be 0: {self.dataset} has no labels, got {self.num_classes}")
         if self.time == "continuous" and (self.schedule != "linear" or self.prediction != "eps"):
             raise ValueError("time='continuous' trains an eps-network on the VP SDE, the continuous limit of the "
                              f"linear schedule: it needs schedule='linear' and prediction='eps', got schedule="
@@ -110,8 +108,6 @@ class TrainConfig:
         if self.time == "continuous" and self.T <= VPSDE().beta_max:
             raise ValueError(f"time='continuous' samples on VPSDE().discretize(T), which needs T > "
                              f"{VPSDE().beta_max:g}, got T={self.T}")
-        if self.max_grad_norm is not None:
-            check_number("max_grad_norm", self.max_grad_norm, low=0, low_open=True)
         if self.device != "auto":
             try:
                 torch.device(self.device)
@@ -120,7 +116,15 @@ class TrainConfig:
         if not isinstance(self.model, dict):
             raise ValueError(f"model must be a dict of network arguments, got {type(self.model).__name__}")
         if not self.model:
-            self.model = dict(DIGITS_UNET if self.dataset == "digits" else TOY_MLP)
+            self.model = dict(DATASETS[self.dataset].network_args)
+        self.loop_settings()  # checks lr, warmup_steps, weight_decay, max_grad_norm, ema_decay
+
+    def loop_settings(self) -> LoopSettings:
+        """The one loop's settings for this run: AdamW, warm-up then constant lr, clipping, EMA, precision."""
+        return LoopSettings(steps=self.steps, batch_size=self.batch_size, lr=self.lr, weight_decay=self.weight_decay,
+                            warmup_steps=self.warmup_steps, max_grad_norm=self.max_grad_norm,
+                            ema_decay=self.ema_decay, precision=self.precision, log_every=self.log_every,
+                            checkpoint_every=self.checkpoint_every)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
@@ -129,38 +133,6 @@ class TrainConfig:
         if unknown:
             raise ValueError(f"unknown config keys {sorted(unknown)}; valid keys are {sorted(known)}")
         return cls(**d)
-
-
-class TrainingDiverged(RuntimeError):
-    """The loss became NaN or infinite; the last good checkpoint is left untouched."""
-
-
-class EMA:
-    """Exponential moving average of a model's weights: theta_ema <- d theta_ema + (1 - d) theta.
-
-    The decay warms up as min(decay, (1 + n) / (10 + n)) so early averages are not dominated by the init.
-    """
-
-    def __init__(self, model: nn.Module, decay: float) -> None:
-        self.decay = decay
-        self.num_updates = 0
-        self.model = copy.deepcopy(model).eval().requires_grad_(False)
-
-    @torch.no_grad()
-    def update(self, model: nn.Module) -> None:
-        self.num_updates += 1
-        d = min(self.decay, (1 + self.num_updates) / (10 + self.num_updates))
-        for p_ema, p in zip(self.model.parameters(), model.parameters(), strict=True):
-            p_ema.lerp_(p.detach(), 1 - d)
-        for b_ema, b in zip(self.model.buffers(), model.buffers(), strict=True):
-            b_ema.copy_(b)
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"model": self.model.state_dict(), "num_updates": self.num_updates}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.model.load_state_dict(state["model"])
-        self.num_updates = state["num_updates"]
 
 
 @dataclass
@@ -213,72 +185,89 @@ class ContinuousTimeOnSteps(nn.Module):
         super().__init__()
         self.net, self.T = net, T
 
-    def forward(self, x: Tensor, t: Tensor) -> Tensor:
-        return self.net(x, time_from_step(t, self.T).to(x.dtype))
+    def forward(self, x: Tensor, t: Tensor, *args: Tensor) -> Tensor:
+        return self.net(x, time_from_step(t, self.T).to(x.dtype), *args)
 
 
 def build_model(config: TrainConfig) -> nn.Module:
-    """The network for the config's dataset: a U-Net for digits, an MLP for 2-D toy data."""
-    if config.dataset == "digits":
-        return UNet(in_channels=1, **config.model)
-    return MLPEps(dim=2, **config.model)
+    """The network of the config's dataset (its registry entry's default, or config.model's arguments), conditional
+    on the labels when config.num_classes > 0."""
+    return DATASETS[config.dataset].build_network(config.model, config.num_classes)
+
+
+def training_objective(config: TrainConfig, schedule: NoiseSchedule) -> Objective:
+    """objective(model, batch, *, generator) of the config's clock: L_simple (Algorithm 1, lines 3-5) on the
+    schedule, regressing on config.prediction, or in continuous time DSM on the VP SDE with lambda(t) = std(t)^2,
+    i.e. mean ||eps - eps_theta(x_t, t)||^2 with t ~ U(t_min, 1) (`score.dsm_loss` through `sde.eps_model_score`).
+    A conditional run (num_classes > 0) calls the network with the batch's labels, each dropped to the "no label"
+    token with probability label_dropout (`losses.drop_labels`). generator draws t, eps and the dropped labels."""
+
+    def conditioned(model: nn.Module, batch: Batch, generator: torch.Generator | None) -> Callable[..., Tensor]:
+        if not config.num_classes:
+            return model
+        y = drop_labels(batch.y, rate=config.label_dropout, num_classes=config.num_classes, generator=generator)
+        return lambda x_t, t: model(x_t, t, y)
+
+    if config.time == "continuous":
+        sde = build_sde(config)
+
+        def dsm(model: nn.Module, batch: Batch, *, generator: torch.Generator | None = None) -> Tensor:
+            score = eps_model_score(conditioned(model, batch, generator), sde)
+            return dsm_loss(score, sde, batch.x0, weighting="sigma2", t_min=config.t_min, generator=generator)
+
+        return dsm
+
+    def simple(model: nn.Module, batch: Batch, *, generator: torch.Generator | None = None) -> Tensor:
+        return l_simple(conditioned(model, batch, generator), schedule, batch.x0, generator=generator,
+                        prediction=config.prediction)
+
+    return simple
 
 
 # ---------------------------------------------------------------------------------- checkpoints
 
-@dataclass
-class Checkpoint:
-    """What checkpoint.pt holds. Its fields are the file's keys: `save` writes them and `load` reads them back,
-    so the two cannot drift apart."""
-
-    config: dict[str, Any]
-    step: int
-    model: dict[str, Tensor]
-    ema: dict[str, Any]
-    optimizer: dict[str, Any]
-    lr_schedule: dict[str, Any]
-    scaler: dict[str, Any] | None
-    data_rng: Tensor
-    noise_rng: Tensor
-    torch_rng: Tensor
-
-    def save(self, path: str | Path) -> None:
-        atomic_save({f.name: getattr(self, f.name) for f in fields(self)}, path)
-
-    @classmethod
-    def load(cls, path: str | Path, map_location: str | torch.device = "cpu") -> Checkpoint:
-        """Read a checkpoint written by `save`; a missing, truncated, corrupt or foreign file raises naming it."""
-        state = load_torch_file(path, "checkpoint", map_location)
-        keys = [f.name for f in fields(cls)]
-        missing = [k for k in keys if not isinstance(state, dict) or k not in state]
-        if missing:
-            raise UnreadableFile(f"{path} is not a ddpm-scratch training checkpoint: it lacks {', '.join(missing)}")
-        try:
-            TrainConfig.from_dict(state["config"])
-        except (TypeError, ValueError) as error:
-            raise UnreadableFile(f"{path} holds an invalid training config: {error}") from error
-        return cls(**{k: state[k] for k in keys})
-
-
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> Checkpoint:
-    """`Checkpoint.load`: the checked contents of a checkpoint file."""
-    return Checkpoint.load(path, map_location)
+    """`loop.Checkpoint.load`, with the training config it records checked."""
+    state = Checkpoint.load(path, map_location)
+    try:
+        TrainConfig.from_dict(state.config)
+    except (TypeError, ValueError) as error:
+        raise UnreadableFile(f"{path} holds an invalid training config: {error}") from error
+    return state
+
+
+def network_on_steps(config: TrainConfig) -> nn.Module:
+    """The run's network as the samplers call it, weights not loaded: `build_model(config)`, wrapped in
+    `ContinuousTimeOnSteps` for a continuous-time run (so that it reads the schedule's steps)."""
+    network = build_model(config)
+    return ContinuousTimeOnSteps(network, config.T) if config.time == "continuous" else network
+
+
+def load_network(path: str | Path, ema: bool = True, device: str | torch.device = "cpu"
+                 ) -> tuple[nn.Module, NoiseSchedule, TrainConfig]:
+    """The (EMA by default) network of a checkpoint as it was trained, outputting config.prediction at the
+    schedule's steps (`network_on_steps`), with its schedule and config; eval mode. Training and distillation start
+    from it; samplers take `load_model`'s eps-model."""
+    state = load_checkpoint(path, map_location=device)
+    config = TrainConfig.from_dict(state.config)
+    network = network_on_steps(config).to(device)
+    weights = state.ema["model"] if ema else state.model
+    (network.net if isinstance(network, ContinuousTimeOnSteps) else network).load_state_dict(weights)
+    return network.eval(), build_schedule(config), config
 
 
 def load_model(path: str | Path, ema: bool = True, device: str | torch.device = "cpu"
-               ) -> tuple[nn.Module, NoiseSchedule, TrainConfig]:
-    """Rebuild the (EMA by default) network, its schedule and config from a checkpoint; eval mode.
+               ) -> tuple[EpsModel, NoiseSchedule, TrainConfig]:
+    """Rebuild the (EMA by default) network of a checkpoint as the eps-model every sampler takes, with its schedule
+    and config; eval mode.
 
-    The model is an eps-model of the schedule's steps (`sampling.sample` runs on it): for a continuous-time run the
-    network wrapped in `ContinuousTimeOnSteps` (its `.net` reads float times, for `sde.eps_model_score`).
+    The network's output is adapted once here (`forward.as_eps_model`: an x0- or v-network becomes an eps-model of
+    the schedule's steps); a continuous-time run's network is wrapped in `ContinuousTimeOnSteps` (its `.net` reads
+    float times, for `sde.eps_model_score`). A conditional network still takes its label: eps_model(x_t, t, y)
+    (`nets.protocol.LabelBound` binds one).
     """
-    state = load_checkpoint(path, map_location=device)
-    config = TrainConfig.from_dict(state.config)
-    model = build_model(config).to(device)
-    model.load_state_dict(state.ema["model"] if ema else state.model)
-    if config.time == "continuous":
-        model = ContinuousTimeOnSteps(model, config.T)
-    return model.eval(), build_schedule(config), config
+    network, schedule, config = load_network(path, ema, device)
+    return as_eps_model(network, schedule, prediction=config.prediction), schedule, config
 
 
 # ---------------------------------------------------------------------------------- the loop
@@ -312,58 +301,6 @@ def with_subnormals_flushed(function: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-def _lr_factor(step: int, warmup_steps: int) -> float:
-    """Linear warm-up from lr/warmup_steps to lr, then constant."""
-    return min(1.0, (step + 1) / warmup_steps) if warmup_steps > 0 else 1.0
-
-
-def _autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
-    if precision == "fp16" and device.type != "cuda":
-        raise ValueError("precision 'fp16' needs a CUDA device (it uses a GradScaler); use 'bf16' or 'fp32' on the CPU")
-    return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
-
-
-def training_loss(config: TrainConfig, schedule: NoiseSchedule, generator: torch.Generator | None = None
-                  ) -> Callable[[nn.Module, Tensor], Tensor]:
-    """loss(model, x0) of the config's clock: L_simple (Algorithm 1, lines 2-5) on the schedule, or in continuous
-    time DSM on the VP SDE with lambda(t) = std(t)^2, i.e. mean ||eps - eps_theta(x_t, t)||^2 with t ~ U(t_min, 1)
-    (`score.dsm_loss` through `sde.eps_model_score`). generator draws t and eps."""
-    if config.time == "continuous":
-        sde = build_sde(config)
-        return lambda model, x0: dsm_loss(eps_model_score(model, sde), sde, x0, weighting="sigma2",
-                                          t_min=config.t_min, generator=generator)
-    return lambda model, x0: l_simple(model, schedule, x0, generator=generator, prediction=config.prediction)
-
-
-def optimisation_step(model: nn.Module, optimizer: torch.optim.Optimizer,
-                      loss_fn: Callable[[nn.Module, Tensor], Tensor], x0: Tensor, *,
-                      max_grad_norm: float | None = None, scaler: torch.amp.GradScaler | None = None,
-                      autocast_dtype: torch.dtype | None = None) -> Tensor:
-    """One step of gradient descent on loss_fn(model, x0) (`training_loss`: Algorithm 1, lines 2-5, as in
-    `ddpm.train_step`), with mixed precision and gradient clipping. Returns the loss.
-
-    autocast_dtype: run the forward pass in bf16/fp16 (None: float32). scaler: scale the fp16 loss so its small
-    gradients do not underflow, and unscale them before clipping.
-    """
-    optimizer.zero_grad(set_to_none=True)
-    with torch.autocast(device_type=x0.device.type, dtype=autocast_dtype or torch.float32,
-                        enabled=autocast_dtype is not None):
-        loss = loss_fn(model, x0)
-    if scaler is not None:
-        scaler.scale(loss).backward()
-        scaler.unscale_(optimizer)
-    else:
-        loss.backward()
-    if max_grad_norm is not None:
-        torch.nn.utils.clip_grad_norm_(model.parameters(), max_grad_norm)
-    if scaler is not None:
-        scaler.step(optimizer)
-        scaler.update()
-    else:
-        optimizer.step()
-    return loss.detach()
-
-
 @with_subnormals_flushed
 def train(config: TrainConfig, out: str | Path | None = None, resume: bool = False, progress: bool = True,
           model: nn.Module | None = None) -> TrainResult:
@@ -374,118 +311,20 @@ def train(config: TrainConfig, out: str | Path | None = None, resume: bool = Fal
         result equals an uninterrupted run; config.steps may be raised to train longer.
     model: train this network instead of `build_model(config)` (its state must match on resume).
     """
-    from tqdm.auto import tqdm
-
     device = select_device(config.device)
-    autocast_dtype = _autocast_dtype(config.precision, device)
-    out = Path(out) if out is not None else None
     torch.manual_seed(config.seed)  # initial weights and dropout use the global generator: seeded per run
     model = (model if model is not None else build_model(config)).to(device)
     schedule = build_schedule(config).to(device)  # once, so that no step copies the schedule to the device
-    data = get_dataset(config.dataset, "train").to(device)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    lr_schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: _lr_factor(s, config.warmup_steps))
-    scaler = torch.amp.GradScaler("cuda") if config.precision == "fp16" else None
-    ema = EMA(model, config.ema_decay)
-    data_rng = torch.Generator().manual_seed(config.seed + 1)  # Algorithm 1, line 2: which x0
-    noise_rng = torch.Generator(device=device).manual_seed(config.seed + 2)  # lines 3-4: t and eps
-    loss_fn = training_loss(config, schedule, noise_rng)
-    start = 0
-
-    if resume:
-        if out is None:
-            raise ValueError("resume needs an output folder holding a checkpoint")
-        state = load_checkpoint(out / CHECKPOINT, map_location=device)
-        saved = TrainConfig.from_dict(state.config)
-        if asdict(saved) | {"steps": config.steps} != asdict(config):
-            raise ValueError("resume: the config differs from the checkpoint's in more than `steps`; "
-                             f"checkpoint config: {asdict(saved)}")
-        model.load_state_dict(state.model)
-        ema.load_state_dict(state.ema)
-        optimizer.load_state_dict(state.optimizer)
-        lr_schedule.load_state_dict(state.lr_schedule)
-        if scaler is not None and state.scaler:
-            scaler.load_state_dict(state.scaler)
-        data_rng.set_state(state.data_rng.cpu())  # generator states are CPU byte tensors on every device
-        try:
-            noise_rng.set_state(state.noise_rng.cpu())
-        except RuntimeError as error:  # a CPU generator's state does not fit a CUDA generator, and the reverse
-            raise ValueError(f"resume: {out / CHECKPOINT} was written on another kind of device than {device}; an "
-                             "exact resume needs the same one (set device to the run's)") from error
-        torch.set_rng_state(state.torch_rng.cpu())
-        start = state.step
-        if start > config.steps:
-            raise ValueError(f"the checkpoint is at step {start}, beyond steps={config.steps}")
-
-    def checkpoint(step: int) -> None:
-        if out is not None:
-            Checkpoint(config=asdict(config), step=step, model=model.state_dict(), ema=ema.state_dict(),
-                       optimizer=optimizer.state_dict(), lr_schedule=lr_schedule.state_dict(),
-                       scaler=scaler.state_dict() if scaler is not None else None, data_rng=data_rng.get_state(),
-                       noise_rng=noise_rng.get_state(), torch_rng=torch.get_rng_state()).save(out / CHECKPOINT)
-
-    log = _LossLog(out / LOSS_LOG if out is not None else None, keep_until=start)
+    data, labels = load_dataset(config.dataset, "train")
     if out is not None:
-        (out / "config.json").write_text(json.dumps(asdict(config), indent=2) + "\n")
-
-    model.train()
-    loss_value, t0, timed_steps = float("nan"), None, 0
-    bar = tqdm(range(start, config.steps), initial=start, total=config.steps, disable=not progress, miniters=1,
-               desc=f"training on {config.dataset} ({device.type})")  # miniters=1: no adaptive step count
-    # between redraws (tqdm's default learns one from fast steps and then stays silent when steps slow down)
-    for step in bar:
-        x0 = data[torch.randint(0, data.shape[0], (config.batch_size,), generator=data_rng).to(device)]  # line 2
-        loss = optimisation_step(model, optimizer, loss_fn, x0, max_grad_norm=config.max_grad_norm, scaler=scaler,
-                                 autocast_dtype=autocast_dtype)
-        loss_value = loss.item()
-        if not math.isfinite(loss_value):
-            last = f"{out / CHECKPOINT}" if out is not None and (out / CHECKPOINT).exists() else "none written yet"
-            raise TrainingDiverged(
-                f"the loss became {loss_value} at step {step + 1}; training stopped. The last good checkpoint "
-                f"({last}) is kept. Lower --lr, keep gradient clipping on, or use precision 'fp32'.")
-        lr_schedule.step()
-        ema.update(model)
-        done = step + 1
-        if t0 is None:
-            t0 = time.perf_counter()
-        else:
-            timed_steps += 1
-        if done % config.log_every == 0 or done == config.steps:
-            log.write(done, loss_value, optimizer.param_groups[0]["lr"])
-            bar.set_postfix(loss=f"{loss_value:.4f}")
-        if done % config.checkpoint_every == 0 or done == config.steps:
-            checkpoint(done)
-    log.close()
-    elapsed = time.perf_counter() - t0 if t0 is not None else 0.0
-    model.eval()
-    return TrainResult(model=model, ema_model=ema.model, schedule=schedule, config=config, out=out,
-                       steps_per_second=timed_steps / elapsed if elapsed > 0 else float("nan"),
-                       final_loss=loss_value)
-
-
-class _LossLog:
-    """Appends (step, loss, lr) rows to a CSV; on resume, rows after the checkpoint's step are dropped."""
-
-    def __init__(self, path: Path | None, keep_until: int) -> None:
-        self.file = None
-        if path is None:
-            return
-        path.parent.mkdir(parents=True, exist_ok=True)
-        rows = []
-        if keep_until > 0 and path.exists():
-            with open(path, newline="") as f:
-                rows = [r for r in csv.DictReader(f) if int(r["step"]) <= keep_until]
-        self.file = open(path, "w", newline="")
-        self.writer = csv.writer(self.file)
-        self.writer.writerow(["step", "loss", "lr"])
-        for r in rows:
-            self.writer.writerow([r["step"], r["loss"], r["lr"]])
-
-    def write(self, step: int, loss: float, lr: float) -> None:
-        if self.file is not None:
-            self.writer.writerow([step, f"{loss:.6g}", f"{lr:.6g}"])
-            self.file.flush()
-
-    def close(self) -> None:
-        if self.file is not None:
-            self.file.close()
+        Path(out).mkdir(parents=True, exist_ok=True)
+        (Path(out) / "config.json").write_text(json.dumps(asdict(config), indent=2) + "\n")
+    result = run_loop(model, [Update("loss", training_objective(config, schedule))], data.to(device),
+                      config.loop_settings(), labels=labels.to(device) if config.num_classes else None,
+                      data_rng=torch.Generator().manual_seed(config.seed + 1),  # Algorithm 1, line 2: which x0
+                      noise_rng=torch.Generator(device=device).manual_seed(config.seed + 2),  # lines 3-4: t and eps
+                      out=out, record=asdict(config), resume=resume, progress=progress,
+                      desc=f"training on {config.dataset} ({device.type})")
+    return TrainResult(model=result.model, ema_model=result.ema_model, schedule=schedule, config=config,
+                       out=Path(out) if out is not None else None, steps_per_second=result.steps_per_second,
+                       final_loss=result.final_losses["loss"])

@@ -1,21 +1,49 @@
-"""The eps-model protocol: what every sampler and loss in the package calls.
+"""What the samplers, solvers and losses call: the eps-model and the score function.
 
     eps_model(x_t, t) -> eps_hat          x_t: (B, ...) float, t: (B,) LongTensor of training steps 1..T
     eps_model(x_t, t, y) -> eps_hat       conditional networks; y: (B,) labels, y == num_classes is "no label"
+    score_fn(x, t) -> grad_x log p_t(x)   x: (B, ...), t: (B,) float times in [0, 1] (lecture 3's continuous time)
 
-Continuous-time networks take a float t in (0, 1] instead. "eps" names the calling convention: a network may
-be trained to output x0 or the velocity v instead (`prediction=`), and `forward.predict_eps` turns its output
-into eps. Any callable fits: a trained network, or an exact formula such as the Gaussian's E[eps | x_t].
+Continuous-time networks take a float t in (0, 1] instead. "eps" names the calling convention: a network may be
+trained to output x0 or the velocity v instead, and `forward.as_eps_model` adapts it once, where it is built or
+loaded; a conditional network becomes an eps-model by binding its label the same way. Any callable fits: a trained
+network, or an exact formula such as the Gaussian's E[eps | x_t].
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Protocol
 
-from torch import Tensor
+import torch
+from torch import Tensor, nn
 
-__all__ = ["EpsModel"]
+__all__ = ["EpsModel", "ScoreFn", "LabelBound"]
+
+ScoreFn = Callable[[Tensor, Tensor], Tensor]  # score_fn(x (B, ...), t (B,) float) -> grad_x log p_t(x), (B, ...)
 
 
 class EpsModel(Protocol):
     def __call__(self, x_t: Tensor, t: Tensor, /) -> Tensor: ...
+
+
+class LabelBound(nn.Module):
+    """A conditional network with its label bound, as an eps-model: forward(x_t, t) = network(x_t, t, y).
+
+    y: an int (every row the same class; num_classes is the "no label" token) or a (B,) LongTensor, one per row of
+    the batches it will be called with. The samplers call it like any eps-model, so conditioning needs no sampler
+    change; unit 5's guidance wrappers combine a conditional and an unconditional call the same way.
+    """
+
+    def __init__(self, network: Callable[[Tensor, Tensor, Tensor], Tensor], y: int | Tensor) -> None:
+        super().__init__()
+        if isinstance(y, bool) or not isinstance(y, (int, Tensor)):
+            raise TypeError(f"y must be an int or a (B,) LongTensor of labels, got {type(y).__name__}")
+        if isinstance(y, Tensor) and (y.dim() != 1 or y.is_floating_point()):
+            raise ValueError(f"y must be an int or a (B,) LongTensor of labels, got {y.dtype} {tuple(y.shape)}")
+        self.network, self.y = network, y
+
+    def forward(self, x_t: Tensor, t: Tensor) -> Tensor:
+        if isinstance(self.y, Tensor):
+            return self.network(x_t, t, self.y.to(x_t.device))
+        return self.network(x_t, t, torch.full((x_t.shape[0],), self.y, dtype=torch.long, device=x_t.device))

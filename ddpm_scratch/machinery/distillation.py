@@ -1,4 +1,11 @@
-"""Progressive distillation of a trained run (`ddpm-scratch distill`): student files and resuming by stage.
+"""Progressive distillation of a trained run (`ddpm-scratch distill`): the stages, student files, resuming by stage.
+
+A stage (`distill_stage`, Salimans & Ho 2022, Algorithm 2, lines 2-10) copies the teacher network into a student and
+trains it with the course's one loop (`loop.run_loop`) on the objective `distill.distillation_loss`: AdamW, lr
+decayed linearly to 0, gradient clipping, an EMA of the weights (the student kept). `progressive_distillation` runs
+the halvings (line 11). The teacher is given as its network and `prediction` (what it outputs): the student starts
+as a copy of that network and regresses in its parameterisation, and the teacher's two DDIM steps use it adapted to
+an eps-model (`forward.as_eps_model`).
 
 `distill_run` reads a training checkpoint (its EMA weights are the first teacher), distils its deterministic DDIM
 sampler from `from_steps` down to `to_steps` steps with `distill.progressive_distillation`, and writes one file per
@@ -13,7 +20,10 @@ schedule and those steps, and `ddpm-scratch sample --checkpoint student_<N>.pt` 
 
 from __future__ import annotations
 
+import copy
 import hashlib
+import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -21,21 +31,100 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from ..checks import check_choice, check_int, check_number
-from ..distill import DISTILL_SPACINGS, WEIGHTINGS, StageResult, progressive_distillation
+from ..checks import check_choice, check_data, check_int, check_number
+from ..distill import DISTILL_SPACINGS, WEIGHTINGS, check_steps, distillation_loss
+from ..forward import PREDICTIONS, as_eps_model
+from ..nets.protocol import EpsModel
 from ..schedules import NoiseSchedule
 from .data import get_dataset
 from .files import UnreadableFile, atomic_save, load_torch_file
-from .train import ContinuousTimeOnSteps, TrainConfig, build_model, build_schedule, flush_subnormals, load_model, option
+from .loop import Batch, LoopSettings, Update, run_loop
+from .train import TrainConfig, build_schedule, flush_subnormals, load_network, network_on_steps, option
 
-__all__ = ["DistillConfig", "StudentFile", "distill_run", "is_student_file", "load_student", "student_path",
-           "weights_fingerprint"]
+__all__ = ["StageResult", "distill_stage", "progressive_distillation", "DistillConfig", "StudentFile", "distill_run",
+           "is_student_file", "load_student", "student_path", "weights_fingerprint"]
+
+
+@dataclass
+class StageResult:
+    """One halving: the student network (its EMA weights, eval mode, outputs the teacher's `prediction`) samples
+    with num_steps DDIM steps."""
+
+    student: nn.Module
+    num_steps: int
+    teacher_steps: int
+    final_loss: float
+    seconds: float
+
+
+def distill_stage(teacher: nn.Module, schedule: NoiseSchedule, data: Tensor, num_steps: int, *,
+                  prediction: str = "eps", iterations: int = 1000, batch_size: int = 128, lr: float = 2e-4,
+                  weight_decay: float = 0.0, ema_decay: float = 0.999, max_grad_norm: float | None = 1.0,
+                  weighting: str = "snr_trunc", spacing: str = "uniform", seed: int = 0,
+                  progress: bool = False) -> StageResult:
+    """Distil a teacher sampling with num_steps DDIM steps into a student with num_steps // 2 (Algorithm 2).
+
+    teacher: the teacher network, which outputs `prediction` ("eps", "x0" or "v") at the base schedule's training
+    steps. The student starts as a copy of it (line 2) and trains for `iterations` AdamW steps at lr decayed linearly
+    to 0 (the paper's schedule), gradient clipping at max_grad_norm and an EMA of its weights (the returned student).
+    data: (n, ...) training examples on the device the teacher lives on. seed: the generators of the batches (seed)
+    and of k and the noise (seed + 1).
+    """
+    check_data("data", data)
+    check_steps(schedule, num_steps, spacing)
+    check_int("iterations", iterations)
+    check_choice("prediction", prediction, PREDICTIONS)
+    check_choice("weighting", weighting, WEIGHTINGS)
+    teacher = teacher.eval()  # its two steps run under no_grad (`distill.teacher_two_steps`)
+    teacher_eps = as_eps_model(teacher, schedule, prediction=prediction)
+    student = copy.deepcopy(teacher).train().requires_grad_(True)  # line 2: student <- teacher
+    schedule = schedule.to(data.device)
+
+    def objective(model: nn.Module, batch: Batch, *, generator: torch.Generator | None = None) -> Tensor:
+        return distillation_loss(model, teacher_eps, schedule, batch.x0, num_steps, prediction=prediction,
+                                 weighting=weighting, spacing=spacing, generator=generator)  # lines 3-9
+
+    settings = LoopSettings(steps=iterations, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
+                            lr_decay="linear", max_grad_norm=max_grad_norm, ema_decay=ema_decay,
+                            log_every=iterations, checkpoint_every=iterations)
+    t0 = time.perf_counter()
+    result = run_loop(student, [Update("loss", objective)], data, settings,
+                      data_rng=torch.Generator().manual_seed(seed),
+                      noise_rng=torch.Generator(device=data.device).manual_seed(seed + 1), progress=progress,
+                      desc=f"distilling {num_steps} -> {num_steps // 2} steps")  # line 10
+    return StageResult(student=result.ema_model.eval().requires_grad_(False), num_steps=num_steps // 2,
+                       teacher_steps=num_steps, final_loss=result.final_losses["loss"],
+                       seconds=time.perf_counter() - t0)
+
+
+def progressive_distillation(teacher: nn.Module, schedule: NoiseSchedule, data: Tensor, num_steps: int,
+                             min_steps: int = 4, *, callback: Callable[[StageResult], None] | None = None,
+                             seed: int = 0, **stage_options: Any) -> list[StageResult]:
+    """Algorithm 2's outer loop: distil num_steps -> num_steps / 2 -> ... -> min_steps; each student is the next
+    stage's teacher (line 11). num_steps / min_steps must be a power of 2. callback(stage) runs after each stage
+    (e.g. to measure the student); stage_options go to `distill_stage` (prediction, iterations, lr, weighting, ...);
+    stage s is seeded with seed + s. Returns the stages in order."""
+    check_int("min_steps", min_steps)
+    check_int("num_steps", num_steps, low=2)
+    ratio = num_steps // min_steps
+    if num_steps % min_steps or ratio < 2 or ratio & (ratio - 1):
+        raise ValueError(f"num_steps / min_steps must be a power of 2 (>= 2), got num_steps={num_steps}, "
+                         f"min_steps={min_steps}")
+    stages: list[StageResult] = []
+    steps = num_steps
+    while steps > min_steps:
+        stage = distill_stage(teacher, schedule, data, steps, seed=seed + len(stages), **stage_options)
+        stages.append(stage)
+        if callback is not None:
+            callback(stage)
+        teacher, steps = stage.student, stage.num_steps
+    return stages
 
 
 @dataclass
 class DistillConfig:
-    """The settings of a distillation run: `distill.distill_stage`'s options, and `ddpm-scratch distill`'s
-    (built from these fields, as `train`'s are from TrainConfig's)."""
+    """The settings of a distillation run: `distill_stage`'s options, and `ddpm-scratch distill`'s (built from these
+    fields, as `train`'s are from TrainConfig's)."""
 
     from_steps: int = option(64, "the teacher's DDIM steps (the first stage distils them into half as many)")
     to_steps: int = option(4, "the last student's steps; from-steps / to-steps must be a power of 2")
@@ -65,7 +154,7 @@ class DistillConfig:
         check_int("seed", self.seed, low=0)
 
     def stage_options(self) -> dict[str, Any]:
-        """What every stage shares (`distill.distill_stage`'s keyword arguments)."""
+        """What every stage shares (`distill_stage`'s keyword arguments)."""
         return dict(spacing=self.spacing, iterations=self.iterations, batch_size=self.batch_size, lr=self.lr,
                     ema_decay=self.ema_decay, weighting=self.weighting)
 
@@ -108,22 +197,24 @@ def is_student_file(path: str | Path) -> bool:
     return isinstance(state, dict) and state.get("kind") == StudentFile.KIND
 
 
-def _network(config: TrainConfig) -> nn.Module:
-    """The network of a run as `load_model` builds it (wrapped for a continuous-time run), weights not loaded."""
-    model = build_model(config)
-    return ContinuousTimeOnSteps(model, config.T) if config.time == "continuous" else model
+def _student_network(path: str | Path, device: str | torch.device) -> tuple[nn.Module, StudentFile]:
+    """The student network of a file as it was trained (outputs the run's prediction), eval mode, with the file."""
+    file = StudentFile.load(path, map_location=device)
+    network = network_on_steps(TrainConfig.from_dict(file.teacher_config)).to(device)
+    network.load_state_dict(file.model)
+    return network.eval().requires_grad_(False), file
 
 
 def load_student(path: str | Path, device: str | torch.device = "cpu"
-                 ) -> tuple[nn.Module, NoiseSchedule, TrainConfig, StudentFile]:
-    """The student network (eval mode), the run's schedule and config, and the file's contents (num_steps, the
-    distillation settings). Sample it with `sampling.sample(model, schedule, shape, sampler="ddim",
-    num_steps=file.num_steps, spacing=file.distill_config["spacing"])`."""
-    file = StudentFile.load(path, map_location=device)
+                 ) -> tuple[EpsModel, NoiseSchedule, TrainConfig, StudentFile]:
+    """The student as an eps-model (eval mode; an x0- or v-student adapted by `forward.as_eps_model`), the run's
+    schedule and config, and the file's contents (num_steps, the distillation settings). Sample it with
+    `sampling.sample(model, schedule, shape, sampler="ddim", num_steps=file.num_steps,
+    spacing=file.distill_config["spacing"])`."""
+    network, file = _student_network(path, device)
     config = TrainConfig.from_dict(file.teacher_config)
-    model = _network(config).to(device)
-    model.load_state_dict(file.model)
-    return model.eval().requires_grad_(False), build_schedule(config), config, file
+    schedule = build_schedule(config)
+    return as_eps_model(network, schedule, prediction=config.prediction), schedule, config, file
 
 
 def distill_run(checkpoint: str | Path, out: str | Path, config: DistillConfig, *, resume: bool = False,
@@ -135,7 +226,7 @@ def distill_run(checkpoint: str | Path, out: str | Path, config: DistillConfig, 
     same DistillConfig, to_steps aside); without it, a folder that already holds students is an error, so nothing
     is overwritten by mistake.
     """
-    teacher, schedule, train_config = load_model(checkpoint, device=device)
+    teacher, schedule, train_config = load_network(checkpoint, device=device)
     fingerprint = weights_fingerprint(teacher)
     data = get_dataset(train_config.dataset, "train").to(device)
     steps, halvings = config.from_steps, []  # the students' steps: from_steps / 2, from_steps / 4, ..., to_steps
@@ -149,7 +240,7 @@ def distill_run(checkpoint: str | Path, out: str | Path, config: DistillConfig, 
         _refuse_existing(out)
         done = []
     if done:
-        teacher = load_student(paths[len(done) - 1], device=device)[0]
+        teacher = _student_network(paths[len(done) - 1], device)[0]
     if len(done) == len(halvings):
         return paths
 
@@ -164,7 +255,8 @@ def distill_run(checkpoint: str | Path, out: str | Path, config: DistillConfig, 
 
     with flush_subnormals():  # subnormal floats slow CPU kernels ~10x
         progressive_distillation(teacher, schedule, data, halvings[len(done)] * 2, config.to_steps, callback=save,
-                                 seed=config.seed + len(done), progress=progress, **config.stage_options())
+                                 seed=config.seed + len(done), prediction=train_config.prediction, progress=progress,
+                                 **config.stage_options())
     return paths
 
 

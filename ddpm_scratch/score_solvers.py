@@ -1,7 +1,10 @@
-"""Lecture 3: sampling the reverse SDE and the probability-flow ODE of an `sde.SDE` with a score function.
+"""Lecture 3: solvers of the reverse SDE and the probability-flow ODE on a score function, in an SDE's continuous time.
+
+(Their lecture-4 siblings in `eps_solvers` work on an eps-model over a discrete schedule's steps instead.)
 
 Solvers (Song et al. 2021, sec. 4), one signature for all: solver(score_fn, sde, x_T, times, *, options) -> x at
-times[-1], with `times` a decreasing grid such as `time_grid(num_steps, t_min=1e-3)`:
+times[-1], with `times` a decreasing grid such as `time_grid(num_steps, t_min=1e-3)`, and hook(x, t) -> x called
+after every step with the time t that x is now at (what it returns replaces x):
 
     euler_maruyama       the reverse SDE, Euler-Maruyama (sec. 4.1); last step without noise
     predictor_corrector  Euler-Maruyama predictor + Langevin corrector with the snr step rule (sec. 4.2, App. G)
@@ -11,22 +14,36 @@ times[-1], with `times` a decreasing grid such as `time_grid(num_steps, t_min=1e
 None returns its number of score evaluations (NFE); wrap the score in `CountedScore` to count them.
 
 Each solver is the loop of its equation; the drifts they step with are `sde.reverse_drift` and
-`sde.probability_flow_drift`, so a solver never restates f or g.
+`sde.probability_flow_drift`, so a solver never restates f or g; Heun's step and RK45 are `integrators`'.
+
+On a discrete schedule: the registered samplers "sde", "pc", "ode" and "ode_euler" of `sampling.SAMPLERS` are these
+solvers on the schedule's own VP process, `sde.ScheduleSDE(schedule)`: grid times t_i = i / T' (T' the steps after
+respacing), the score -eps_theta(x, timesteps[i]) / sigma_i there (the network at its training steps), and the
+hook given the training step t_i stands for (`sde_sample`, `pc_sample`, `ode_sample`, `ode_euler_sample`).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from functools import partial
 
 import torch
 from torch import Tensor
 
 from .checks import check_data, check_int, check_number
 from .forward import make_noise
-from .sde import SDE, ScoreFn, evaluate_score, probability_flow_drift, reverse_drift
+from .integrators import heun_step, solve_ivp_tensor
+from .nets.protocol import EpsModel
+from .reverse_steps import Hook, check_run, training_steps
+from .reverse_steps import after_step as _after_step
+from .schedules import NoiseSchedule
+from .sde import SDE, ScheduleSDE, ScoreFn, evaluate_score, probability_flow_drift, reverse_drift
 
-__all__ = ["time_grid", "CountedScore", "euler_maruyama", "predictor_corrector", "ode_euler", "ode_heun", "ode_rk45"]
+__all__ = ["time_grid", "CountedScore", "euler_maruyama", "predictor_corrector", "ode_euler", "ode_heun", "ode_rk45",
+           "sde_sample", "pc_sample", "ode_sample", "ode_euler_sample"]
+
+TimeHook = Callable[[Tensor, float], Tensor]  # hook(x, t) -> x, t the (float) time x is now at
 
 
 def time_grid(num_steps: int, t_min: float = 1e-3, t_max: float = 1.0) -> Tensor:
@@ -56,8 +73,11 @@ class CountedScore:
         return self.score_fn(x, t)
 
 
-def _check_solver(score_fn: ScoreFn, sde: SDE, x_T: Tensor, times: Tensor | Sequence[float]) -> list[float]:
+def _check_solver(score_fn: ScoreFn, sde: SDE, x_T: Tensor, times: Tensor | Sequence[float],
+                  hook: TimeHook | None = None) -> list[float]:
     """The solvers' entry checks; returns the grid as Python floats (so that no step reads a device tensor)."""
+    if hook is not None and not callable(hook):
+        raise TypeError(f"hook must be None or callable as hook(x, t) -> x, got {type(hook).__name__}")
     if not isinstance(sde, SDE):
         raise TypeError(f"sde must be an SDE (VPSDE, VESDE, ScheduleSDE, ...), got {type(sde).__name__}")
     if not callable(score_fn):
@@ -101,7 +121,8 @@ def _euler_maruyama_step(score_fn: ScoreFn, sde: SDE, x: Tensor, t: float, s: fl
 
 @torch.no_grad()
 def euler_maruyama(score_fn: ScoreFn, sde: SDE, x_T: Tensor, times: Tensor | Sequence[float], *,
-                   generator: torch.Generator | None = None, progress: bool = False) -> Tensor:
+                   generator: torch.Generator | None = None, hook: TimeHook | None = None,
+                   progress: bool = False) -> Tensor:
     """Sample the reverse SDE (Song et al. 2021, eq. 6) with Euler-Maruyama (sec. 4.1) along a decreasing grid.
 
         x_{t-h} = x_t - [f(x_t, t) - g(t)^2 score(x_t, t)] h + g(t) sqrt(h) z,   z ~ N(0, I)
@@ -112,11 +133,11 @@ def euler_maruyama(score_fn: ScoreFn, sde: SDE, x_T: Tensor, times: Tensor | Seq
     x_T: (B, ...) draws of the prior (`sde.prior_sample`).  times: decreasing, e.g. `time_grid(1000)`.
     generator: draws z (on x_T's device).  NFE: len(times) - 1.  Returns x at times[-1], x_T's shape and dtype.
     """
-    grid = _check_solver(score_fn, sde, x_T, times)
+    grid = _check_solver(score_fn, sde, x_T, times, hook)
     x = x_T
     last = len(grid) - 2
     for k, (t, s) in enumerate(_steps(grid, progress, "reverse SDE")):
-        x = _euler_maruyama_step(score_fn, sde, x, t, s, noise=k < last, generator=generator)
+        x = _after_step(hook, _euler_maruyama_step(score_fn, sde, x, t, s, noise=k < last, generator=generator), s)
     return x
 
 
@@ -128,7 +149,7 @@ def _mean_norm(v: Tensor) -> Tensor:
 @torch.no_grad()
 def predictor_corrector(score_fn: ScoreFn, sde: SDE, x_T: Tensor, times: Tensor | Sequence[float], *,
                         snr: float = 0.16, corrector_steps: int = 1, generator: torch.Generator | None = None,
-                        progress: bool = False) -> Tensor:
+                        hook: TimeHook | None = None, progress: bool = False) -> Tensor:
     """Predictor-corrector sampling (Song et al. 2021, sec. 4.2; App. G, Algorithms 4 (VE) and 5 (VP)).
 
     At every grid time t, before the predictor's step to the next time s, `corrector_steps` Langevin steps that
@@ -148,7 +169,7 @@ def predictor_corrector(score_fn: ScoreFn, sde: SDE, x_T: Tensor, times: Tensor 
     snr: r > 0 (score_sde's CIFAR-10 default 0.16; its README suggests 0.05 to 0.2). corrector_steps: >= 0 (0 is
     `euler_maruyama`). NFE: (len(times) - 1) (corrector_steps + 1). Returns x at times[-1].
     """
-    grid = _check_solver(score_fn, sde, x_T, times)
+    grid = _check_solver(score_fn, sde, x_T, times, hook)
     snr = check_number("snr", snr, low=0, low_open=True)
     check_int("corrector_steps", corrector_steps, low=0)
     x = x_T
@@ -161,28 +182,29 @@ def predictor_corrector(score_fn: ScoreFn, sde: SDE, x_T: Tensor, times: Tensor 
             eps = 2 * alpha * (snr * _mean_norm(z) / _mean_norm(score)) ** 2
             x = x + eps * score + (2 * eps).sqrt() * z
         x = _euler_maruyama_step(score_fn, sde, x, t, s, noise=k < last, generator=generator)  # predictor
+        x = _after_step(hook, x, s)
     return x
 
 
 @torch.no_grad()
 def ode_euler(score_fn: ScoreFn, sde: SDE, x_T: Tensor, times: Tensor | Sequence[float], *,
-              progress: bool = False) -> Tensor:
+              hook: TimeHook | None = None, progress: bool = False) -> Tensor:
     """Euler's method on the probability-flow ODE (Song et al. 2021, eq. 13), first order in the step:
 
         x_s = x_t + (s - t) F(x_t, t),   F(x, t) = f(x, t) - 1/2 g(t)^2 score(x, t)
 
     Deterministic: nothing is drawn after x_T. NFE: len(times) - 1. Returns x at times[-1].
     """
-    grid = _check_solver(score_fn, sde, x_T, times)
+    grid = _check_solver(score_fn, sde, x_T, times, hook)
     x = x_T
     for t, s in _steps(grid, progress, "ODE (Euler)"):
-        x = x + (s - t) * _pf_drift(score_fn, sde, x, t, s)
+        x = _after_step(hook, heun_step(x, s - t, _pf_drift(score_fn, sde, x, t, s)), s)
     return x
 
 
 @torch.no_grad()
 def ode_heun(score_fn: ScoreFn, sde: SDE, x_T: Tensor, times: Tensor | Sequence[float], *,
-             progress: bool = False) -> Tensor:
+             hook: TimeHook | None = None, progress: bool = False) -> Tensor:
     """Heun's method (the explicit trapezoid rule) on the probability-flow ODE (eq. 13), second order in the step:
 
         x'  = x_t + (s - t) F(x_t, t)                        an Euler step
@@ -192,15 +214,12 @@ def ode_heun(score_fn: ScoreFn, sde: SDE, x_T: Tensor, times: Tensor | Sequence[
     the VP SDE or of a DDPM schedule) keeps the Euler step x', as EDM does for sigma = 0 (its line 9).
     NFE: 2 (len(times) - 1), one less when the grid ends where std = 0. Returns x at times[-1].
     """
-    grid = _check_solver(score_fn, sde, x_T, times)
+    grid = _check_solver(score_fn, sde, x_T, times, hook)
     x = x_T
     for t, s in _steps(grid, progress, "ODE (Heun)"):
-        slope = _pf_drift(score_fn, sde, x, t, s)
-        x_euler = x + (s - t) * slope
-        if sde.marginal(s)[1] == 0:  # a float: free to compare
-            x = x_euler
-        else:
-            x = x + (s - t) * 0.5 * (slope + _pf_drift(score_fn, sde, x_euler, s, t))
+        # a float comparison, free: where std(s) = 0 the score is undefined and Euler's point is kept (EDM's line 9)
+        end_slope = None if sde.marginal(s)[1] == 0 else partial(_pf_drift, score_fn, sde, t=s, toward=t)
+        x = _after_step(hook, heun_step(x, s - t, _pf_drift(score_fn, sde, x, t, s), end_slope), s)
     return x
 
 
@@ -221,23 +240,60 @@ def ode_rk45(score_fn: ScoreFn, sde: SDE, x_T: Tensor, times: Tensor | Sequence[
     grid = _check_solver(score_fn, sde, x_T, times)
     rtol = check_number("rtol", rtol, low=0, low_open=True)
     atol = check_number("atol", atol, low=0, low_open=True)
-    from scipy.integrate import solve_ivp
     from tqdm.auto import tqdm
 
-    shape, device, dtype = x_T.shape, x_T.device, x_T.dtype
     with tqdm(disable=not progress, desc="ODE (RK45)", unit=" NFE", leave=False, miniters=1) as bar:
-        def slope(t: float, y) -> object:  # dx/dt = F(x, t) of eq. 13, as solve_ivp wants it: numpy in, numpy out
+        def slope(t: float, y: Tensor) -> Tensor:  # dx/dt = F(x, t) of eq. 13
             bar.update(1)
-            x = torch.from_numpy(y).reshape(shape).to(device, dtype)
+            x = y.to(x_T.device, x_T.dtype)
             # f and g at t itself, not `coefficient_time`'s: RK45 evaluates anywhere in an interval, not at grid
             # points, and where a schedule's coefficients jump its step-size control finds the jump
-            score, _ = evaluate_score(score_fn, x, float(t))
-            return probability_flow_drift(sde, x, float(t), score=score).double().cpu().numpy().ravel()
+            score, _ = evaluate_score(score_fn, x, t)
+            return probability_flow_drift(sde, x, t, score=score)
 
-        y0 = x_T.detach().double().cpu().numpy().ravel()
-        solution = solve_ivp(slope, (grid[0], grid[-1]), y0, method="RK45", rtol=rtol, atol=atol)
-    if not solution.success:
-        raise RuntimeError(f"solve_ivp failed: {solution.message}")
-    return torch.from_numpy(solution.y[:, -1].copy()).reshape(shape).to(device, dtype)
+        x, _ = solve_ivp_tensor(slope, x_T, grid[0], grid[-1], rtol=rtol, atol=atol)
+    return x.to(x_T.device, x_T.dtype)
 
 
+
+
+
+# ------------------------------------------------------------------------ on a discrete schedule: the registry's
+def _on_schedule(eps_model: EpsModel, schedule: NoiseSchedule, x_T: Tensor,
+                 hook: Hook | None) -> tuple[ScheduleSDE, ScoreFn, Tensor, TimeHook | None]:
+    """The schedule's VP process, the score of the eps-model at its grid times, the grid, and the hook in time."""
+    check_run(eps_model, schedule, x_T, hook)
+    sde, steps = ScheduleSDE(schedule), training_steps(schedule)
+    time_hook = None if hook is None else (lambda x, t: hook(x, steps[round(t * sde.T)]))
+    return sde, sde.score_fn(eps_model), sde.times, time_hook
+
+
+def sde_sample(eps_model: EpsModel, schedule: NoiseSchedule, x_T: Tensor, *, generator: torch.Generator | None = None,
+               hook: Hook | None = None, progress: bool = False) -> Tensor:
+    """The sampler "sde": `euler_maruyama` on the schedule's VP process. Returns x0 (B, ...)."""
+    sde, score_fn, times, time_hook = _on_schedule(eps_model, schedule, x_T, hook)
+    return euler_maruyama(score_fn, sde, x_T, times, generator=generator, hook=time_hook, progress=progress)
+
+
+def pc_sample(eps_model: EpsModel, schedule: NoiseSchedule, x_T: Tensor, *, snr: float = 0.16,
+              corrector_steps: int = 1, generator: torch.Generator | None = None, hook: Hook | None = None,
+              progress: bool = False) -> Tensor:
+    """The sampler "pc": `predictor_corrector` on the schedule's VP process. Returns x0 (B, ...)."""
+    sde, score_fn, times, time_hook = _on_schedule(eps_model, schedule, x_T, hook)
+    return predictor_corrector(score_fn, sde, x_T, times, snr=snr, corrector_steps=corrector_steps,
+                               generator=generator, hook=time_hook, progress=progress)
+
+
+def ode_sample(eps_model: EpsModel, schedule: NoiseSchedule, x_T: Tensor, *, generator: torch.Generator | None = None,
+               hook: Hook | None = None, progress: bool = False) -> Tensor:
+    """The sampler "ode": `ode_heun` on the schedule's VP process (deterministic). Returns x0 (B, ...)."""
+    sde, score_fn, times, time_hook = _on_schedule(eps_model, schedule, x_T, hook)
+    return ode_heun(score_fn, sde, x_T, times, hook=time_hook, progress=progress)
+
+
+def ode_euler_sample(eps_model: EpsModel, schedule: NoiseSchedule, x_T: Tensor, *,
+                     generator: torch.Generator | None = None, hook: Hook | None = None,
+                     progress: bool = False) -> Tensor:
+    """The sampler "ode_euler": `ode_euler` on the schedule's VP process (deterministic). Returns x0 (B, ...)."""
+    sde, score_fn, times, time_hook = _on_schedule(eps_model, schedule, x_T, hook)
+    return ode_euler(score_fn, sde, x_T, times, hook=time_hook, progress=progress)
