@@ -1,6 +1,45 @@
 """ddpm_scratch: diffusion models from scratch, one lecture concept per module.
 
-Start with `schedules` and `forward` (lecture 1), then `losses` and `ddpm` (lecture 2).
+The public API at a glance: what each unit teaches, by module (each module's `__all__`; tests/test_public_api.py
+keeps this list and the modules in step). Import from the module, e.g. `from ddpm_scratch.ddim import ddim_step`.
+
+Unit 1, the forward process
+    schedules       NoiseSchedule, lookup, per_example, spaced_timesteps, karras_sigmas, karras_timesteps, respaced,
+                    REVERSE_VARIANCES, SPACINGS
+    forward         q_step, q_sample, q_posterior, x0_from_eps, eps_from_x0, v_from_eps, eps_from_v, score_from_eps,
+                    eps_from_score, QUANTITIES, PREDICTIONS, convert, regression_target, as_eps_model,
+                    radial_power_spectrum, frequency_snr
+Unit 2, learning to denoise
+    losses          l_simple, sample_timesteps, vlb_weights, gaussian_kl, discretized_gaussian_log_likelihood,
+                    prior_bpd, VariationalBound, variational_bound, drop_labels
+    ddpm            p_mean, p_sample_step, ddpm_sample
+    nets            EpsModel, TIME_SCALE, as_time, time_to_tau, SinusoidalEmbedding, RandomFourierFeatures,
+                    LabelEmbedding, ResBlock, Attention, Downsample, Upsample, UNet, MLPEps, count_parameters
+Unit 3, score matching and SDEs
+    score           GaussianMixture, mixture_eps_model, mixture_score_fn, dsm_loss, DSM_WEIGHTINGS
+    sde             SDE, VPSDE, VESDE, reverse_drift, probability_flow_drift, time_from_step, step_from_time,
+                    ScheduleSDE, evaluate_score, eps_model_score
+    score_solvers   time_grid, CountedScore, euler_maruyama, predictor_corrector, ode_euler, ode_heun, ode_rk45,
+                    sde_sample, pc_sample, ode_sample, ode_euler_sample
+    likelihood      ODELikelihood, drift_and_divergence, ode_likelihood, ode_log_likelihood, heun_likelihood,
+                    rademacher, dequantize, bits_per_dim
+Unit 4, fast sampling
+    ddim            ddim_sigma, ddim_step, ddim_sample, ddim_invert, slerp
+    eps_solvers     dpm_solver_pp_step, dpm_solver_pp_sample, edm_step, edm_sample, unipc_step, unipc_sample,
+                    UNIPC_VARIANTS
+    distill         WEIGHTINGS, DISTILL_SPACINGS, x0_target, teacher_two_steps, distillation_target, distillation_loss
+    reverse_kernel  reverse_kernel, reverse_kernel_sample, gaussian_reverse_step, moment_matched_gaussian,
+                    kl_monte_carlo, grid_modes
+    ddgan           StepMLP, DDGAN, posterior_sample, real_pair, fake_previous, discriminator_loss, generator_loss,
+                    ddgan_sample
+Every sampler, and the extension points of units 5-7
+    sampling        Option, Sampler, SAMPLERS, register, sample, trajectory
+    reverse_steps   Hook, initial_noise, training_steps, reverse_indices, eps_at, after_step
+    nets.protocol   EpsModel, ScoreFn, LabelBound
+    integrators     heun_step, solve_ivp_tensor
+
+Helpers that the modules share (argument checks in `checks`, per-module private functions) are not listed. What
+runs experiments (data, the training loop, checkpoints, metrics, pictures, the command line) is `machinery`.
 """
 
 __version__ = "0.1.0"

@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import TypeVar
 
 import torch
 from torch import Tensor
 
+T = TypeVar("T")
+
 __all__ = ["check_int", "check_number", "check_choice", "check_int_tuple", "check_data", "check_timestep",
-           "check_time", "check_noise_source"]
+           "check_time", "check_noise_source", "register_once"]
 
 
 def check_int(name: str, value: object, low: int = 1) -> int:
@@ -129,3 +132,11 @@ def check_noise_source(noise: Tensor | None, generator: torch.Generator | None) 
     """A caller gives the noise itself or a generator to draw it from, never both."""
     if noise is not None and generator is not None:
         raise ValueError("give either noise (the draw itself) or generator (to draw it), not both")
+
+
+def register_once(registry: dict[str, T], name: str, entry: T, kind: str) -> T:
+    """registry[name] = entry, refusing a name already taken (the registries of samplers and datasets)."""
+    if name in registry:
+        raise ValueError(f"a {kind} named {name!r} is already registered")
+    registry[name] = entry
+    return entry

@@ -71,7 +71,7 @@ from .nets.protocol import EpsModel
 from .reverse_steps import eps_at
 from .schedules import NoiseSchedule, lookup, respaced
 
-__all__ = ["WEIGHTINGS", "DISTILL_SPACINGS", "x0_target", "teacher_two_steps", "distillation_target", "check_steps",
+__all__ = ["WEIGHTINGS", "DISTILL_SPACINGS", "x0_target", "teacher_two_steps", "distillation_target",
            "distillation_loss"]
 
 WEIGHTINGS = ("snr_trunc", "snr+1", "snr")

@@ -85,7 +85,7 @@ from .nets.protocol import EpsModel
 from .reverse_steps import Hook, after_step, check_run, eps_at, reverse_indices, training_steps
 from .schedules import NoiseSchedule
 
-__all__ = ["NoiseLevels", "PreviousOutputs", "dpm_solver_pp_step", "dpm_solver_pp_sample", "edm_step", "edm_sample",
+__all__ = ["dpm_solver_pp_step", "dpm_solver_pp_sample", "edm_step", "edm_sample",
            "unipc_step", "unipc_sample", "UNIPC_VARIANTS"]
 
 UNIPC_VARIANTS = ("bh1", "bh2")  # B(h) = -h (Zhao et al.'s choice under 10 steps) or e^{-h} - 1 (diffusers' default)

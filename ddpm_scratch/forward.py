@@ -30,9 +30,9 @@ from .nets.protocol import EpsModel
 from .schedules import NoiseSchedule, check_schedule, lookup
 
 __all__ = [
-    "q_step", "q_sample", "q_posterior", "make_noise",
+    "q_step", "q_sample", "q_posterior",
     "x0_from_eps", "eps_from_x0", "v_from_eps", "eps_from_v", "score_from_eps", "eps_from_score",
-    "QUANTITIES", "PREDICTIONS", "convert", "regression_target", "EpsFromPrediction", "as_eps_model",
+    "QUANTITIES", "PREDICTIONS", "convert", "regression_target", "as_eps_model",
     "radial_power_spectrum", "frequency_snr",
 ]
 

@@ -26,7 +26,7 @@ from .checks import check_data
 from .nets.protocol import EpsModel
 from .schedules import NoiseSchedule, check_schedule
 
-__all__ = ["Hook", "initial_noise", "check_run", "training_steps", "reverse_indices", "eps_at", "after_step"]
+__all__ = ["Hook", "initial_noise", "training_steps", "reverse_indices", "eps_at", "after_step"]
 
 Hook = Callable[[Tensor, int], Tensor]  # hook(x (B, ...), t: the training step x is now at) -> x, same shape
 

@@ -38,7 +38,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from .checks import check_choice
+from .checks import check_choice, register_once
 from .ddim import ddim_sample
 from .ddpm import ddpm_sample
 from .eps_solvers import UNIPC_VARIANTS, dpm_solver_pp_sample, edm_sample, unipc_sample
@@ -105,10 +105,7 @@ SAMPLERS: dict[str, Sampler] = {}
 
 def register(sampler: Sampler) -> Sampler:
     """Add a sampler to SAMPLERS under its name (names are unique). Returns it."""
-    if sampler.name in SAMPLERS:
-        raise ValueError(f"a sampler named {sampler.name!r} is already registered")
-    SAMPLERS[sampler.name] = sampler
-    return sampler
+    return register_once(SAMPLERS, sampler.name, sampler, "sampler")
 
 
 register(Sampler("ddpm", ddpm_sample, "Algorithm 2 of Ho et al. (2020): ancestral sampling, one Gaussian step per t",

@@ -1,14 +1,18 @@
 """The machinery around the lectures: what runs experiments, not what the lectures teach.
 
-    data.py      built-in datasets: toy 2-D sets and scikit-learn's 8x8 digits, mini-batches
-    train.py     the trainer: Algorithm 1 with AdamW, EMA, mixed precision, checkpoints, exact resume
-    files.py     atomic writes and checked reads of torch files (checkpoints, the classifier cache)
-    students.py  progressive distillation of a trained run: one student file per stage, resume by stage
-    metrics.py   sample quality: sliced Wasserstein, Frechet distance on digits with its real-data floor
-    viz.py       pictures: sample grids, reverse-process strips and animations, loss curves
-    demo.py      `make demo`: train on digits, sample, write the pictures and a report
-    cli.py       the command line `ddpm-scratch demo | train | distill | sample`
-    notebook.py  what the lesson notebooks share: figure folder, sliders that fall back to a static figure, threads
+    data.py          the dataset registry (shape, grey levels, classes, default network): toy 2-D sets and
+                     scikit-learn's 8x8 digits; mini-batches
+    loop.py          the one training loop: objectives, updates, AdamW, EMA, mixed precision, checkpoints, exact resume
+    train.py         training runs: TrainConfig, L_simple / DSM objectives, load_model (the eps-model of a checkpoint)
+    files.py         atomic writes and checked reads of torch files (checkpoints, the classifier cache)
+    distillation.py  progressive distillation's stages on the loop, and of a trained run: one student file per
+                     stage, resume by stage (`ddpm-scratch distill`)
+    gan_training.py  the denoising diffusion GAN on the loop (two updates per step)
+    metrics.py       sample quality: sliced Wasserstein, Frechet distance on digits with its real-data floor
+    viz.py           pictures: sample grids, reverse-process strips and animations, loss curves
+    demo.py          `make demo`: train on digits, sample, write the pictures and a report
+    cli.py           the command line `ddpm-scratch demo | train | distill | sample`
+    notebook.py      what the lesson notebooks share: figure folder, sliders that fall back to a static figure, threads
 
 The machinery imports the lecture modules; the lecture modules never import it.
 """

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from ..checks import check_int
+from ..checks import check_int, register_once
 from ..nets import MLPEps, UNet
 
 __all__ = [
@@ -189,10 +189,7 @@ DATASETS: dict[str, Dataset] = {}
 
 def register_dataset(dataset: Dataset) -> Dataset:
     """Add a dataset to DATASETS under its name (names are unique). Returns it."""
-    if dataset.name in DATASETS:
-        raise ValueError(f"a dataset named {dataset.name!r} is already registered")
-    DATASETS[dataset.name] = dataset
-    return dataset
+    return register_once(DATASETS, dataset.name, dataset, "dataset")
 
 
 def _load_digits(split: str, n: int | None, generator: torch.Generator | None) -> tuple[Tensor, Tensor]:

@@ -284,7 +284,7 @@ def run_loop(model: nn.Module, updates: Sequence[Update], data: Tensor, settings
     log = _LossLog(out / LOSS_LOG if out is not None else None, [u.name for u in updates], keep_until=start)
     indices = _index_stream(data.shape[0], settings, data_rng, start)
     history: dict[str, list[float]] = {u.name: [] for u in updates}
-    losses: dict[str, float] = {}
+    losses = {u.name: float("nan") for u in updates}  # a resumed run with no step left reports NaN
     model.train()
     t0, timed_steps = None, 0
     bar = tqdm(range(start, settings.steps), initial=start, total=settings.steps, disable=not progress, miniters=1,

@@ -58,8 +58,8 @@ class TrainConfig:
     Each field's help and choices are the command line's (`ddpm-scratch train --help`).
     """
 
-    dataset: str = option("digits", "; ".join(f"{d.name}: {d.description}" for d in DATASETS.values()),
-                          tuple(DATASETS))
+    dataset: str = option("digits", "a dataset of the registry (machinery.data.DATASETS); built in: "
+                          + "; ".join(f"{d.name}: {d.description}" for d in DATASETS.values()))
     steps: int = option(4000, "total training steps")
     batch_size: int = option(128, "examples per step")
     lr: float = option(2e-3, "peak learning rate of AdamW")
@@ -88,6 +88,7 @@ class TrainConfig:
     checkpoint_every: int = option(500, "steps between checkpoints")
 
     def __post_init__(self) -> None:
+        check_choice("dataset", self.dataset, tuple(DATASETS))  # read now: a dataset registered later is valid
         for f in fields(self):
             if f.metadata.get("choices"):
                 check_choice(f.name, getattr(self, f.name), f.metadata["choices"])
