@@ -1,13 +1,17 @@
 """The command line: train / resume / sample round trip, the demo's files, clear errors."""
 
+import dataclasses
+import inspect
 import re
 
 import pytest
 import torch
 
+from ddpm_scratch.eps_solvers import unipc_sample
 from ddpm_scratch.machinery.cli import build_parser, main
 from ddpm_scratch.machinery.demo import run_demo
-from ddpm_scratch.machinery.train import TrainConfig, load_checkpoint
+from ddpm_scratch.machinery.train import TrainConfig, load_checkpoint, load_model
+from ddpm_scratch.sampling import SAMPLERS, sample
 
 
 def test_train_resume_and_sample_round_trip(tmp_path, capsys):
@@ -66,12 +70,103 @@ def test_resuming_or_sampling_a_spoilt_checkpoint_is_a_clear_error(tmp_path, cap
     run = tmp_path / "run"
     assert main(["train", "--dataset", "two_moons", "--T", "50", "--steps", "3", "--device", "cpu",
                  "--out", str(run)]) == 0
-    (run / "checkpoint.pt").write_bytes(b"garbage")
-    for argv in (["train", "--out", str(run), "--resume", "--steps", "6"], ["sample", "--run", str(run)]):
-        with pytest.raises(SystemExit) as exit_info:
-            main(argv)
-        assert exit_info.value.code == 2
-        assert re.search(r"checkpoint\.pt is not a readable checkpoint", capsys.readouterr().err)
+    path = run / "checkpoint.pt"
+    state = torch.load(path, weights_only=True)
+    for spoilt, message in ((b"garbage", r"checkpoint\.pt is not a readable checkpoint"),
+                            (state | {"config": state["config"] | {"T": 0}}, "holds an invalid training config: T")):
+        if isinstance(spoilt, bytes):
+            path.write_bytes(spoilt)
+        else:
+            torch.save(spoilt, path)
+        for argv in (["train", "--out", str(run), "--resume", "--steps", "6"], ["sample", "--run", str(run)]):
+            with pytest.raises(SystemExit) as exit_info:
+                main(argv)
+            assert exit_info.value.code == 2
+            assert re.search(message, capsys.readouterr().err)
+
+
+# ---------------------------------------------------------------------------------- sampler options
+
+@pytest.fixture(scope="module")
+def moons_run(tmp_path_factory):
+    run = tmp_path_factory.mktemp("moons")
+    assert main(["train", "--dataset", "two_moons", "--T", "50", "--steps", "3", "--batch-size", "16",
+                 "--model", '{"hidden": 16, "depth": 1}', "--device", "cpu", "--out", str(run)]) == 0
+    return run
+
+
+def test_sample_help_lists_every_option_of_every_sampler_with_its_default(monkeypatch):
+    """Read from each registered sampler's run function (its keyword defaults), not from the command line's code;
+    the defaults the course has always had are checked by value too."""
+    monkeypatch.setenv("COLUMNS", "2000")  # one line per option
+    help_text = build_parser()._subparsers._group_actions[0].choices["sample"].format_help()
+    lines = {}  # "--flag" -> the flag's line and its help (on the next line after a long flag)
+    for line in help_text.split("options:", 1)[1].strip("\n").splitlines():
+        if line.startswith("  -"):
+            flag = line.split()[0]
+            lines[flag] = line
+        else:
+            lines[flag] += line
+    checked = {}
+    for name, sampler in SAMPLERS.items():
+        keywords = inspect.signature(sampler.run).parameters
+        for option in sampler.options:
+            line = lines["--" + option.replace("_", "-")]
+            default = keywords[option].default
+            assert re.search(rf"{name}: .*?\(default: {re.escape(str(default))}\)", line), (name, option, line)
+            for choice in sampler.options[option].choices or ():
+                assert str(choice) in line
+            checked[option] = default
+    assert checked == {"variance": "beta", "snr": 0.16, "corrector_steps": 1, "eta": 0.0, "order": 2,
+                       "variant": "bh2"}
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--sampler", "ddpm", "--eta", "0.5"], "--eta is an option of ddim, not of --sampler ddpm"),
+    (["--eta", "0.5"], "--eta is an option of ddim, not of --sampler ddpm"),  # ddpm is the default
+    (["--sampler", "ddim", "--snr", "0.1"], "--snr is an option of pc, not of --sampler ddim"),
+    (["--sampler", "pc", "--order", "1", "--variance", "posterior"],
+     "--order is an option of unipc, not of --sampler pc; --variance is an option of ddpm, not of --sampler pc"),
+])
+def test_an_option_of_another_sampler_is_an_error_naming_it(moons_run, tmp_path, capsys, argv, message):
+    picture = tmp_path / "x.png"
+    with pytest.raises(SystemExit) as exit_info:
+        main(["sample", "--run", str(moons_run), "--n", "4", "--device", "cpu", "--out", str(picture), *argv])
+    assert exit_info.value.code == 2 and message in capsys.readouterr().err
+    assert not picture.exists()
+
+
+@pytest.mark.parametrize("argv", [["--order", "3"], ["--variant", "bh3"], ["--variance", "fixed"]])
+def test_a_sampler_option_outside_its_choices_is_refused_by_the_parser(capsys, argv):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["sample", "--run", "x", "--sampler", "unipc", *argv])
+    assert exit_info.value.code == 2 and "invalid choice" in capsys.readouterr().err
+
+
+def test_unipc_options_reach_unipc_sample(moons_run, tmp_path, monkeypatch):
+    """--order 1 --variant bh1 arrive at unipc_sample as order=1, variant="bh1" (int and str), and the samples are
+    those of sample(..., order=1, variant="bh1") with the same seed, not those of the defaults."""
+    calls = []
+
+    def recording(eps_model, schedule, x_T, *, generator=None, hook=None, progress=False, order=2, variant="bh2"):
+        calls.append((order, variant))
+        return unipc_sample(eps_model, schedule, x_T, generator=generator, hook=hook, progress=progress, order=order,
+                            variant=variant)
+
+    monkeypatch.setitem(SAMPLERS, "unipc", dataclasses.replace(SAMPLERS["unipc"], run=recording))
+    pictures = {}
+    for label, extra in (("options", ["--order", "1", "--variant", "bh1"]), ("defaults", [])):
+        pictures[label] = tmp_path / f"{label}.png"
+        assert main(["sample", "--run", str(moons_run), "--n", "16", "--sampler", "unipc", "--num-steps", "5",
+                     "--seed", "3", "--device", "cpu", "--out", str(pictures[label]), *extra]) == 0
+    assert calls == [(1, "bh1"), (2, "bh2")] and type(calls[0][0]) is int
+    monkeypatch.undo()
+    got = {label: torch.load(p.with_suffix(".pt")) for label, p in pictures.items()}
+    model, schedule, _ = load_model(moons_run / "checkpoint.pt")
+    expected = sample(model, schedule, (16, 2), sampler="unipc", num_steps=5, order=1, variant="bh1",
+                      generator=torch.Generator().manual_seed(3))
+    torch.testing.assert_close(got["options"], expected)
+    assert not torch.allclose(got["options"], got["defaults"])
 
 
 def test_help_explains_the_commands():
@@ -86,7 +181,7 @@ def test_help_explains_the_commands():
 @pytest.mark.parametrize("argv, message", [
     (["train", "--out", "x", "--steps", "0"], "steps must be >= 1"),
     (["train", "--out", "x", "--dataset", "two_moons", "--model", '{"hidden": "wide"}'], "hidden must be an int"),
-    (["train", "--out", "x", "--dataset", "mnist"], "invalid choice"),
+    (["train", "--out", "x", "--dataset", "mnist"], "dataset must be one of 'digits', .*'two_moons'.*, got 'mnist'"),
     (["train", "--out", "x", "--model", "[1, 2]"], "JSON object|invalid"),
     (["sample", "--run", "x", "--sampler", "euler"], "invalid choice"),
     (["sample", "--run", "does/not/exist"], "no checkpoint"),

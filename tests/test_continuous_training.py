@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from ddpm_scratch.machinery.data import toy_2d
+from ddpm_scratch.machinery.loop import Batch
 from ddpm_scratch.machinery.metrics import sliced_wasserstein
 from ddpm_scratch.machinery.train import (
     ContinuousTimeOnSteps,
@@ -16,12 +17,12 @@ from ddpm_scratch.machinery.train import (
     build_sde,
     load_model,
     train,
-    training_loss,
+    training_objective,
 )
 from ddpm_scratch.sampling import sample
 from ddpm_scratch.schedules import NoiseSchedule
+from ddpm_scratch.score_solvers import CountedScore, ode_rk45, time_grid
 from ddpm_scratch.sde import VPSDE, eps_model_score
-from ddpm_scratch.sde_solvers import CountedScore, ode_rk45, time_grid
 
 F64 = torch.float64
 
@@ -49,7 +50,8 @@ def test_the_continuous_loss_is_the_eps_regression_at_uniform_times():
         seen.append(t)
         return torch.tanh(x) * (1 + t[:, None]) - 0.3 * x
 
-    loss = training_loss(config, build_schedule(config), torch.Generator().manual_seed(5))(eps_model, x0)
+    objective = training_objective(config, build_schedule(config))
+    loss = objective(eps_model, Batch(x0), generator=torch.Generator().manual_seed(5))
     g = torch.Generator().manual_seed(5)
     t = 1e-3 + (1 - 1e-3) * torch.rand(64, generator=g, dtype=F64)
     eps = torch.randn(64, 2, generator=g, dtype=F64)
@@ -152,3 +154,27 @@ def test_a_tiny_continuous_digits_run_trains_the_unet_and_samples(tmp_path):
     model, schedule, _ = load_model(tmp_path / "checkpoint.pt")
     x = sample(model, schedule, (4, 1, 8, 8), sampler="ode", num_steps=3, generator=torch.Generator().manual_seed(0))
     assert x.shape == (4, 1, 8, 8) and torch.isfinite(x).all()
+
+
+def test_a_conditional_continuous_run_gives_the_network_float_times_and_labels():
+    """time='continuous' with num_classes=2 on two_moons: every call gets t in (0, 1] as floats and the batch's labels,
+    the dropped ones replaced by the "no label" token 2."""
+    from ddpm_scratch.nets import MLPEps
+
+    calls = []
+
+    class Records(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.net = MLPEps(dim=2, hidden=16, depth=1, num_classes=2)
+
+        def forward(self, x, t, y):
+            calls.append((t.detach().clone(), y.clone()))
+            return self.net(x, t, y)
+
+    result = train(continuous_config(steps=4, num_classes=2, label_dropout=0.5), model=Records(), progress=False)
+    assert math.isfinite(result.final_loss) and len(calls) == 4
+    t = torch.cat([c[0] for c in calls])
+    y = torch.cat([c[1] for c in calls])
+    assert t.is_floating_point() and 0 < t.min() and t.max() <= 1
+    assert set(y.unique().tolist()) == {0, 1, 2}

@@ -12,13 +12,18 @@ from ddpm_scratch.machinery.data import (
     DATASETS,
     DIGITS_LEVELS,
     TOY_DATASETS,
+    Dataset,
     batches,
     batches_per_epoch,
     digits_split_indices,
     get_dataset,
+    load_dataset,
     load_digits,
+    register_dataset,
     toy_2d,
+    toy_2d_labelled,
 )
+from ddpm_scratch.nets import MLPEps, UNet
 
 
 def seeded(seed: int) -> torch.Generator:
@@ -186,6 +191,164 @@ def test_get_dataset_bad_arguments():
         get_dataset("two_moons", "all")
     with pytest.raises(ValueError, match="n must be"):
         get_dataset("two_moons", n=0)
+
+
+# ---------------------------------------------------------------------------------- the registry
+
+EXPECTED = {  # name: (shape, levels, num_classes, network class)
+    "digits": ((1, 8, 8), 17, 10, UNet), "eight_gaussians": ((2,), None, 8, MLPEps),
+    "swiss_roll": ((2,), None, 0, MLPEps), "two_moons": ((2,), None, 2, MLPEps),
+    "checkerboard": ((2,), None, 0, MLPEps),
+}
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_every_entry_describes_its_examples_labels_and_network(name):
+    entry = DATASETS[name]
+    shape, levels, num_classes, network = EXPECTED[name]
+    assert isinstance(entry, Dataset) and entry.name == name and entry.description
+    assert (entry.shape, entry.levels, entry.num_classes, entry.network) == (shape, levels, num_classes, network)
+    assert entry.is_image == (len(shape) == 3)
+    x, labels = load_dataset(name, "test", n=64, generator=seeded(0))
+    assert x.shape == (64, *shape) and x.dtype == torch.float32
+    if num_classes:
+        assert labels.shape == (64,) and labels.dtype == torch.long
+        assert 0 <= labels.min() and labels.max() < num_classes
+    else:
+        assert labels is None
+    torch.manual_seed(0)
+    net = entry.build_network()
+    assert type(net) is network
+    t = torch.randint(1, 100, (64,))
+    assert net(x, t).shape == x.shape
+    if num_classes:  # conditional: labels 0..num_classes-1 and the "no label" token num_classes
+        conditional = entry.build_network(num_classes=num_classes)
+        y = torch.arange(64) % (num_classes + 1)
+        assert conditional(x, t, y).shape == x.shape
+
+
+def test_build_network_takes_other_arguments_instead_of_the_defaults():
+    small = DATASETS["two_moons"].build_network({"hidden": 8, "depth": 1})
+    default = DATASETS["two_moons"].build_network()
+    assert sum(p.numel() for p in small.parameters()) < sum(p.numel() for p in default.parameters())
+    assert DATASETS["two_moons"].network_args == {"hidden": 128, "depth": 3}  # not changed by the call
+
+
+def test_digits_levels_are_the_grey_levels_of_the_images():
+    images, _ = load_dataset("digits", "all")
+    assert len(images.unique()) == DATASETS["digits"].levels
+
+
+def test_two_moons_label_0_is_the_upper_moon():
+    """Back in make_moons' coordinates (x 0.7 + (0.5, 0.25)), label 0 points lie on the upper half of the unit circle
+    about (0, 0), label 1 points on the lower half of the unit circle about (1, 0.5), up to the noise: std 0.07 per
+    axis, so within 6 std = 0.42 of the arc and of its half-plane (the chance of one of 10^4 points out is ~2e-5).
+    Swapped labels fail: the lower moon has points 0.5 from (0, 0) and below y = -0.42."""
+    x, labels = load_dataset("two_moons", "train")
+    p = x.double() * 0.7 + torch.tensor([0.5, 0.25], dtype=torch.float64)
+    upper, lower = p[labels == 0], p[labels == 1]
+    tol = 6 * 0.07
+    assert ((upper.norm(dim=1) - 1).abs() < tol).all() and (upper[:, 1] > -tol).all()
+    centre = torch.tensor([1.0, 0.5], dtype=torch.float64)
+    assert (((lower - centre).norm(dim=1) - 1).abs() < tol).all() and (lower[:, 1] < 0.5 + tol).all()
+    n = len(labels)  # the moon is a fair coin: Binomial(n, 1/2)
+    assert abs(len(upper) - n / 2) < 5 * math.sqrt(n / 4)
+
+
+def test_eight_gaussians_label_is_the_nearest_centre():
+    """Centres sqrt(2) (cos k pi/4, sin k pi/4), std 0.1: neighbours are 1.08 apart, 5.4 std to the midline."""
+    x, labels = load_dataset("eight_gaussians", "train")
+    angles = torch.arange(8, dtype=torch.float64) * math.pi / 4
+    centres = math.sqrt(2) * torch.stack([angles.cos(), angles.sin()], dim=1)
+    assert torch.equal(torch.cdist(x.double(), centres).argmin(dim=1), labels)
+    counts = torch.bincount(labels, minlength=8).double()
+    assert (counts - len(labels) / 8).abs().max() < 5 * math.sqrt(len(labels) / 8 * 7 / 8)
+
+
+def test_digits_labels_are_the_images_labels():
+    for split in ("train", "test", "all"):
+        images, labels = load_dataset("digits", split)
+        expected_images, expected_labels = load_digits(split)
+        assert torch.equal(images, expected_images) and torch.equal(labels, expected_labels)
+    subset, labels = load_dataset("digits", "train", n=50, generator=seeded(2))
+    images, all_labels = load_digits("train")
+    index = (subset.flatten(1)[:, None, :] == images.flatten(1)[None]).all(dim=2).float().argmax(dim=1)
+    assert torch.equal(labels, all_labels[index])  # the labels of the images drawn (digits may repeat: same label)
+
+
+@pytest.mark.parametrize("name", TOY_DATASETS)
+def test_labelled_toy_points_are_the_unlabelled_ones(name):
+    points, labels = toy_2d_labelled(name, 300, seeded(4))
+    assert torch.equal(points, toy_2d(name, 300, seeded(4)))
+    assert (labels is None) == (DATASETS[name].num_classes == 0)
+    x, y = load_dataset(name, "train", n=300, generator=seeded(4))
+    assert torch.equal(x, points) and (y is None or torch.equal(y, labels))
+
+
+def test_get_dataset_is_load_dataset_without_labels():
+    for name in DATASETS:
+        for split in DATASETS[name].splits:
+            assert torch.equal(get_dataset(name, split), load_dataset(name, split)[0])
+
+
+def test_register_dataset_refuses_a_name_already_taken():
+    before = dict(DATASETS)
+    duplicate = Dataset("two_moons", "another", (2,), None, 0, MLPEps, {}, lambda split, n, g: (torch.zeros(1, 2),
+                                                                                              None))
+    with pytest.raises(ValueError, match="a dataset named 'two_moons' is already registered"):
+        register_dataset(duplicate)
+    assert DATASETS == before and DATASETS["two_moons"] is not duplicate
+
+
+def test_load_dataset_bad_arguments():
+    with pytest.raises(ValueError, match="unknown dataset 'mnist'; valid names: digits"):
+        load_dataset("mnist")
+    with pytest.raises(ValueError, match=r"split must be one of \('train', 'test'\) for two_moons"):
+        load_dataset("two_moons", "all")
+
+
+def _blobs(split, n, generator):
+    """A toy labelled set: three blobs in 3-D, x = label-th unit vector + noise; the test split is seeded apart."""
+    g = generator or torch.Generator().manual_seed({"train": 0, "test": 1}[split])
+    n = n or 300
+    labels = torch.randint(0, 3, (n,), generator=g)
+    return torch.eye(3)[labels] + 0.05 * torch.randn(n, 3, generator=g), labels
+
+
+BLOBS = Dataset("test_blobs", "three blobs in 3-D (tests only)", (3,), None, 3, MLPEps, {"hidden": 16, "depth": 1},
+                _blobs)
+
+
+def test_a_registered_dataset_trains_from_a_train_config(tmp_path):
+    """One registry entry is all a new dataset needs: TrainConfig accepts its name (read when the config is made,
+    not when the class was defined), the trainer builds its network and loads its examples and labels, and
+    `ddpm-scratch train --dataset` takes it, and `ddpm-scratch sample` pictures its first two coordinates and saves
+    every coordinate in the .pt."""
+    from ddpm_scratch.machinery.cli import main
+    from ddpm_scratch.machinery.train import TrainConfig, load_model, train
+
+    register_dataset(BLOBS)
+    try:
+        with pytest.raises(ValueError, match="num_classes must be 0 \\(unconditional\\) or 3"):
+            TrainConfig(dataset="test_blobs", num_classes=2)
+        config = TrainConfig(dataset="test_blobs", steps=4, batch_size=16, T=50, num_classes=3, device="cpu")
+        assert config.model == {"hidden": 16, "depth": 1}
+        result = train(config, out=tmp_path / "run", progress=False)
+        assert isinstance(result.model, MLPEps) and result.model.dim == 3 and result.model.num_classes == 3
+        assert math.isfinite(result.final_loss)
+        model, _, loaded = load_model(tmp_path / "run" / "checkpoint.pt")
+        assert loaded.dataset == "test_blobs" and isinstance(model, MLPEps)
+        assert main(["train", "--dataset", "test_blobs", "--steps", "2", "--batch-size", "8", "--T", "50",
+                     "--device", "cpu", "--out", str(tmp_path / "cli")]) == 0
+        assert load_model(tmp_path / "cli" / "checkpoint.pt")[2].dataset == "test_blobs"
+        assert main(["sample", "--run", str(tmp_path / "cli"), "--n", "5", "--num-steps", "3", "--device", "cpu",
+                     "--out", str(tmp_path / "blobs.png")]) == 0
+        assert (tmp_path / "blobs.png").exists() and torch.load(tmp_path / "blobs.pt").shape == (5, 3)
+    finally:
+        DATASETS.pop("test_blobs", None)
+    assert "test_blobs" not in DATASETS
+    with pytest.raises(ValueError, match="dataset must be one of .*got 'test_blobs'"):
+        TrainConfig(dataset="test_blobs")
 
 
 # ---------------------------------------------------------------------------------- batches

@@ -1,6 +1,7 @@
 """ddgan.py: a denoising diffusion GAN. References from the equations: DDPM eq. 7 written out here for the posterior
 step, the forward kernels' moments for the real pairs, the exact reverse kernel (reverse_kernel.py, tested on its
-own) as the perfect generator, closed forms of the GAN losses for a constant and a linear discriminator."""
+own) as the perfect generator, closed forms of the GAN losses for a constant and a linear discriminator. Training
+(machinery/gan_training.py) is the one loop with two updates, D's then G's."""
 
 import math
 
@@ -16,8 +17,9 @@ from ddpm_scratch.ddgan import (
     generator_loss,
     posterior_sample,
     real_pair,
-    train_ddgan,
 )
+from ddpm_scratch.machinery.gan_training import train_ddgan
+from ddpm_scratch.machinery.loop import TrainingDiverged
 from ddpm_scratch.reverse_kernel import reverse_kernel_sample
 from ddpm_scratch.schedules import NoiseSchedule, respaced
 from ddpm_scratch.score import GaussianMixture
@@ -182,6 +184,48 @@ def test_training_is_reproducible_and_leaves_the_global_generator_alone():
         assert torch.equal(a, b)
     assert runs[0].history == runs[1].history
     assert runs[0].history != runs[2].history
+
+
+def test_training_is_two_updates_each_on_its_own_network(monkeypatch):
+    """Each step: D's update sees the G and D of the previous step, moves D only; G's sees the new D, moves G only.
+    The loss functions are wrapped to record the state they see; the run is the same as without the wrapping."""
+    import ddpm_scratch.machinery.gan_training as gan_training
+
+    seen = []
+
+    def recording(loss_fn, name):
+        def loss(model, x0, **kwargs):
+            seen.append((name, {k: v.detach().clone() for k, v in model.state_dict().items()}))
+            return loss_fn(model, x0, **kwargs)
+        return loss
+
+    monkeypatch.setattr(gan_training, "discriminator_loss", recording(discriminator_loss, "D"))
+    monkeypatch.setattr(gan_training, "generator_loss", recording(generator_loss, "G"))
+    model = train_ddgan(TWO_POINTS, SCHEDULE, steps=3, batch_size=8, hidden=8, depth=1, progress=False)
+    monkeypatch.undo()
+    plain = train_ddgan(TWO_POINTS, SCHEDULE, steps=3, batch_size=8, hidden=8, depth=1, progress=False)
+    assert [name for name, _ in seen] == ["D", "G"] * 3
+    states = [state for _, state in seen] + [model.state_dict()]
+    for before, after, moved in zip(states[:-1], states[1:], ["D.", "G."] * 3, strict=True):
+        for key in before:
+            assert torch.equal(before[key], after[key]) != key.startswith(moved), (moved, key)
+    for a, b in zip(model.state_dict().values(), plain.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
+
+
+def test_a_non_finite_loss_stops_training_naming_the_step(monkeypatch):
+    import ddpm_scratch.machinery.gan_training as gan_training
+
+    calls = []
+
+    def exploding(model, x0, **kwargs):
+        calls.append(1)
+        loss = generator_loss(model, x0, **kwargs)
+        return loss * math.nan if len(calls) == 3 else loss
+
+    monkeypatch.setattr(gan_training, "generator_loss", exploding)
+    with pytest.raises(TrainingDiverged, match=r"'G': nan\} at step 3"):
+        train_ddgan(TWO_POINTS, SCHEDULE, steps=10, batch_size=8, hidden=8, depth=1, progress=False)
 
 
 def test_bad_arguments_are_named():

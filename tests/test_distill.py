@@ -1,4 +1,5 @@
-"""Lecture 4: progressive distillation (Salimans & Ho 2022, Algorithm 2).
+"""Lecture 4: progressive distillation (Salimans & Ho 2022, Algorithm 2): the loss and target of distill.py, and the
+stage that trains on it (machinery/distillation.py, on the one training loop).
 
 References are written here from the equations, not taken from distill.py: the DDIM step (DDIM eq. 12 at eta = 0)
 and, for Gaussian data, the exact eps (E[eps | x_t] = sigma_t Sigma_t^{-1} (x_t - sqrt(abar_t) m) with
@@ -12,14 +13,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 from torch import nn
 
-from ddpm_scratch.distill import (
-    distill_stage,
-    distillation_loss,
-    distillation_target,
-    progressive_distillation,
-    x0_target,
-)
-from ddpm_scratch.forward import eps_from_x0
+from ddpm_scratch.distill import distillation_loss, distillation_target, x0_target
+from ddpm_scratch.forward import as_eps_model, eps_from_x0
+from ddpm_scratch.machinery.distillation import distill_stage, progressive_distillation
 from ddpm_scratch.sampling import sample
 from ddpm_scratch.schedules import NoiseSchedule, respaced
 from ddpm_scratch.score import GaussianMixture, mixture_eps_model
@@ -196,6 +192,42 @@ def test_a_stage_drives_the_linear_students_loss_towards_zero():
     assert (stage.num_steps, stage.teacher_steps) == (2, 4)
     # an exact affine student exists (loss 0, the test above); 200 Adam steps reach ~1e-3 of the start here
     # (float64, fixed seeds), 10x inside the bound; the untrained copy of the teacher stays at `before`
+    assert after < 0.01 * before, (float(before), float(after))
+
+
+def gaussian_network(schedule, prediction):
+    """The exact model of N(MEAN, COV) as a network that outputs `prediction`, still affine per step: with
+    a = sqrt(abar), s = sqrt(1 - abar) and eps = W x + c, x0 = (x - s eps) / a and v = a eps - s x0."""
+    eps = gaussian_eps(schedule)
+    W, c = eps.W.detach(), eps.c.detach()
+    ab = schedule.alpha_bars
+    a, s = ab.sqrt().reshape(-1, 1, 1), (1 - ab).sqrt().reshape(-1, 1, 1)
+    eye = torch.eye(2, dtype=F64)
+    W0, c0 = (eye - s * W) / a, -s[:, :, 0] * c / a[:, :, 0]
+    if prediction == "x0":
+        return AffineEps(W0, c0)
+    return AffineEps(a * W - s * W0, a[:, :, 0] * c - s[:, :, 0] * c0)
+
+
+@pytest.mark.parametrize("prediction", ["x0", "v"])
+def test_a_stage_on_an_x0_or_v_teacher_trains_a_student_in_the_same_parameterisation(prediction):
+    """distill_stage takes the teacher network and what it outputs: the student starts as its copy, outputs the same
+    quantity, and its loss (the student read as `prediction`, the teacher adapted to eps) falls as for eps."""
+    schedule = NoiseSchedule.linear(40, rescale=True)
+    teacher = gaussian_network(schedule, prediction)
+    teacher_eps = as_eps_model(teacher, schedule, prediction=prediction)
+    x, t = torch.randn(16, 2, dtype=F64), torch.randint(1, 41, (16,))
+    with torch.no_grad():
+        torch.testing.assert_close(teacher_eps(x, t), gaussian_eps(schedule)(x, t))  # the same model, adapted
+    data = GaussianMixture([1.0], MEAN[None], COV[None]).sample(2048, torch.Generator().manual_seed(0))
+    stage = distill_stage(teacher, schedule, data, 4, prediction=prediction, iterations=200, batch_size=128,
+                          lr=2e-2, ema_decay=0.9)
+    assert isinstance(stage.student, AffineEps)
+    x0 = data[:512]
+    with torch.no_grad():
+        before, after = (distillation_loss(student, teacher_eps, schedule, x0, 4, prediction=prediction,
+                                           generator=torch.Generator().manual_seed(5)) for student in (teacher,
+                                                                                                        stage.student))
     assert after < 0.01 * before, (float(before), float(after))
 
 

@@ -11,6 +11,7 @@ from torch.distributions import Normal, kl_divergence
 from ddpm_scratch.forward import eps_from_x0, q_posterior, q_sample
 from ddpm_scratch.losses import (
     discretized_gaussian_log_likelihood,
+    drop_labels,
     gaussian_kl,
     l_simple,
     prior_bpd,
@@ -180,3 +181,37 @@ def test_prior_term_keeps_float64_precision_for_float32_data():
     got = prior_bpd(s, x0)
     assert got.dtype == torch.float64 and got.item() > 0
     assert got.item() == pytest.approx(prior_bpd(s, x0.double()).item(), rel=1e-9)
+
+
+# ---------------------------------------------------------------------------------- label dropout
+
+@pytest.mark.parametrize("rate", [0.1, 0.5])
+def test_drop_labels_drops_each_label_with_the_given_rate(rate):
+    """Each label becomes the "no label" token num_classes with probability rate, independently of its class: the
+    count of dropped labels in each class is Binomial(n_class, rate), checked to 5 standard deviations."""
+    n, num_classes = 60_000, 3
+    y = torch.arange(n) % num_classes
+    dropped = drop_labels(y, rate=rate, num_classes=num_classes, generator=torch.Generator().manual_seed(0))
+    assert dropped.shape == y.shape and dropped.dtype == torch.long
+    is_dropped = dropped == num_classes
+    assert torch.equal(dropped[~is_dropped], y[~is_dropped])  # the others keep their label
+    for k in range(num_classes):
+        n_k = (y == k).sum().item()
+        count = is_dropped[y == k].sum().item()
+        assert abs(count - n_k * rate) < 5 * math.sqrt(n_k * rate * (1 - rate)), (k, count)
+    assert torch.equal(y, torch.arange(n) % num_classes)  # y itself is not changed
+
+
+def test_drop_labels_at_rate_0_and_1():
+    y = torch.tensor([0, 1, 1, 0, 1])
+    assert drop_labels(y, rate=0.0, num_classes=2) is y
+    assert torch.equal(drop_labels(y, rate=1.0, num_classes=2), torch.full((5,), 2))
+
+
+def test_drop_labels_is_reproducible_and_checks_the_rate():
+    y = torch.randint(0, 10, (100,), generator=torch.Generator().manual_seed(1))
+    a, b = (drop_labels(y, rate=0.3, num_classes=10, generator=torch.Generator().manual_seed(2)) for _ in range(2))
+    assert torch.equal(a, b)
+    for rate in (-0.1, 1.5, math.nan):
+        with pytest.raises(ValueError, match=r"rate must lie in \[0, 1\]"):
+            drop_labels(y, rate=rate, num_classes=10)

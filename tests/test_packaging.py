@@ -45,3 +45,15 @@ def test_ci_runs_the_readme_test_command():
     assert "make test" in readme
     ci = (ROOT / ".ci" / "run").read_text()
     assert re.search(r"^make test\s*$", ci, flags=re.M)
+
+
+def test_the_wheel_includes_every_module():
+    """setuptools' package discovery (pyproject's include) finds every folder of the package that holds modules:
+    a folder without __init__.py would leave its modules out of the installed package."""
+    from setuptools import find_packages
+
+    include = _pyproject()["tool"]["setuptools"]["packages"]["find"]["include"]
+    found = set(find_packages(ROOT, include=include))
+    folders = {".".join(p.parent.relative_to(ROOT).parts) for p in (ROOT / "ddpm_scratch").rglob("*.py")}
+    assert folders <= found, folders - found
+    assert {"ddpm_scratch", "ddpm_scratch.machinery", "ddpm_scratch.nets"} <= found

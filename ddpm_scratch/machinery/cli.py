@@ -242,14 +242,18 @@ def _sample(args: argparse.Namespace) -> int:
     args.sampler = args.sampler or "ddpm"
     options = _sampler_options(args)
     dataset = DATASETS[config.dataset]
+    if not dataset.is_image and dataset.shape[0] < 2:
+        raise ValueError(f"sample draws a grid of images or a scatter plot of points; {config.dataset}'s examples "
+                         f"have shape {dataset.shape}")
     g = torch.Generator(device=device).manual_seed(args.seed)
     with flush_subnormals():  # subnormal floats slow CPU kernels ~10x
         x0 = sample(model, schedule, (args.n, *dataset.shape), sampler=args.sampler, num_steps=args.num_steps,
                     spacing=args.spacing, generator=g, device=device, progress=True, **options).cpu()
     if dataset.is_image:
         save_grid(x0, args.out)
-    else:
-        save_scatter(x0, args.out, title=f"{args.n} samples, {config.dataset}")
+    else:  # the first two coordinates of points with more
+        coordinates = "" if dataset.shape[0] == 2 else f", coordinates 1-2 of {dataset.shape[0]}"
+        save_scatter(x0[:, :2], args.out, title=f"{args.n} samples, {config.dataset}{coordinates}")
     torch.save(x0, args.out.with_suffix(".pt"))
     print(f"wrote {args.out} and {args.out.with_suffix('.pt')}")
     return 0

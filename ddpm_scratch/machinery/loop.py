@@ -244,13 +244,16 @@ def _index_stream(n: int, settings: LoopSettings, data_rng: torch.Generator, sta
 
 def run_loop(model: nn.Module, updates: Sequence[Update], data: Tensor, settings: LoopSettings, *,
              labels: Tensor | None = None, data_rng: torch.Generator, noise_rng: torch.Generator,
-             out: str | Path | None = None, record: dict[str, Any] | None = None, resume: bool = False,
+             out: str | Path | None = None, record: dict[str, Any] | None = None,
+             read_record: Callable[[dict[str, Any]], dict[str, Any]] | None = None, resume: bool = False,
              progress: bool = True, desc: str = "training") -> LoopResult:
     """Train `model` (on data's device) for settings.steps iterations of `updates` on batches of data (N, ...) and,
     when given, labels (N,). Returns a `LoopResult`; the model is left in eval mode.
 
     out: folder for loss.csv and checkpoint.pt (None: keep nothing on disk).  record: what checkpoint.pt keeps
-    as the run's config (a resumed run must give the same, `steps` aside).  resume: continue from
+    as the run's config (a resumed run must give the same, `steps` aside); read_record(saved) checks and completes
+    the record read back before the comparison (a TrainConfig's fields added since the file was written get their
+    defaults; ValueError/TypeError for an invalid one).  resume: continue from
     out/checkpoint.pt (weights, EMA, optimizers, generators and step), so the result equals an uninterrupted run;
     settings.steps may be raised to train longer.
     """
@@ -258,6 +261,9 @@ def run_loop(model: nn.Module, updates: Sequence[Update], data: Tensor, settings
 
     if not updates or len({u.name for u in updates}) != len(updates):
         raise ValueError(f"updates must be a non-empty sequence with distinct names, got {[u.name for u in updates]}")
+    if labels is not None and (labels.shape != data.shape[:1] or labels.is_floating_point()):
+        raise ValueError(f"labels must be an integer tensor of shape (N,) = ({data.shape[0]},), one per example of "
+                         f"data, got {labels.dtype} {tuple(labels.shape)}")
     device = data.device
     autocast_dtype = _autocast_dtype(settings.precision, device)
     out = Path(out) if out is not None else None
@@ -269,8 +275,8 @@ def run_loop(model: nn.Module, updates: Sequence[Update], data: Tensor, settings
     ema = EMA(model, settings.ema_decay) if settings.ema_decay is not None else None
     data_rng_start, start, record = data_rng.get_state(), 0, record or {}
     if resume:
-        start, data_rng_start = _resume(out, record, settings, model, ema, optimizers, lr_schedules, scaler,
-                                        data_rng, noise_rng)
+        start, data_rng_start = _resume(out, record, read_record, settings, model, ema, optimizers, lr_schedules,
+                                        scaler, data_rng, noise_rng)
 
     def checkpoint(step: int) -> None:
         if out is not None:
@@ -328,7 +334,8 @@ def run_loop(model: nn.Module, updates: Sequence[Update], data: Tensor, settings
                       step=settings.steps)
 
 
-def _resume(out: Path | None, record: dict[str, Any], settings: LoopSettings, model: nn.Module, ema: EMA | None,
+def _resume(out: Path | None, record: dict[str, Any], read_record: Callable[[dict[str, Any]], dict[str, Any]] | None,
+            settings: LoopSettings, model: nn.Module, ema: EMA | None,
             optimizers: dict[str, torch.optim.Optimizer], lr_schedules: dict[str, Any],
             scaler: torch.amp.GradScaler | None, data_rng: torch.Generator,
             noise_rng: torch.Generator) -> tuple[int, Tensor]:
@@ -336,15 +343,23 @@ def _resume(out: Path | None, record: dict[str, Any], settings: LoopSettings, mo
     if out is None:
         raise ValueError("resume needs an output folder holding a checkpoint")
     state = Checkpoint.load(out / CHECKPOINT, map_location=next(model.parameters()).device)
-    if {**state.config, "steps": None} != {**record, "steps": None}:
+    saved = state.config
+    if read_record is not None:
+        try:
+            saved = read_record(saved)
+        except (TypeError, ValueError) as error:
+            raise UnreadableFile(f"{out / CHECKPOINT} holds an invalid training config: {error}") from error
+    if {**saved, "steps": None} != {**record, "steps": None}:
         raise ValueError(f"resume: the config differs from the checkpoint's in more than `steps`; checkpoint config: "
-                         f"{state.config}")
+                         f"{saved}")
     model.load_state_dict(state.model)
     if ema is not None and state.ema is not None:
         ema.load_state_dict(state.ema)
     for name, optimizer in optimizers.items():
         optimizer.load_state_dict(state.optimizers[name])
         lr_schedules[name].load_state_dict(state.lr_schedules[name])
+        for group, base_lr in zip(optimizer.param_groups, lr_schedules[name].base_lrs, strict=True):
+            group["lr"] = base_lr * settings.lr_factor(state.step)  # steps may have grown: a decay is stretched
     if scaler is not None and state.scaler:
         scaler.load_state_dict(state.scaler)
     # generator states are CPU byte tensors on every device

@@ -324,7 +324,8 @@ def train(config: TrainConfig, out: str | Path | None = None, resume: bool = Fal
                       config.loop_settings(), labels=labels.to(device) if config.num_classes else None,
                       data_rng=torch.Generator().manual_seed(config.seed + 1),  # Algorithm 1, line 2: which x0
                       noise_rng=torch.Generator(device=device).manual_seed(config.seed + 2),  # lines 3-4: t and eps
-                      out=out, record=asdict(config), resume=resume, progress=progress,
+                      out=out, record=asdict(config), read_record=lambda saved: asdict(TrainConfig.from_dict(saved)),
+                      resume=resume, progress=progress,
                       desc=f"training on {config.dataset} ({device.type})")
     return TrainResult(model=result.model, ema_model=result.ema_model, schedule=schedule, config=config,
                        out=Path(out) if out is not None else None, steps_per_second=result.steps_per_second,

@@ -1,15 +1,22 @@
-"""`ddpm-scratch distill`: student files, resuming by stage, sampling a student, clear errors."""
+"""machinery/distillation.py and `ddpm-scratch distill`: student files, resuming by stage, sampling a student, clear
+errors. (The stage itself, on exact Gaussian teachers: tests/test_distill.py.)"""
 
 import re
 
 import pytest
 import torch
 
-from ddpm_scratch.distill import progressive_distillation
 from ddpm_scratch.machinery.cli import main
 from ddpm_scratch.machinery.data import get_dataset
-from ddpm_scratch.machinery.students import DistillConfig, StudentFile, distill_run, load_student, weights_fingerprint
-from ddpm_scratch.machinery.train import load_model
+from ddpm_scratch.machinery.distillation import (
+    DistillConfig,
+    StudentFile,
+    distill_run,
+    load_student,
+    progressive_distillation,
+    weights_fingerprint,
+)
+from ddpm_scratch.machinery.train import load_network
 from ddpm_scratch.sampling import sample
 
 SMALL = ["--iterations", "3", "--batch-size", "16", "--device", "cpu"]
@@ -35,8 +42,9 @@ def test_distill_writes_a_student_per_stage_equal_to_the_library_loop(run, tmp_p
     assert main(["distill", "--run", str(run), "--from-steps", "8", "--to-steps", "2", "--seed", "3", *SMALL,
                  "--out", str(out)]) == 0
     assert sorted(p.name for p in out.iterdir()) == ["student_2.pt", "student_4.pt"]
-    teacher, schedule, _ = load_model(run / "checkpoint.pt")
+    teacher, schedule, config = load_network(run / "checkpoint.pt")
     stages = progressive_distillation(teacher, schedule, get_dataset("two_moons", "train"), 8, 2, seed=3,
+                                      prediction=config.prediction,
                                       iterations=3, batch_size=16, lr=DistillConfig().lr,
                                       ema_decay=DistillConfig().ema_decay)
     for stage in stages:
@@ -44,6 +52,33 @@ def test_distill_writes_a_student_per_stage_equal_to_the_library_loop(run, tmp_p
         assert file.num_steps == stage.num_steps and file.teacher_weights == weights_fingerprint(teacher)
         for name, tensor in stage.student.state_dict().items():
             torch.testing.assert_close(file.model[name], tensor, rtol=0, atol=0)
+
+
+def test_a_v_prediction_run_distils_into_a_v_student_sampled_as_an_eps_model(tmp_path):
+    """The stage starts the student as a copy of the teacher network (here a v-network) and regresses in its
+    parameterisation; the file holds that network, and load_student adapts it once: eps = sqrt(abar) v +
+    sqrt(1 - abar) x_t (written out here). The students equal progressive_distillation's on the network."""
+    run = tmp_path / "v"
+    assert main(["train", "--dataset", "two_moons", "--T", "64", "--steps", "5", "--batch-size", "16",
+                 "--prediction", "v", "--model", '{"hidden": 16, "depth": 2}', "--device", "cpu",
+                 "--out", str(run)]) == 0
+    out = tmp_path / "students"
+    assert main(["distill", "--run", str(run), "--from-steps", "4", "--to-steps", "2", *SMALL,
+                 "--out", str(out)]) == 0
+    teacher, schedule, config = load_network(run / "checkpoint.pt")
+    assert config.prediction == "v"
+    (stage,) = progressive_distillation(teacher, schedule, get_dataset("two_moons", "train"), 4, 2,
+                                        prediction="v", iterations=3, batch_size=16, lr=DistillConfig().lr,
+                                        ema_decay=DistillConfig().ema_decay)
+    for name, tensor in stage.student.state_dict().items():
+        torch.testing.assert_close(weights(out / "student_2.pt")[name], tensor, rtol=0, atol=0)
+    model, schedule, _, file = load_student(out / "student_2.pt")
+    x, t = torch.randn(8, 2, generator=torch.Generator().manual_seed(0)), torch.tensor([64, 32] * 4)
+    abar = schedule.alpha_bars[t].float()[:, None]
+    with torch.no_grad():
+        expected = abar.sqrt() * stage.student(x, t) + (1 - abar).sqrt() * x
+        torch.testing.assert_close(model(x, t), expected)
+    assert file.num_steps == 2
 
 
 def test_a_resumed_run_writes_the_students_of_an_uninterrupted_one(run, tmp_path):
@@ -99,6 +134,19 @@ def test_a_student_refuses_other_samplers_and_steps(run, tmp_path, capsys, extra
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
     assert "samples only with deterministic DDIM on its own 2 uniform steps" in err and message in err
+
+
+def test_a_student_refuses_the_options_of_other_samplers(run, tmp_path, capsys):
+    out = tmp_path / "students"
+    assert main(["distill", "--run", str(run), "--from-steps", "4", "--to-steps", "2", *SMALL,
+                 "--out", str(out)]) == 0
+    for extra, message in ((["--order", "1"], "--order is an option of unipc, not of --sampler ddim"),
+                           (["--snr", "0.1"], "--snr is an option of pc, not of --sampler ddim")):
+        with pytest.raises(SystemExit) as exit_info:
+            main(["sample", "--checkpoint", str(out / "student_2.pt"), "--device", "cpu", "--out",
+                  str(tmp_path / "x.png"), *extra])
+        assert exit_info.value.code == 2 and message in capsys.readouterr().err
+    assert not (tmp_path / "x.png").exists()
 
 
 def test_nothing_is_overwritten_and_resume_checks_the_settings(run, tmp_path, capsys):
