@@ -5,7 +5,7 @@ keeps this list and the modules in step). Import from the module, e.g. `from ddp
 
 Unit 1, the forward process
     schedules       NoiseSchedule, lookup, per_example, spaced_timesteps, karras_sigmas, karras_timesteps, respaced,
-                    REVERSE_VARIANCES, SPACINGS
+                    REVERSE_VARIANCES, SPACINGS, SPACINGS_OF_T
     forward         q_step, q_sample, q_posterior, x0_from_eps, eps_from_x0, v_from_eps, eps_from_v, score_from_eps,
                     eps_from_score, QUANTITIES, PREDICTIONS, convert, regression_target, as_eps_model,
                     radial_power_spectrum, frequency_snr

@@ -29,10 +29,11 @@ from torch import Tensor
 from .checks import check_choice, check_int, check_number, check_timestep
 
 __all__ = ["NoiseSchedule", "lookup", "per_example", "spaced_timesteps", "karras_sigmas", "karras_timesteps",
-           "respaced", "REVERSE_VARIANCES", "SPACINGS"]
+           "respaced", "REVERSE_VARIANCES", "SPACINGS", "SPACINGS_OF_T"]
 
 REVERSE_VARIANCES = ("beta", "posterior")
-SPACINGS = ("uniform", "trailing", "leading", "quadratic", "karras")  # spaced_timesteps; karras_timesteps
+SPACINGS_OF_T = ("uniform", "trailing", "leading", "quadratic")  # spaced_timesteps: the spacings T alone fixes
+SPACINGS = (*SPACINGS_OF_T, "karras")  # respaced: karras_timesteps reads the schedule's noise levels
 
 
 @dataclass(frozen=True, eq=False)
@@ -232,7 +233,7 @@ def spaced_timesteps(T: int, num_steps: int, spacing: str = "uniform") -> Tensor
     """
     check_int("T", T)
     check_int("num_steps", num_steps)
-    check_choice("spacing", spacing, SPACINGS[:4])
+    check_choice("spacing", spacing, SPACINGS_OF_T)
     if num_steps > T:
         raise ValueError(f"num_steps must be <= T={T}, got {num_steps}")
     k = torch.arange(1, num_steps + 1, dtype=torch.float64)

@@ -29,11 +29,12 @@
 #    reverse process, measure sample quality, and look at which $t$ the model finds hard (the content-detail
 #    trade-off).
 #
-# Package modules used: `ddpm_scratch.losses`, `ddpm_scratch.ddpm`, `ddpm_scratch.sampling`, `ddpm_scratch.nets`
-# and, for the digits, the trainer `ddpm_scratch.machinery.train`. With `DDPM_SCRATCH_FAST=1` everything is shrunk
-# to run in well under a minute (and the samples are then poor). The full run took 3.5 minutes on two idle CPU cores
-# and 9 minutes while other programs kept both cores busy (measured), most of it training and sampling the digits
-# model; every cell that runs longer than a few seconds shows a progress bar.
+# Package modules used: `ddpm_scratch.losses`, `ddpm_scratch.ddpm`, `ddpm_scratch.sampling`, `ddpm_scratch.nets`,
+# the training step of `ddpm_scratch.machinery.loop` and, for the digits, the trainer `ddpm_scratch.machinery.train`.
+# With `DDPM_SCRATCH_FAST=1` everything is shrunk to run in well under a minute (and the samples are then poor). The
+# full run took 3.5 minutes on two idle CPU cores and 9 minutes while other programs kept both cores busy (measured),
+# most of it training and sampling the digits model; every cell that runs longer than a few seconds shows a progress
+# bar.
 
 # %% id="parameters" tags=["parameters"]
 import os
@@ -77,16 +78,17 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from ddpm_scratch.ddpm import ddpm_trajectory, p_mean, p_sample_step, train_step
+from ddpm_scratch.ddpm import p_mean, p_sample_step
 from ddpm_scratch.forward import q_posterior, q_sample, x0_from_eps
 from ddpm_scratch.losses import gaussian_kl, l_simple, vlb_weights
 from ddpm_scratch.machinery.data import batches, get_dataset, load_digits
+from ddpm_scratch.machinery.loop import Batch, optimisation_step
 from ddpm_scratch.machinery.metrics import digits_fd, sliced_wasserstein
 from ddpm_scratch.machinery.notebook import explore, show, torch_threads
 from ddpm_scratch.machinery.train import TrainConfig, build_model, train
 from ddpm_scratch.machinery.viz import image_grid, image_table, read_loss_log
 from ddpm_scratch.nets import MLPEps, SinusoidalEmbedding, count_parameters
-from ddpm_scratch.sampling import sample
+from ddpm_scratch.sampling import sample, trajectory
 from ddpm_scratch.schedules import NoiseSchedule
 
 torch.manual_seed(SEED)  # only for code you add; every cell below passes its own seeded generator
@@ -374,9 +376,10 @@ show(fig, OUT / "optimal_eps.png")
 #
 # Training is denoising-regression on randomly corrupted data; sampling applies the learned mean
 # $\boldsymbol\mu_\theta$ of section 1 (line 4) and adds fresh noise, $T$ times. (Line 4 writes $\beta_t$ where the
-# lecture writes $1-\alpha_t$: the same number.) In the package, lines 2-5 of Algorithm 1 are `l_simple` plus an
-# optimiser step (`train_step`), and line 4 of Algorithm 2 is `p_mean` plus noise (`p_sample_step`). Writing these
-# yourself is problem set 2, so here they are black boxes, and we check properties that follow from the maths:
+# lecture writes $1-\alpha_t$: the same number.) In the package, lines 3-5 of Algorithm 1, for a batch drawn by line 2,
+# are `l_simple` (lines 3-4 and the loss of line 5) plus one optimiser step (`optimisation_step`), and line 4 of
+# Algorithm 2 is `p_mean` plus noise (`p_sample_step`). Writing these yourself is problem set 2, so here they are black
+# boxes, and we check properties that follow from the maths:
 #
 # 1. **The mean of line 4 is lesson 1's posterior mean at the predicted clean image.** Inverting the kernel gives the
 #    model's guess $\hat{\mathbf{x}}_0 = (\mathbf{x}_t - \sqrt{1-\bar\alpha_t}\,\boldsymbol\epsilon_\theta) /
@@ -509,12 +512,13 @@ show(fig, OUT / "time_embedding.png")
 # %% [markdown] id="toy"
 # ## 5. A first model: two moons in two dimensions
 #
-# Algorithm 1 is a short loop. We write it out with the package's `train_step` (one gradient step on $L_\text{simple}$
-# for a batch). The data are scaled to unit variance per axis, like images scaled to $[-1, 1]$. With $T = 1000$ we use
-# DDPM's $\beta$ range; for a shorter chain `NoiseSchedule.linear(T, rescale=True)` stretches both ends of the range
-# by $1000/T$, so that $\bar\alpha_T$ still ends near $0$. The toy cells run on one thread (see the setup cell); in
-# full mode, on two CPU cores, training took 16 s and sampling 9 s on an idle machine, and 45 s and 29 s on a busy
-# one (measured), with progress bars.
+# Algorithm 1 is a short loop. We write it out with two package pieces: `l_simple` as the objective (it draws $t$ and
+# $\boldsymbol\epsilon$ and returns the loss of line 5) and `optimisation_step` (`ddpm_scratch.machinery.loop`: one
+# gradient step on an objective for a batch, the step every training run of the package takes). The data are scaled to
+# unit variance per axis, like images scaled to $[-1, 1]$. With $T = 1000$ we use DDPM's $\beta$ range; for a shorter
+# chain `NoiseSchedule.linear(T, rescale=True)` stretches both ends of the range by $1000/T$, so that $\bar\alpha_T$
+# still ends near $0$. The toy cells run on one thread (see the setup cell); in full mode, on two CPU cores, training
+# took 16 s and sampling 9 s on an idle machine, and 45 s and 29 s on a busy one (measured), with progress bars.
 
 # %% id="toy_setup"
 toy_schedule = NoiseSchedule.linear(TOY_T, rescale=True)  # beta_1 .. beta_T = (1e-4 .. 0.02) * 1000 / TOY_T
@@ -525,6 +529,11 @@ toy_model = MLPEps(dim=2, hidden=128, depth=3)
 print(toy_schedule, f"| {len(toy_data)} training points | {count_parameters(toy_model):,d} parameters")
 
 # %% id="toy_train"
+def objective(model, batch: Batch, *, generator: torch.Generator) -> torch.Tensor:
+    """L_simple of the batch: Algorithm 1's lines 3-4 (t ~ U{1..T}, eps ~ N(0, I)) and the loss of line 5."""
+    return l_simple(model, toy_schedule, batch.x0, generator=generator)
+
+
 optimizer = torch.optim.AdamW(toy_model.parameters(), lr=2e-3)
 g = torch.Generator().manual_seed(SEED)
 toy_losses = []
@@ -532,7 +541,7 @@ start = time.perf_counter()
 with torch_threads(1):
     for x0 in tqdm(islice(batches(toy_data, TOY_BATCH, generator=g), TOY_STEPS), total=TOY_STEPS,
                    desc="training the toy MLP"):  # line 2: x0 ~ q(x0)
-        loss = train_step(toy_model, optimizer, toy_schedule, x0, generator=g)  # lines 3-5
+        loss = optimisation_step(toy_model, optimizer, objective, Batch(x0), generator=g)  # lines 3-5
         toy_losses.append(loss.item())
 toy_model.eval()
 print(f"{TOY_STEPS} steps in {time.perf_counter() - start:.1f} s, "
@@ -540,17 +549,17 @@ print(f"{TOY_STEPS} steps in {time.perf_counter() - start:.1f} s, "
 
 # %% [markdown] id="toy_sample_intro"
 # Now Algorithm 2: start from $\mathcal{N}(\mathbf{0}, \mathbf{I})$ and apply the learned reverse step $T$ times.
-# `ddpm_trajectory` keeps the point cloud at a few $t$ so we can watch it form. The sliced Wasserstein distance
-# (`sliced_wasserstein`: the average 1-D optimal-transport distance over random projections) compares the samples
-# with held-out test points; the same distance between two independent real samples of the same size is the floor a
-# perfect model would reach.
+# `trajectory` (`ddpm_scratch.sampling`; it runs any sampler, here DDPM's) keeps the point cloud at a few $t$ so we can
+# watch it form. The sliced Wasserstein distance (`sliced_wasserstein`: the average 1-D optimal-transport distance over
+# random projections) compares the samples with held-out test points; the same distance between two independent real
+# samples of the same size is the floor a perfect model would reach.
 
 # %% id="toy_sample"
 toy_steps = [TOY_T, int(0.6 * TOY_T), int(0.4 * TOY_T), int(0.2 * TOY_T), int(0.1 * TOY_T), 0]
 g = torch.Generator().manual_seed(SEED)
 start = time.perf_counter()
 with torch_threads(1):
-    toy_traj = ddpm_trajectory(toy_model, toy_schedule, (TOY_SAMPLES, 2), toy_steps, generator=g, progress=True)
+    toy_traj = trajectory(toy_model, toy_schedule, (TOY_SAMPLES, 2), toy_steps, generator=g, progress=True)
 toy_samples = toy_traj[-1]
 real = toy_data[torch.randperm(len(toy_data), generator=g)[:TOY_SAMPLES]]
 print(f"sampled {TOY_SAMPLES} points with {TOY_T} steps in {time.perf_counter() - start:.1f} s")
@@ -610,11 +619,12 @@ explore(toy_samples_with, c=(1.0, 0.0, 2.0, 0.1))
 # %% [markdown] id="digits"
 # ## 6. Digits with a U-Net
 #
-# For images we use the package's trainer, `ddpm_scratch.machinery.train.train`: the same loop with what a real run
-# adds around it (AdamW with a warm-up of the learning rate, gradient clipping, an exponential moving average (EMA) of
-# the weights that is used for sampling, a CSV loss log and a checkpoint in `out`). The data are the 1437 training
-# digits of scikit-learn, $8\times 8$ pixels in $[-1, 1]$. In full mode this is the slowest cell of the lesson,
-# with a progress bar: 110 s on two idle CPU cores, 6 minutes when other programs kept both cores busy (measured).
+# For images we use the package's trainer, `ddpm_scratch.machinery.train.train`: the same loop (its steps are the
+# `optimisation_step` above, run by `machinery.loop.run_loop`) with what a real run adds around it (AdamW with a
+# warm-up of the learning rate, gradient clipping, an exponential moving average (EMA) of the weights that is used for
+# sampling, a CSV loss log and a checkpoint in `out`). The data are the 1437 training digits of scikit-learn,
+# $8\times 8$ pixels in $[-1, 1]$. In full mode this is the slowest cell of the lesson, with a progress bar: 110 s on
+# two idle CPU cores, 6 minutes when other programs kept both cores busy (measured).
 
 # %% id="digits_train"
 config = TrainConfig(dataset="digits", steps=DIGITS_STEPS, batch_size=DIGITS_BATCH, T=DIGITS_T,
@@ -639,7 +649,7 @@ ax.grid(alpha=0.3)
 show(fig, OUT / "digits_loss.png")
 
 # %% [markdown] id="digits_sample_intro"
-# Sample with the EMA weights. One call of `ddpm_trajectory` runs Algorithm 2 for all `N_SAMPLES` images and keeps
+# Sample with the EMA weights. One call of `trajectory` runs Algorithm 2 for all `N_SAMPLES` images and keeps
 # $\mathbf{x}_t$ at a few steps; its last frame ($t = 0$) is the set of samples. The strip shows the first few images
 # along the way: the coarse shape of the digit settles long before its strokes become sharp. In full mode, 360
 # images with 1000 steps took 50-56 s on two CPU cores (measured), with a progress bar.
@@ -650,8 +660,8 @@ strip_steps = sorted({T_d, int(0.8 * T_d), int(0.6 * T_d), int(0.4 * T_d), int(0
                       int(0.1 * T_d), int(0.05 * T_d), 0}, reverse=True)
 g = torch.Generator(device=device).manual_seed(SEED)
 start = time.perf_counter()
-traj = ddpm_trajectory(model, digits_schedule, (N_SAMPLES, 1, 8, 8), strip_steps, generator=g, device=device,
-                       progress=True).cpu()
+traj = trajectory(model, digits_schedule, (N_SAMPLES, 1, 8, 8), strip_steps, generator=g, device=device,
+                  progress=True).cpu()
 samples = traj[-1].clamp(-1, 1)  # the last step can overshoot [-1, 1] a little
 print(f"sampled {N_SAMPLES} digits with {T_d} steps in {time.perf_counter() - start:.0f} s")
 
@@ -852,16 +862,16 @@ show(fig, OUT / "x0_predictions.png")
 #
 # ## Questions to think about (not graded)
 #
-# 1. Sample the digits model with `variance="posterior"` (pass it to `ddpm_trajectory`). Can you see a difference?
+# 1. Sample the digits model with `variance="posterior"` (pass it to `trajectory`). Can you see a difference?
 #    Where in the chain do the two samplers differ, and why is that where it matters least?
-# 2. Train the toy model with the bound's weights instead of $L_\text{simple}$ (`train_step(..., weights=
-#    vlb_weights(toy_schedule) / vlb_weights(toy_schedule)[2:].mean())`). Compare the samples, and the error per $t$:
-#    `error_per_t(toy_model, toy_schedule, toy_test, ts)` of section 7 works for the toy model too (with `ts` a few
-#    steps in 1..TOY_T, and no clipping).
+# 2. Train the toy model with the bound's weights instead of $L_\text{simple}$ (an objective that passes
+#    `weights=vlb_weights(toy_schedule) / vlb_weights(toy_schedule)[2:].mean()` to `l_simple`). Compare the samples,
+#    and the error per $t$: `error_per_t(toy_model, toy_schedule, toy_test, ts)` of section 7 works for the toy model
+#    too (with `ts` a few steps in 1..TOY_T, and no clipping).
 # 3. Halve `TOY_T` (the betas are rescaled automatically). What happens to sample quality, and to the time sampling
 #    takes?
 # 4. The $\sigma_t^2$ explorer of section 5 shows the toy samples with (almost) no noise ($c = 0$). Do the same for
-#    the digits: pass `variance=torch.full((T_d + 1,), 1e-12)` to `ddpm_trajectory`. What do the samples look like,
+#    the digits: pass `variance=torch.full((T_d + 1,), 1e-12)` to `trajectory`. What do the samples look like,
 #    and why does Algorithm 2 need its noise?
 # 5. The noise error at $t = T$ is small but not zero. What is the best possible prediction of
 #    $\boldsymbol\epsilon$ from $\mathbf{x}_T$, and what error does it leave? (Hint: $\bar\alpha_T \neq 0$.)

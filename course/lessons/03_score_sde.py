@@ -27,7 +27,7 @@
 # 6. how many steps: solvers against the number of score evaluations;
 # 7. the likelihood through the ODE.
 #
-# Package modules used: `ddpm_scratch.score`, `ddpm_scratch.sde`, `ddpm_scratch.sde_solvers`,
+# Package modules used: `ddpm_scratch.score`, `ddpm_scratch.sde`, `ddpm_scratch.score_solvers`,
 # `ddpm_scratch.likelihood` and `ddpm_scratch.sampling`. The drifts and the solver steps are the package's here;
 # problem set 3 has you write them. With `DDPM_SCRATCH_FAST=1` every cell is shrunk (fewer chains, steps and
 # points) and the lesson runs in 20-30 s; the full run took 1.5-2.5 minutes on two CPU cores that other programs
@@ -96,7 +96,14 @@ from ddpm_scratch.sampling import sample
 from ddpm_scratch.schedules import NoiseSchedule, per_example
 from ddpm_scratch.score import GaussianMixture, dsm_loss, mixture_eps_model, mixture_score_fn
 from ddpm_scratch.sde import VESDE, VPSDE, time_from_step
-from ddpm_scratch.sde_solvers import CountedScore, euler_maruyama, ode_euler, ode_heun, predictor_corrector, time_grid
+from ddpm_scratch.score_solvers import (
+    CountedScore,
+    euler_maruyama,
+    ode_euler,
+    ode_heun,
+    predictor_corrector,
+    time_grid,
+)
 
 torch.manual_seed(SEED)  # only for code you add; every cell below passes its own seeded generator
 torch.set_flush_denormal(True)  # arithmetic on subnormal floats is very slow on CPUs; round them to 0
@@ -927,7 +934,8 @@ show(fig, OUT / "likelihood.png")
 # 6. In section 7, use Hutchinson's estimator with several probes per point (call `ode_likelihood` several times
 #    with different generators and average). How fast does the per-point error fall?
 # 7. The discrete samplers of section 6 at 50 steps: run `ode_euler` and `ode_heun` yourself on the `ScheduleSDE` of
-#    DDPM's schedule respaced to 50 steps, as `sampling.sample` does (with its `score_fn(eps_model)` and `times`),
+#    DDPM's schedule respaced to 50 steps, as the samplers `"ode_euler"` and `"ode"` do
+#    (`score_solvers.ode_euler_sample` and `ode_sample`, with the `ScheduleSDE`'s `score_fn(eps_model)` and `times`),
 #    stopping at the first grid time, and the same solvers on `VPSDE()` with the same grid of times. Compare the
 #    log-density gaps with that of the exact $q_t$ at that time (`mixture.diffuse(m, s)`). Where does the discrete
 #    grid lose its accuracy? (Hint: on `ScheduleSDE` the coefficients $f$ and $g$ are constant on each step and
@@ -935,7 +943,8 @@ show(fig, OUT / "likelihood.png")
 #
 # **Where the code lives:** `ddpm_scratch/score.py` (the mixture, its exact eps- and score-models, `dsm_loss`),
 # `ddpm_scratch/sde.py` (VP and VE SDEs, the reverse and probability-flow drifts, DDPM's schedule as a VP process),
-# `ddpm_scratch/sde_solvers.py` (Euler-Maruyama, predictor-corrector, Euler, Heun, RK45),
+# `ddpm_scratch/score_solvers.py` (Euler-Maruyama, predictor-corrector, Euler, Heun, RK45, and the samplers "sde", "pc",
+# "ode", "ode_euler" on a discrete schedule), `ddpm_scratch/integrators.py` (the Heun step and the RK45 wrapper),
 # `ddpm_scratch/likelihood.py` (ODE likelihood, Hutchinson, bits per dimension), `ddpm_scratch/sampling.py` (the
 # samplers by name). Benchmarks: `python -m benchmarks.sampler_nfe` (error against NFE for every sampler) and
 # `python -m benchmarks.likelihood_nfe`.

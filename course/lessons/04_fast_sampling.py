@@ -27,11 +27,12 @@
 # \mathbf{x}_t]$ for every step $t$, so every error measured in sections 1-5 is the sampler's own, never the
 # network's. Only section 6 trains a network.
 #
-# Package modules used: `ddpm_scratch.ddim`, `ddpm_scratch.sampling`, `ddpm_scratch.solvers`,
-# `ddpm_scratch.schedules`, `ddpm_scratch.score`, `ddpm_scratch.reverse_kernel`, `ddpm_scratch.ddgan`,
-# `ddpm_scratch.distill`. Problem set 4 has you write the DDIM step, its $\sigma_t(\eta)$, a spacing of the steps
-# and the sampling and inversion loops; here they are the package's. With `DDPM_SCRATCH_FAST=1` every cell is
-# shrunk (fewer points, seeds and training steps) and the lesson runs in 21-25 s on two CPU cores (three runs,
+# Package modules used: `ddpm_scratch.ddim`, `ddpm_scratch.sampling` (and through it `ddpm_scratch.eps_solvers`),
+# `ddpm_scratch.schedules`, `ddpm_scratch.reverse_steps`, `ddpm_scratch.score`, `ddpm_scratch.reverse_kernel`,
+# `ddpm_scratch.ddgan` with its trainer `ddpm_scratch.machinery.gan_training`, and
+# `ddpm_scratch.machinery.distillation`. Problem set 4 has you write the DDIM step, its $\sigma_t(\eta)$, a spacing of
+# the steps and the sampling and inversion loops; here they are the package's. With `DDPM_SCRATCH_FAST=1` every cell
+# is shrunk (fewer points, seeds and training steps) and the lesson runs in 21-25 s on two CPU cores (three runs,
 # measured with another program keeping one core busy); the full run trains the DDGAN and the distillation 7-15 times
 # longer and averages over more seeds: 5 minutes (one run, measured the same way), most of it in the distillation.
 
@@ -88,13 +89,13 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from ddpm_scratch.ddgan import ddgan_sample, train_ddgan
+from ddpm_scratch.ddgan import ddgan_sample
 from ddpm_scratch.ddim import ddim_invert, ddim_sigma, ddim_step, slerp
 from ddpm_scratch.ddpm import p_sample_step
-from ddpm_scratch.forward import predict_eps
-from ddpm_scratch.distill import progressive_distillation
 from ddpm_scratch.losses import l_simple
 from ddpm_scratch.machinery.data import toy_2d
+from ddpm_scratch.machinery.distillation import progressive_distillation
+from ddpm_scratch.machinery.gan_training import train_ddgan
 from ddpm_scratch.machinery.metrics import sliced_wasserstein
 from ddpm_scratch.machinery.notebook import explore, show
 from ddpm_scratch.nets import MLPEps
@@ -106,10 +107,10 @@ from ddpm_scratch.reverse_kernel import (
     reverse_kernel,
     reverse_kernel_sample,
 )
+from ddpm_scratch.reverse_steps import eps_at
 from ddpm_scratch.sampling import sample
-from ddpm_scratch.schedules import SPACINGS, NoiseSchedule, respaced, spaced_timesteps
+from ddpm_scratch.schedules import SPACINGS, NoiseSchedule, karras_timesteps, respaced
 from ddpm_scratch.score import GaussianMixture, mixture_eps_model
-from ddpm_scratch.solvers import karras_timesteps
 
 torch.manual_seed(SEED)  # only for code you add; every cell below passes its own seeded generator
 torch.set_flush_denormal(True)  # arithmetic on subnormal floats is very slow on CPUs; round them to 0
@@ -169,13 +170,14 @@ def scatter(ax, x: torch.Tensor, title: str, color: str = "C0") -> None:
 # (`respaced(schedule, S)`): the jump from $\tau_i$ to $\tau_{i-1}$ then has variance $\beta'_i = 1 -
 # \bar\alpha_{\tau_i}/\bar\alpha_{\tau_{i-1}}$, and Algorithm 2 runs unchanged on the short schedule. The network
 # is still called at the training steps $\tau_i$. Here the network is exact, so nothing but the step size can go
-# wrong.
+# wrong. The cell first prints the 10 steps that each spacing of `respaced` keeps (its `timesteps`; "uniform" is the
+# default, "karras" EDM's grid of section 4).
 #
 # Algorithm 2 models each jump by a Gaussian $\mathcal{N}(\boldsymbol\mu_\theta, \sigma_t^2\mathbf{I})$ with
 # $\sigma_t^2 = \beta'_t$. DDIM (section 2) jumps between the same steps with $\sigma_t = 0$.
 
 # %% id="skip"
-spacing_demo = {s: spaced_timesteps(T, 10, s).tolist() for s in SPACINGS}
+spacing_demo = {s: respaced(schedule, 10, s).timesteps[1:].tolist() for s in SPACINGS}  # the steps each visits
 for name, steps in spacing_demo.items():
     print(f"{name:>9}: {steps}")
 
@@ -265,7 +267,7 @@ print("eta = 1 against the posterior std sqrt(beta_tilde) of the respaced schedu
 # given the same x_t, the same eps and the same noise z, land on the same point.
 g = torch.Generator().manual_seed(SEED + 7)
 x_t, z = torch.randn(5, 2, generator=g, dtype=F64), torch.randn(5, 2, generator=g, dtype=F64)
-eps = predict_eps(eps_model, short, x_t, 10)  # the exact network, called at training step short.timesteps[10]
+eps = eps_at(eps_model, short, x_t, 10)  # the exact network, called at training step short.timesteps[10]
 step_ddim = ddim_step(short, x_t, 10, 9, eps=eps, eta=1.0, noise=z)
 step_ddpm = p_sample_step(short, x_t, 10, eps=eps, noise=z, variance="posterior")
 print(f"ddim_step(eta = 1) against p_sample_step(variance = 'posterior'): largest difference "
@@ -419,16 +421,17 @@ show(fig, OUT / "interpolation.png")
 # Holding $\hat{\mathbf{x}}_0$ constant over the step gives DDIM again. **DPM-Solver++(2M)** (Lu et al. 2022)
 # extrapolates it linearly through the last two network outputs, one call a step; **UniPC** (Zhao et al. 2023) adds
 # a corrector that reuses the next call; **EDM** (Karras et al. 2022) takes Heun steps on a grid crowded near the
-# data (`karras_timesteps`), two calls a step. Compared at equal NFE, with the exact network:
+# data (`spacing="karras"`: `schedules.karras_timesteps`), two calls a step. Compared at equal NFE, with the exact
+# network:
 
 # %% id="solvers"
 def nfe_sampler(solver: str, nfe: int):
     """A draw(generator) running `solver` with at most nfe network calls (EDM: N steps cost 2 N - 1)."""
-    if solver == "edm, Karras grid":  # EDM's own noise levels (rho = 7), mapped to the nearest training steps
-        grid = schedule.respace(karras_timesteps(schedule, (nfe + 1) // 2))
-        return lambda g: sample(eps_model, grid, (SW_N, 2), sampler="edm", generator=g)
-    steps = (nfe + 1) // 2 if solver == "edm" else nfe
-    return lambda g: sample(eps_model, schedule, (SW_N, 2), sampler=solver, num_steps=steps, generator=g)
+    # "karras": EDM's own noise levels (rho = 7), mapped to the nearest training steps; None: the sampler's default
+    sampler, spacing = ("edm", "karras") if solver == "edm, Karras grid" else (solver, None)
+    steps = (nfe + 1) // 2 if sampler == "edm" else nfe
+    return lambda g: sample(eps_model, schedule, (SW_N, 2), sampler=sampler, num_steps=steps, spacing=spacing,
+                            generator=g)
 
 
 start = time.perf_counter()
@@ -437,6 +440,7 @@ print(f"{'NFE':>5} " + " ".join(f"{s:>16}" for s in SOLVERS) + f"   (sliced W2; 
       f"{time.perf_counter() - start:.0f} s)")
 for j, n in enumerate(NFES):
     print(f"{n:>5} " + " ".join(f"{curves[s][j]:16.3f}" for s in SOLVERS))
+print(f"EDM's 3 steps on this schedule: karras_timesteps(schedule, 3) = {karras_timesteps(schedule, 3).tolist()}")
 
 fig, ax = plt.subplots(figsize=(5.5, 3.8))
 for solver in SOLVERS:
@@ -453,11 +457,11 @@ show(fig, OUT / "quality_vs_nfe.png")
 # the truth than DDIM. In fast mode, from 10 calls on, all of them are within the noise of the floor and can no longer
 # be told apart; the full run (20,000 points, 5 seeds, floor 0.048) still separates them at 10 calls: 0.076 for
 # DPM-Solver++ and UniPC against 0.099 for DDIM and 0.096 for EDM. EDM's own grid is a warning about transplanting a
-# recipe: `karras_timesteps(schedule, 3)` is steps 1, 594 and 1000, because $\rho = 7$ crowds the levels near
-# $\sigma_\text{min}$, and on this schedule ($\sigma$ from 0.01 to 157 rather than EDM's 0.002 to 80) that leaves one
-# enormous jump from step 594 to step 1; with 50 calls the same grid is the best of all (0.050 in the full run).
-# With a trained network its own error adds a second floor. `python -m benchmarks.sampler_nfe` measures these curves
-# beside diffusers' schedulers.
+# recipe: its 3 steps on this schedule, printed under the table, are step 1000, one far from both ends and step 1,
+# because $\rho = 7$ crowds the levels near $\sigma_\text{min}$, and on this schedule ($\sigma$ from 0.01 to 157 rather
+# than EDM's 0.002 to 80) that leaves one enormous jump from the middle step down to step 1; with 50 calls the same
+# grid is the best of all (0.050 in the full run). With a trained network its own error adds a second floor.
+# `python -m benchmarks.sampler_nfe` measures these curves beside diffusers' schedulers.
 
 # %% [markdown] id="kernel_intro"
 # ## 5. Why a Gaussian step fails with few steps
@@ -546,18 +550,26 @@ with torch.no_grad():
         f"perfect DDGAN, {DDGAN_STEPS} steps": lambda g: ddgan_sample(perfect_G, ddgan_schedule, (SW_N, 2), z_dim=1,
                                                                       generator=g)}
     fig, axes = plt.subplots(1, len(results), figsize=(3.3 * len(results), 3.4))
+    sws = {}
     for ax, (name, draw) in zip(axes, results.items(), strict=True):
-        sw = sw_to_truth(draw)
+        sws[name] = sw = sw_to_truth(draw)
         print(f"{name:>28}: SW2 {sw:.3f} (floor {floor:.3f})")
         scatter(ax, draw(torch.Generator().manual_seed(SEED))[:3000], f"{name}\nSW2 {sw:.3f}")
 show(fig, OUT / "ddgan.png")
+trained = sws[f"trained DDGAN, {DDGAN_STEPS} steps"]
+gaussian = [sws[f"{name}, {DDGAN_STEPS} steps"] for name in ("DDPM", "DDIM")]
+where = "ahead of" if trained < min(gaussian) else "behind" if trained > max(gaussian) else "between"
+print(f"the trained DDGAN ({DDGAN_ITERATIONS} iterations, seed {SEED}) is {where} DDPM and DDIM, at "
+      f"{trained / floor:.1f} times the floor")
 
 # %% [markdown] id="ddgan_read"
 # With 4 steps DDPM (posterior variance) and DDIM both blur the components; the perfect generator is at the floor
 # (within its noise), because each of its steps samples the true multimodal kernel: the *form* of its step is right at
 # any step size, which a Gaussian's is not. The small trained DDGAN shows the other side of the method: it is a GAN,
-# and a few hundred iterations (fast mode) leave it far from that bound, behind DDPM; 3000 iterations (the full run)
-# brought it to 0.39, still behind DDIM's 0.31. The paper's networks are far larger and train for hundreds of
+# far from that bound after a short training, and how far depends on the run. The last line printed places this run's
+# DDGAN against the two Gaussian samplers: a few hundred iterations (fast mode) leave it behind them; the 3000 of the
+# full run bring it to about their level, ahead of them or behind depending on the seed (`train_ddgan(...,
+# seed=...)`): GAN training is that sensitive. The paper's networks are far larger and train for hundreds of
 # thousands of iterations.
 
 # %% [markdown] id="distill_intro"
@@ -613,8 +625,9 @@ print(f"teacher: {TEACHER_ITERATIONS} iterations in {time.perf_counter() - start
 
 # %% id="distill"
 start = time.perf_counter()
-stages = progressive_distillation(teacher, schedule, moons, DISTILL_FROM, DISTILL_TO, iterations=DISTILL_ITERATIONS,
-                                  batch_size=256, lr=1e-3, progress=True)
+# the teacher is the network itself; prediction says what it outputs (its students output the same)
+stages = progressive_distillation(teacher, schedule, moons, DISTILL_FROM, DISTILL_TO, prediction="eps",
+                                  iterations=DISTILL_ITERATIONS, batch_size=256, lr=1e-3, progress=True)
 print(f"{len(stages)} stage(s) in {time.perf_counter() - start:.0f} s; the teacher with {DISTILL_FROM} DDIM steps: "
       f"{sw_to_moons(teacher, DISTILL_FROM):.3f}, with 100: {sw_to_moons(teacher, 100):.3f}")
 print(f"{'steps':>6} {'teacher (DDIM)':>15} {'student':>9}   (sliced W2 to two moons; floor {moons_floor:.3f})")
@@ -662,11 +675,13 @@ show(fig, OUT / "distillation.png")
 #    100-step one?
 # 5. Move `x_t_point` in section 5 towards one component, or pick an earlier index `t_big`. When does the kernel
 #    become one bump?
-# 6. Give the DDGAN 2 steps, or train it ten times longer. Does it reach the perfect generator's number?
+# 6. Give the DDGAN 2 steps, another seed, or train it ten times longer. Does it reach the perfect generator's number?
 # 7. Distil further (`DISTILL_TO = 2` or 1). At what point does the student stop beating its teacher?
 #
 # **Where the code lives:** `ddpm_scratch/ddim.py` (the DDIM step, $\sigma_t(\eta)$, sampling, inversion, slerp),
-# `ddpm_scratch/schedules.py` (`spaced_timesteps`, `respaced`), `ddpm_scratch/solvers.py` (DPM-Solver++, UniPC,
-# EDM, `karras_timesteps`), `ddpm_scratch/sampling.py` (every sampler by name), `ddpm_scratch/reverse_kernel.py`
-# (the exact $q(\mathbf{x}_s \mid \mathbf{x}_t)$ of a mixture), `ddpm_scratch/ddgan.py` (denoising diffusion GANs),
-# `ddpm_scratch/distill.py` (progressive distillation). Benchmarks: `python -m benchmarks.sampler_nfe`.
+# `ddpm_scratch/schedules.py` (`spaced_timesteps`, `karras_timesteps`, `respaced`), `ddpm_scratch/eps_solvers.py`
+# (DPM-Solver++, UniPC, EDM), `ddpm_scratch/sampling.py` (every sampler by name), `ddpm_scratch/reverse_kernel.py`
+# (the exact $q(\mathbf{x}_s \mid \mathbf{x}_t)$ of a mixture), `ddpm_scratch/ddgan.py` (denoising diffusion GANs)
+# and `ddpm_scratch/machinery/gan_training.py` (their training), `ddpm_scratch/distill.py` (the distillation target
+# and loss) and `ddpm_scratch/machinery/distillation.py` (the stages of progressive distillation). Benchmarks:
+# `python -m benchmarks.sampler_nfe`.
