@@ -44,14 +44,17 @@ def solve_ivp_tensor(rhs: Callable[[float, Tensor], Tensor], y0: Tensor, t0: flo
     The state travels as one float64 numpy vector (solve_ivp is NumPy; its error control runs over the whole vector):
     rhs gets y as a float64 CPU tensor of y0's shape and returns a tensor of that shape (any dtype and device: it is
     copied back to the host, which on a GPU synchronises once per evaluation). Returns y(t1) as float64 on the CPU,
-    y0's shape. Raises RuntimeError when the solver fails.
+    y0's shape. Raises RuntimeError when the solver fails or the slope is not finite (NaN from a model, say).
     """
     from scipy.integrate import solve_ivp
 
     shape = y0.shape
 
     def f(t: float, y: np.ndarray) -> np.ndarray:
-        return rhs(float(t), torch.from_numpy(y).reshape(shape)).detach().double().cpu().numpy().ravel()
+        slope = rhs(float(t), torch.from_numpy(y).reshape(shape)).detach().double().cpu().numpy().ravel()
+        if not np.isfinite(slope).all():  # scipy's step-size control never gives up on a NaN slope: it would loop
+            raise RuntimeError(f"solve_ivp failed: the slope is not finite at t = {t}")
+        return slope
 
     solution = solve_ivp(f, (t0, t1), y0.detach().double().cpu().numpy().ravel(), method="RK45", rtol=rtol, atol=atol)
     if not solution.success:

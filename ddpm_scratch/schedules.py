@@ -268,7 +268,7 @@ def karras_timesteps(schedule: NoiseSchedule, num_steps: int, rho: float = 7.0, 
     levels: sigma_min = sigma_EDM_1, sigma_max = sigma_EDM_{t_max}; each level of `karras_sigmas` goes to the step
     nearest in log sigma. Where several levels fall on one step (many steps, near the ends) the steps are pushed
     apart to stay distinct: the k-th smallest is kept within k..t_max - num_steps + k and above the one before.
-    The first step is t_max, the last 1.
+    The steps come back increasing, from 1 to t_max (a sampler visits them from t_max down).
     """
     check_schedule(schedule)
     check_int("num_steps", num_steps)

@@ -1,5 +1,5 @@
 """Test helpers for lecture 3: the drifts of `sde.py` with a score function evaluated at (x, t), as a solver step
-evaluates them (one home for the tests that need them: test_sde, test_sde_samplers, test_likelihood)."""
+evaluates them (one home for the tests that need them: test_sde, test_score_solvers, test_likelihood)."""
 
 from ddpm_scratch.sde import evaluate_score, probability_flow_drift, reverse_drift
 

@@ -18,7 +18,7 @@ from ddpm_scratch.ddim import ddim_invert, ddim_sample, ddim_sigma, ddim_step, s
 from ddpm_scratch.ddpm import p_mean
 from ddpm_scratch.forward import q_posterior, x0_from_eps
 from ddpm_scratch.sampling import SAMPLERS, sample
-from ddpm_scratch.schedules import SPACINGS, NoiseSchedule, respaced, spaced_timesteps
+from ddpm_scratch.schedules import SPACINGS, NoiseSchedule, karras_timesteps, respaced, spaced_timesteps
 from ddpm_scratch.score import GaussianMixture, mixture_eps_model
 
 F64 = torch.float64
@@ -153,7 +153,16 @@ def test_int_and_per_example_steps_agree():
 
 
 # ------------------------------------------------------------------------------------------ timesteps
-@given(st.integers(1, 1000), st.data(), st.sampled_from(SPACINGS))
+GRIDS = SPACINGS[:4]  # the spacings of T alone (spaced_timesteps); "karras" depends on the schedule's noise levels
+
+
+def test_the_fifth_spacing_is_karras_and_belongs_to_respaced_only():
+    assert SPACINGS == ("uniform", "trailing", "leading", "quadratic", "karras")
+    with pytest.raises(ValueError, match="spacing must be one of 'uniform', 'trailing', 'leading', 'quadratic', got"):
+        spaced_timesteps(100, 5, "karras")
+
+
+@given(st.integers(1, 1000), st.data(), st.sampled_from(GRIDS))
 def test_every_spacing_gives_num_steps_increasing_steps_of_1_to_T(T, data, spacing):
     num_steps = data.draw(st.integers(1, T))
     steps = spaced_timesteps(T, num_steps, spacing)
@@ -201,7 +210,7 @@ def test_the_sampler_visits_the_spacings_steps_and_calls_the_model_at_training_s
             return exact(x, t)
 
         x = sample(model, base, (32, 2), sampler="ddim", num_steps=8, spacing=spacing, x_T=x_T)
-        steps = spaced_timesteps(1000, 8, spacing)
+        steps = karras_timesteps(base, 8) if spacing == "karras" else spaced_timesteps(1000, 8, spacing)
         assert calls == steps.flip(0).tolist(), spacing
         ab = base.alpha_bars[torch.cat([torch.zeros(1, dtype=torch.long), steps])]
         y = x_T
@@ -306,7 +315,8 @@ def test_slerp_keeps_gaussian_noise_typical_where_lerp_does_not():
 def test_ddim_is_registered():
     """The registry's Gaussian test (test_sampling.py) runs "ddim" at its default eta = 0; `stochastic` says it can
     draw noise (eta > 0)."""
-    assert SAMPLERS["ddim"].options == {"eta": 0.0} and SAMPLERS["ddim"].stochastic
+    assert SAMPLERS["ddim"].defaults == {"eta": 0.0} and SAMPLERS["ddim"].stochastic
+    assert set(SAMPLERS["ddim"].options) == {"eta"} and SAMPLERS["ddim"].options["eta"].help
 
 
 def test_arguments_are_checked_and_named():
@@ -315,9 +325,11 @@ def test_arguments_are_checked_and_named():
     with pytest.raises(ValueError, match=r"eta must lie in \[0, 1\]"):
         sample(model, s, (4, 2), sampler="ddim", eta=1.5)
     with pytest.raises(TypeError, match="eta must be a number"):
-        ddim_sample(model, s, (4, 2), eta="0")
-    with pytest.raises(ValueError, match="prediction must be one of"):
-        ddim_sample(model, s, (4, 2), prediction="score")
+        ddim_sample(model, s, torch.zeros(4, 2), eta="0")
+    with pytest.raises(ValueError, match=r"eta must lie in \[0, 1\]"):
+        ddim_sample(model, s, torch.zeros(4, 2), eta=-0.1)
+    with pytest.raises(TypeError, match="got an unexpected keyword argument 'prediction'"):
+        ddim_sample(model, s, torch.zeros(4, 2), prediction="x0")  # an x0-network goes through as_eps_model
     with pytest.raises(ValueError, match="spacing must be one of"):
         sample(model, s, (4, 2), sampler="ddim", num_steps=5, spacing="linspace")
     with pytest.raises(ValueError, match="spacing must be one of"):
@@ -331,7 +343,9 @@ def test_arguments_are_checked_and_named():
     with pytest.raises(ValueError, match="x0 must be a floating tensor"):
         ddim_invert(model, s, torch.zeros(4, 2, dtype=torch.long))
     with pytest.raises(ValueError, match="x_T has shape"):
-        ddim_sample(model, s, (4, 2), x_T=torch.zeros(3, 2))
+        sample(model, s, (4, 2), sampler="ddim", x_T=torch.zeros(3, 2))
+    with pytest.raises(TypeError, match="x_T must be a torch.Tensor"):
+        ddim_sample(model, s, (4, 2))  # x_T, not a shape
     with pytest.raises(ValueError, match="either noise .* or generator"):
         ddim_step(s, torch.zeros(4, 2), 5, 4, eps=torch.zeros(4, 2), eta=0.5, noise=torch.zeros(4, 2),
                   generator=torch.Generator())

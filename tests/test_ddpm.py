@@ -1,4 +1,4 @@
-"""Lecture 2: Algorithm 1 and Algorithm 2."""
+"""Lecture 2: Algorithm 1 (L_simple, the trainer's objective) and Algorithm 2 (ddpm_sample)."""
 
 import math
 
@@ -7,8 +7,10 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ddpm_scratch.ddpm import ddpm_sample, ddpm_trajectory, p_mean, p_sample_step, train_step
+from ddpm_scratch.ddpm import ddpm_sample, p_mean, p_sample_step
 from ddpm_scratch.forward import q_posterior, x0_from_eps
+from ddpm_scratch.losses import l_simple
+from ddpm_scratch.sampling import sample, trajectory
 from ddpm_scratch.schedules import NoiseSchedule
 
 S = NoiseSchedule.linear(T=200, beta_end=0.05)
@@ -80,8 +82,8 @@ def test_exact_eps_sampler_returns_the_gaussian(s2):
     if s2 == 1.0:
         assert torch.allclose(exact_reverse_variances(S, 1.0)[1:], S.betas[1:])
     save_at = [150, 20, 1]
-    traj = ddpm_trajectory(gaussian_eps(S, mu, s2), S, (n, 2), save_at=save_at, variance=variance,
-                           generator=g, x_T=x_T)
+    traj = trajectory(gaussian_eps(S, mu, s2), S, (n, 2), save_at, sampler="ddpm", variance=variance,
+                      generator=g, x_T=x_T)
     for x, t in zip(traj, save_at, strict=True):
         ab = S.alpha_bars[t].item()
         v = ab * s2 + 1 - ab
@@ -100,20 +102,30 @@ def test_sigma_choices_bracket_the_true_reverse_variance():
 
 
 def test_ddpm_sample_is_seeded_and_checks_its_inputs():
-    model = gaussian_eps(NoiseSchedule.linear(T=20), 0.0, 1.0)
+    """ddpm_sample runs from the caller's x_T (any (B, ...) shape, kept); the generator draws the steps' noise, so
+    one seed gives one sample; sample() draws x_T and checks it against the shape."""
     s = NoiseSchedule.linear(T=20)
-    a = ddpm_sample(model, s, (5, 1, 2, 2), generator=torch.Generator().manual_seed(3))
-    b = ddpm_sample(model, s, (5, 1, 2, 2), generator=torch.Generator().manual_seed(3))
-    assert a.shape == (5, 1, 2, 2) and torch.equal(a, b) and torch.isfinite(a).all()
+    model = gaussian_eps(s, 0.0, 1.0)
     x_T = torch.randn(5, 1, 2, 2)
-    assert ddpm_sample(model, s, (5, 1, 2, 2), x_T=x_T).shape == x_T.shape
+    a = ddpm_sample(model, s, x_T, generator=torch.Generator().manual_seed(3))
+    b = ddpm_sample(model, s, x_T, generator=torch.Generator().manual_seed(3))
+    c = ddpm_sample(model, s, x_T, generator=torch.Generator().manual_seed(4))
+    assert a.shape == x_T.shape and a.dtype == x_T.dtype and torch.equal(a, b) and torch.isfinite(a).all()
+    assert not torch.equal(a, c)  # the noise of steps T..2 comes from the generator
+    assert torch.equal(sample(model, s, (5, 1, 2, 2), x_T=x_T, generator=torch.Generator().manual_seed(3)), a)
     with pytest.raises(ValueError, match="x_T has shape"):
-        ddpm_sample(model, s, (4, 1, 2, 2), x_T=x_T)
+        sample(model, s, (4, 1, 2, 2), x_T=x_T)
     with pytest.raises(ValueError, match="shape must be"):
-        ddpm_sample(model, s, (0, 3))
+        sample(model, s, (0, 3))
+    with pytest.raises(ValueError, match="x_T must have shape"):
+        ddpm_sample(model, s, torch.zeros(4))
+    with pytest.raises(ValueError, match="variance must be 'beta', 'posterior' or a"):
+        ddpm_sample(model, s, x_T, variance="large")
+    with pytest.raises(ValueError, match=r"variance must have shape \(T\+1,\) = \(21,\)"):
+        ddpm_sample(model, s, x_T, variance=torch.full((20,), 0.1, dtype=torch.float64))
     with pytest.raises(ValueError, match="save_at"):
-        ddpm_trajectory(model, s, (2, 2), save_at=[21])
-    traj = ddpm_trajectory(model, s, (2, 2), save_at=[20, 0], generator=torch.Generator().manual_seed(1))
+        trajectory(model, s, (2, 2), save_at=[21])
+    traj = trajectory(model, s, (2, 2), save_at=[20, 0], generator=torch.Generator().manual_seed(1))
     assert traj.shape == (2, 2, 2)
 
 
@@ -127,16 +139,23 @@ class TinyEps(torch.nn.Module):
         return self.net(torch.cat([x_t, (t.float() / self.T)[:, None]], dim=1))
 
 
-def test_train_step_learns_the_noise():
-    """Algorithm 1 on 2-D Gaussian data: L_simple falls well below its value for eps_theta = 0 (which is 1)."""
+def test_algorithm_1_learns_the_noise():
+    """Algorithm 1 on 2-D Gaussian data, written out: a gradient step of Adam on L_simple (losses.l_simple draws t
+    and eps, lines 3-4) per batch. L_simple falls well below its value for eps_theta = 0 (which is 1)."""
     torch.manual_seed(0)
     s = NoiseSchedule.linear(T=100, beta_end=0.1)
     model = TinyEps(s.T)
     opt = torch.optim.Adam(model.parameters(), lr=3e-3)
     g = torch.Generator().manual_seed(0)
     data = torch.randn(4096, 2, generator=g) * 0.1 + torch.tensor([1.0, -1.0])
-    losses = [train_step(model, opt, s, data[torch.randint(0, 4096, (256,), generator=g)], generator=g).item()
-              for _ in range(300)]
+    losses = []
+    for _ in range(300):
+        x0 = data[torch.randint(0, 4096, (256,), generator=g)]  # line 2
+        opt.zero_grad(set_to_none=True)
+        loss = l_simple(model, s, x0, generator=g)  # lines 3-5
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
     assert all(math.isfinite(v) for v in losses)
     assert sum(losses[-50:]) / 50 < 0.5 * sum(losses[:10]) / 10
 
@@ -146,7 +165,7 @@ def test_ddpm_sample_from_pure_noise_with_the_exact_eps_returns_unit_gaussian_da
     variance, and the start mismatch N(0, I) vs q(x_T) shrinks by prod sqrt(alpha_t) = sqrt(alpha_bar_T)."""
     s, n = NoiseSchedule.linear(), 20_000
     mu = torch.tensor([1.0, -0.5], dtype=torch.float64)
-    x0 = ddpm_sample(gaussian_eps(s, mu, 1.0), s, (n, 2), generator=torch.Generator().manual_seed(0),
-                     dtype=torch.float64)
+    g = torch.Generator().manual_seed(0)
+    x0 = ddpm_sample(gaussian_eps(s, mu, 1.0), s, torch.randn(n, 2, generator=g, dtype=torch.float64), generator=g)
     assert ((x0.mean(0) - mu).abs() < 5 * math.sqrt(1 / n)).all()
     assert ((torch.cov(x0.T) - torch.eye(2, dtype=torch.float64)).abs() < 5 * math.sqrt(2 / n)).all()

@@ -9,12 +9,13 @@ from hypothesis import strategies as st
 
 from ddpm_scratch.forward import (
     QUANTITIES,
+    EpsFromPrediction,
+    as_eps_model,
     convert,
     eps_from_score,
     eps_from_v,
     eps_from_x0,
     frequency_snr,
-    predict_eps,
     q_posterior,
     q_sample,
     q_step,
@@ -24,6 +25,7 @@ from ddpm_scratch.forward import (
     v_from_eps,
     x0_from_eps,
 )
+from ddpm_scratch.reverse_steps import eps_at
 from ddpm_scratch.schedules import NoiseSchedule
 
 SCHEDULES = [NoiseSchedule.linear(T=200, beta_end=0.05), NoiseSchedule.cosine(T=200)]
@@ -156,8 +158,12 @@ def test_convert_goes_between_any_two_quantities(t, source, target):
     assert torch.allclose(out, truth[target], rtol=1e-6, atol=1e-7 / (ab * (1 - ab)))
 
 
-def test_convert_and_predict_eps_check_their_arguments_and_call_the_training_step():
-    s = SCHEDULES[0].respace([10, 100, 200])
+def test_convert_checks_its_arguments_and_an_adapted_x0_network_is_called_at_the_training_step():
+    """as_eps_model(x0-network, training schedule) is an eps-model of the training steps; eps_at on a respaced
+    schedule calls it at the training steps its indices stand for, and the x0 it outputs is converted to eps at
+    that step: the same as eps_from_x0 on the respaced schedule at its indices (alpha_bar is kept by respacing)."""
+    base = SCHEDULES[0]
+    s = base.respace([10, 100, 200])
     x_t, t = torch.randn(2, 3), torch.tensor([1, 3])
     with pytest.raises(ValueError, match="exactly one"):
         convert(s, x_t, t, to="eps")
@@ -167,15 +173,36 @@ def test_convert_and_predict_eps_check_their_arguments_and_call_the_training_ste
         convert(s, x_t, t, to="noise", eps=x_t)
     seen = []
 
-    def x0_model(x, model_t):
+    def x0_network(x, model_t):
         seen.append(model_t)
-        return torch.zeros_like(x)
+        return torch.full_like(x, 0.5)
 
-    eps = predict_eps(x0_model, s, x_t, t, prediction="x0")
+    eps_model = as_eps_model(x0_network, base, prediction="x0")
+    assert isinstance(eps_model, EpsFromPrediction) and eps_model.network is x0_network
+    eps = eps_at(eps_model, s, x_t, t)
     assert seen[0].tolist() == [10, 200]  # the network is called at the training steps of the respaced indices
-    assert torch.allclose(eps, eps_from_x0(s, x_t, t, x0=torch.zeros_like(x_t)))
+    torch.testing.assert_close(eps, eps_from_x0(s, x_t, t, x0=torch.full_like(x_t, 0.5)))
     with pytest.raises(ValueError, match="prediction"):
-        predict_eps(x0_model, s, x_t, t, prediction="score")
+        as_eps_model(x0_network, base, prediction="score")
+
+
+def test_an_adapted_network_passes_a_label_through_and_gives_eps():
+    """EpsFromPrediction(x_t, t, y) calls network(x_t, t, y) (a conditional x0- or v-network) and converts its
+    output to eps; v -> eps is sqrt(ab) v + sqrt(1 - ab) x_t, written here."""
+    base = SCHEDULES[1]
+    g = torch.Generator().manual_seed(0)
+    x_t, v = torch.randn(4, 2, generator=g, dtype=torch.float64), torch.randn(4, 2, generator=g, dtype=torch.float64)
+    t, y = torch.tensor([1, 50, 120, 200]), torch.tensor([0, 1, 1, 0])
+    labels = []
+
+    def v_network(x, model_t, label):
+        labels.append(label)
+        return v
+
+    eps = as_eps_model(v_network, base, prediction="v")(x_t, t, y)
+    assert torch.equal(labels[0], y)
+    ab = base.alpha_bars[t][:, None]
+    torch.testing.assert_close(eps, ab.sqrt() * v + (1 - ab).sqrt() * x_t, rtol=1e-12, atol=1e-12)
 
 
 def test_white_noise_has_flat_unit_spectrum():

@@ -9,7 +9,17 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ddpm_scratch.checks import check_timestep
-from ddpm_scratch.schedules import NoiseSchedule, lookup, spaced_timesteps
+from ddpm_scratch.schedules import (
+    SPACINGS,
+    NoiseSchedule,
+    karras_sigmas,
+    karras_timesteps,
+    lookup,
+    respaced,
+    spaced_timesteps,
+)
+
+F64 = torch.float64
 
 betas_lists = st.lists(st.floats(1e-5, 0.5), min_size=1, max_size=60)
 
@@ -178,3 +188,117 @@ def test_to_moves_every_array_and_keeps_the_values():
     for name in ("betas", "alphas", "alpha_bars", "posterior_variances", "timesteps"):
         assert torch.equal(getattr(moved, name), getattr(s, name))
     assert torch.equal(moved.reverse_variances("posterior"), s.reverse_variances("posterior"))
+
+
+# ------------------------------------------------------------------------------------------- EDM's grid
+def test_karras_sigmas_follow_eq_5():
+    """sigma_i^(1/rho) runs evenly from sigma_max^(1/rho) to sigma_min^(1/rho); rho = 1 is linspace."""
+    sigmas = karras_sigmas(0.002, 80.0, 18)
+    assert sigmas.shape == (18,) and sigmas.dtype == F64
+    assert math.isclose(sigmas[0].item(), 80.0, rel_tol=1e-12) and math.isclose(sigmas[-1].item(), 0.002,
+                                                                                  rel_tol=1e-12)
+    roots = sigmas ** (1 / 7)
+    assert torch.allclose(roots.diff(), torch.full((17,), (0.002 ** (1 / 7) - 80 ** (1 / 7)) / 17, dtype=F64))
+    assert torch.allclose(karras_sigmas(1.0, 3.0, 5, rho=1.0), torch.tensor([3.0, 2.5, 2.0, 1.5, 1.0], dtype=F64))
+    assert karras_sigmas(1.0, 3.0, 1).shape == (1,) and math.isclose(karras_sigmas(1.0, 3.0, 1).item(), 3.0)
+
+
+@pytest.mark.parametrize("t_max", [None, 1000, 437])
+@pytest.mark.parametrize("num_steps", [1, 2, 5, 10, 18, 50])
+def test_karras_timesteps_are_the_nearest_training_steps(num_steps, t_max):
+    """Each level of eq. 5 between sigma_EDM at steps 1 and t_max (T by default) goes to the training step nearest in
+    log sigma, found here by scanning all steps 1..t_max."""
+    schedule = NoiseSchedule.linear()
+    top = t_max or 1000
+    ab = schedule.alpha_bars[1:top + 1]
+    log_sigma = (((1 - ab) / ab).sqrt()).log().tolist()
+    steps = karras_timesteps(schedule, num_steps, t_max=t_max).tolist()
+    targets = karras_sigmas(math.exp(log_sigma[0]), math.exp(log_sigma[-1]), num_steps).log().tolist()[::-1]
+    nearest = [min(range(top), key=lambda j, v=v: abs(log_sigma[j] - v)) + 1 for v in targets]
+    crowded = len(set(nearest)) < num_steps  # 50 levels below step 437: several on one step (next test)
+    assert crowded == (num_steps == 50 and t_max == 437)
+    if crowded:  # the nearest steps start 1, 1, 2, 2, 3, ..., 9, 11: pushed apart into 1..10, the rest kept
+        assert steps == list(range(1, 11)) + nearest[10:] and nearest[9:11] == [9, 11]
+    else:
+        assert steps == nearest
+    assert steps[-1] == top and (num_steps == 1 or steps[0] == 1)
+
+
+def test_karras_timesteps_stay_distinct_when_levels_crowd():
+    """With many levels several fall on one step (near sigma_min the levels are closer than the steps); they are
+    pushed apart, staying increasing within 1..T (1..t_max), and N = T gives every step."""
+    schedule = NoiseSchedule.linear()
+    for n in (300, 700, 1000):
+        steps = karras_timesteps(schedule, n)
+        assert len(steps) == n and steps[0] == 1 and steps[-1] == 1000 and (steps.diff() > 0).all()
+    assert karras_timesteps(schedule, 1000).tolist() == list(range(1, 1001))
+    assert karras_timesteps(schedule, 200, t_max=200).tolist() == list(range(1, 201))
+    steps = karras_timesteps(schedule, 150, t_max=200)
+    assert len(steps) == 150 and steps[0] == 1 and steps[-1] == 200 and (steps.diff() > 0).all()
+
+
+def test_karras_arguments_are_checked():
+    s = NoiseSchedule.linear(T=30, rescale=True)
+    with pytest.raises(ValueError, match="num_steps must be <= T=30"):
+        karras_timesteps(s, 31)
+    with pytest.raises(ValueError, match="num_steps must be <= t_start=10, got 11"):
+        karras_timesteps(s, 11, t_max=10)
+    with pytest.raises(ValueError, match="t_max must be <= T=30"):
+        karras_timesteps(s, 5, t_max=31)
+    with pytest.raises(ValueError, match="num_steps must be >= 1"):
+        karras_timesteps(s, 0)
+    with pytest.raises(TypeError, match="schedule must be a NoiseSchedule"):
+        karras_timesteps("linear", 5)
+    with pytest.raises(ValueError, match="rho must lie in"):
+        karras_sigmas(0.1, 1.0, 5, rho=0.0)
+    with pytest.raises(ValueError, match="sigma_min must lie in"):
+        karras_sigmas(0.0, 1.0, 5)
+    with pytest.raises(ValueError, match="sigma_max must lie in"):
+        karras_sigmas(2.0, 1.0, 5)
+
+
+# ------------------------------------------------------------------------------------------- respaced
+def test_respaced_picks_the_spacings_steps():
+    """num_steps None: the schedule itself; else the respacing to spaced_timesteps' steps, or karras_timesteps'
+    for "karras" (the five SPACINGS)."""
+    s = NoiseSchedule.linear()
+    assert respaced(s, None) is s and respaced(s, None, "karras") is s
+    for spacing in SPACINGS:
+        expected = karras_timesteps(s, 10) if spacing == "karras" else spaced_timesteps(1000, 10, spacing)
+        r = respaced(s, 10, spacing)
+        assert r.timesteps.tolist() == [0, *expected.tolist()], spacing
+        np.testing.assert_allclose(r.alpha_bars.numpy(), s.alpha_bars[r.timesteps].numpy(), rtol=1e-12)
+    with pytest.raises(ValueError, match="spacing must be one of 'uniform', 'trailing', 'leading', 'quadratic', "
+                                         "'karras', got 'linspace'"):
+        respaced(s, 10, "linspace")
+
+
+@pytest.mark.parametrize("spacing", ["uniform", "trailing", "quadratic", "karras"])
+def test_respaced_from_t_start_picks_steps_in_1_to_t_start_ending_there(spacing):
+    """A start part-way (SDEdit): the steps are the spacing's over 1..t_start, the last index stands for t_start
+    (where x_T is); without num_steps, every step 1..t_start."""
+    s = NoiseSchedule.linear()
+    r = respaced(s, 10, spacing, t_start=437)
+    expected = karras_timesteps(s, 10, t_max=437) if spacing == "karras" else spaced_timesteps(437, 10, spacing)
+    assert r.timesteps.tolist() == [0, *expected.tolist()] and r.timesteps[-1] == 437
+    np.testing.assert_allclose(r.alpha_bars.numpy(), s.alpha_bars[r.timesteps].numpy(), rtol=1e-12)
+    every = respaced(s, None, spacing, t_start=437)
+    assert every.timesteps.tolist() == list(range(438)) and every.T == 437
+    np.testing.assert_allclose(every.betas.numpy(), s.betas[:438].numpy(), rtol=1e-9)
+
+
+def test_respaced_from_t_start_checks_its_arguments():
+    s = NoiseSchedule.linear(T=30, rescale=True)
+    with pytest.raises(ValueError, match="spacing 'leading' picks steps that end at 16, below t_start=20"):
+        respaced(s, 4, "leading", t_start=20)
+    assert respaced(s, 20, "leading", t_start=20).timesteps.tolist() == list(range(21))  # every step: it ends there
+    with pytest.raises(ValueError, match="t_start must lie in 1..T=30, got 31"):
+        respaced(s, None, t_start=31)
+    with pytest.raises(ValueError, match="t_start must be >= 1, got 0"):
+        respaced(s, 5, t_start=0)
+    with pytest.raises(TypeError, match="t_start must be an int"):
+        respaced(s, 5, t_start=10.0)
+    with pytest.raises(ValueError, match="num_steps must be <= t_start=20, got 21"):
+        respaced(s, 21, t_start=20)
+    with pytest.raises(TypeError, match="schedule must be a NoiseSchedule"):
+        respaced("linear", 5)

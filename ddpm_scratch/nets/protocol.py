@@ -45,5 +45,7 @@ class LabelBound(nn.Module):
 
     def forward(self, x_t: Tensor, t: Tensor) -> Tensor:
         if isinstance(self.y, Tensor):
+            if self.y.shape[0] != x_t.shape[0]:  # a shape: free to check
+                raise ValueError(f"the bound labels y have {self.y.shape[0]} rows but x_t has {x_t.shape[0]}")
             return self.network(x_t, t, self.y.to(x_t.device))
         return self.network(x_t, t, torch.full((x_t.shape[0],), self.y, dtype=torch.long, device=x_t.device))

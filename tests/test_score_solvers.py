@@ -15,12 +15,12 @@ import pytest
 import torch
 from drifts import pf_drift, rev_drift
 
+from ddpm_scratch.forward import as_eps_model
 from ddpm_scratch.machinery.metrics import sliced_wasserstein
 from ddpm_scratch.sampling import SAMPLERS, sample
 from ddpm_scratch.schedules import NoiseSchedule, spaced_timesteps
 from ddpm_scratch.score import GaussianMixture, mixture_eps_model, mixture_score_fn
-from ddpm_scratch.sde import VESDE, VPSDE, ScheduleSDE
-from ddpm_scratch.sde_solvers import (
+from ddpm_scratch.score_solvers import (
     CountedScore,
     euler_maruyama,
     ode_euler,
@@ -29,6 +29,7 @@ from ddpm_scratch.sde_solvers import (
     predictor_corrector,
     time_grid,
 )
+from ddpm_scratch.sde import VESDE, VPSDE, ScheduleSDE
 
 F64 = torch.float64
 
@@ -338,6 +339,47 @@ def test_progress_bars_run():
         run(name, sde, gaussian_score, x, 3, generator=torch.Generator().manual_seed(0), progress=True)
 
 
+@pytest.mark.parametrize("name", sorted(set(SOLVERS) - {"ode_rk45"}))
+def test_fixed_step_solvers_call_the_hook_after_every_step_with_its_time(name):
+    """hook(x, t): called once per step with the grid time s that x is now at (a float), the last at times[-1];
+    an identity hook changes nothing (bit for bit); its return replaces x (the score is next asked at it), so a hook
+    that pins coordinate 0 to 0.25 holds it at the end. RK45 picks its own steps and takes no hook."""
+    sde, grid = VPSDE(), time_grid(6, t_min=0.05)
+    x_T = torch.randn(5, 2, generator=torch.Generator().manual_seed(0), dtype=F64)
+    seen = []
+
+    def identity(x, t):
+        assert isinstance(t, float) and x.shape == (5, 2)
+        seen.append(t)
+        return x
+
+    plain = run(name, sde, gaussian_score, x_T, 6, generator=torch.Generator().manual_seed(1), t_min=0.05)
+    hooked = run(name, sde, gaussian_score, x_T, 6, generator=torch.Generator().manual_seed(1), t_min=0.05,
+                 hook=identity)
+    assert torch.equal(plain, hooked) and seen == grid[1:].tolist()
+    asked = []
+
+    def score(x, t):
+        asked.append(x)
+        return gaussian_score(x, t)
+
+    def pin(x, t):
+        x = x.clone()
+        x[:, 0] = 0.25
+        return x
+
+    x = run(name, sde, score, x_T, 6, generator=torch.Generator().manual_seed(1), t_min=0.05, hook=pin)
+    assert (x[:, 0] == 0.25).all() and not (plain[:, 0] == 0.25).any()
+    first_of_last_step = -2 if name in ("ode_heun", "predictor_corrector") else -1  # 2 evaluations a step, or 1
+    assert (asked[first_of_last_step][:, 0] == 0.25).all()  # the last step starts at the hooked x
+    with pytest.raises(TypeError, match="hook must be None or callable"):
+        run(name, sde, gaussian_score, x_T, 6, generator=torch.Generator().manual_seed(1), hook="pin")
+    with pytest.raises(ValueError, match=r"hook\(x, t\) must return a tensor of x's shape \(5, 2\)"):
+        run(name, sde, gaussian_score, x_T, 6, generator=torch.Generator().manual_seed(1), hook=lambda x, t: x[:1])
+    with pytest.raises(TypeError, match="unexpected keyword argument 'hook'"):
+        ode_rk45(gaussian_score, sde, x_T, grid, hook=identity)
+
+
 # --------------------------------------------------------------------------------- a discrete schedule as an SDE
 def test_schedule_sde_has_the_schedule_marginals_at_grid_times_and_log_linear_ones_between():
     """Respaced cosine schedule, T' = 20: mean_coef(i / T') = sqrt(alpha_bar_i), std = sqrt(1 - alpha_bar_i), for
@@ -387,8 +429,8 @@ def test_schedule_sde_of_the_discretised_vp_sde_is_close_to_it():
 
 def test_schedule_score_is_minus_eps_over_sigma_at_the_training_steps():
     """score(x, i / T') = -eps_theta(x, timesteps[i]) / sqrt(1 - alpha_bar_i) on a respaced schedule, the model
-    called at the training step; an x0- or v-model gives the same score with prediction=; off-grid times and t = 0
-    are refused (an eps-model knows the score at its steps only)."""
+    called at the training step; an x0- or v-model adapted by as_eps_model (on the training schedule) gives the same
+    score; off-grid times and t = 0 are refused (an eps-model knows the score at its steps only)."""
     base = NoiseSchedule.linear(T=100)
     schedule = base.respace(spaced_timesteps(100, 10))
     eps_model = mixture_eps_model(MIX2, base)
@@ -417,13 +459,17 @@ def test_schedule_score_is_minus_eps_over_sigma_at_the_training_steps():
         return ab.sqrt() * eps_model(x_t, t) - (1 - ab).sqrt() * x0_model(x_t, t)
 
     for prediction, model in (("x0", x0_model), ("v", v_model)):
-        torch.testing.assert_close(sde.score_fn(model, prediction=prediction)(x, 0.3), score, rtol=1e-9, atol=1e-9)
+        adapted = as_eps_model(model, base, prediction=prediction)
+        torch.testing.assert_close(sde.score_fn(adapted)(x, 0.3), score, rtol=1e-9, atol=1e-9)
+    assert not torch.allclose(sde.score_fn(x0_model)(x, 0.3), score, atol=1e-2)  # an x0-model read as eps
     with pytest.raises(ValueError, match="grid times"):
         sde.score_fn(eps_model)(x, 0.35)
     with pytest.raises(ValueError, match="grid times"):
         sde.score_fn(eps_model)(x, 0.0)
-    with pytest.raises(ValueError, match="prediction must be one of"):
-        sde.score_fn(eps_model, prediction="score")
+    with pytest.raises(TypeError, match="unexpected keyword argument 'prediction'"):
+        sde.score_fn(x0_model, prediction="x0")
+    with pytest.raises(TypeError, match="eps_model must be callable"):
+        sde.score_fn("unet")
     with pytest.raises(TypeError, match="schedule must be a NoiseSchedule"):
         ScheduleSDE(VPSDE())
 
@@ -451,34 +497,9 @@ def test_registered_samplers_call_the_model_at_the_training_steps():
         assert x.shape == (4, 2) and torch.isfinite(x).all()
 
 
-@pytest.mark.parametrize("name", ["sde", "pc", "ode", "ode_euler"])
-def test_registered_samplers_honour_prediction(name):
-    """The same exact network predicting eps, x0 or v (converted here from its definitions) gives the same samples
-    with the matching prediction=; the x0-model read as eps gives other samples."""
-    base = NoiseSchedule.linear(T=200, rescale=True)
-    eps_model = mixture_eps_model(MIX2, base)
-
-    def x0_model(x_t, t):
-        ab = base.alpha_bars[t][:, None]
-        return (x_t - (1 - ab).sqrt() * eps_model(x_t, t)) / ab.sqrt()
-
-    def v_model(x_t, t):
-        ab = base.alpha_bars[t][:, None]
-        return ab.sqrt() * eps_model(x_t, t) - (1 - ab).sqrt() * x0_model(x_t, t)
-
-    def draw(model, prediction):
-        return sample(model, base, (64, 2), sampler=name, num_steps=20, prediction=prediction, dtype=F64,
-                      generator=torch.Generator().manual_seed(1))
-
-    reference = draw(eps_model, "eps")
-    for prediction, model in (("x0", x0_model), ("v", v_model)):
-        torch.testing.assert_close(draw(model, prediction), reference, rtol=1e-8, atol=1e-8)
-    assert not torch.allclose(draw(x0_model, "eps"), reference, atol=1e-2)
-
-
 def test_registered_samplers_describe_themselves():
     assert {"sde", "pc", "ode", "ode_euler"} <= set(SAMPLERS)
-    assert SAMPLERS["pc"].options == {"snr": 0.16, "corrector_steps": 1}
+    assert SAMPLERS["pc"].defaults == {"snr": 0.16, "corrector_steps": 1}
     assert SAMPLERS["ode"].stochastic is False and SAMPLERS["ode_euler"].stochastic is False
     assert SAMPLERS["sde"].stochastic and SAMPLERS["pc"].stochastic
     schedule = NoiseSchedule.linear(T=50, rescale=True)

@@ -1,4 +1,5 @@
-"""Lecture 4's higher-order solvers (solvers.py): DPM-Solver++(2M), EDM's Heun sampler and its Karras grid, UniPC.
+"""Lecture 4's higher-order solvers on an eps-model (eps_solvers.py): DPM-Solver++(2M), EDM's Heun sampler on its
+Karras grid (the grid itself, schedules.karras_timesteps, is tested in test_schedules.py), UniPC.
 
 References are written here from the equations: the exact probability-flow map of Gaussian data (affine along
 the covariance's eigenvectors), DDIM's step (eq. 12 at eta = 0), EDM's eq. 5, the flow of point-mass data.
@@ -14,20 +15,17 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ddpm_scratch.ddim import ddim_sample
-from ddpm_scratch.sampling import SAMPLERS, sample
-from ddpm_scratch.schedules import SPACINGS, NoiseSchedule, respaced, spaced_timesteps
-from ddpm_scratch.solvers import (
-    dpm_solver_pp_reverse,
+from ddpm_scratch.eps_solvers import (
+    NoiseLevels,
     dpm_solver_pp_sample,
     dpm_solver_pp_step,
-    edm_reverse,
     edm_sample,
     edm_step,
-    karras_sigmas,
-    karras_timesteps,
     unipc_sample,
     unipc_step,
 )
+from ddpm_scratch.sampling import SAMPLERS, sample
+from ddpm_scratch.schedules import SPACINGS, NoiseSchedule, karras_timesteps, respaced, spaced_timesteps
 
 F64 = torch.float64
 MU = torch.tensor([1.0, -0.5], dtype=F64)
@@ -70,12 +68,12 @@ def draws(seed, *shapes):
 
 
 RUNS = {  # name: (run(eps_model, schedule, x_T), order); DDIM calibrates the measurement as a first-order method
-    "ddim": (lambda m, s, x: ddim_sample(m, s, x.shape, x_T=x), 1),
-    "dpm_solver_pp_2m": (lambda m, s, x: dpm_solver_pp_sample(m, s, x.shape, x_T=x), 2),
-    "edm_heun": (lambda m, s, x: edm_sample(m, s, x.shape, x_T=x), 2),
-    "unipc_1": (lambda m, s, x: unipc_sample(m, s, x.shape, x_T=x, order=1), 2),
-    "unipc_2": (lambda m, s, x: unipc_sample(m, s, x.shape, x_T=x), 3),
-    "unipc_2_bh1": (lambda m, s, x: unipc_sample(m, s, x.shape, x_T=x, variant="bh1"), 3),
+    "ddim": (lambda m, s, x: ddim_sample(m, s, x), 1),
+    "dpm_solver_pp_2m": (lambda m, s, x: dpm_solver_pp_sample(m, s, x), 2),
+    "edm_heun": (lambda m, s, x: edm_sample(m, s, x), 2),
+    "unipc_1": (lambda m, s, x: unipc_sample(m, s, x, order=1), 2),
+    "unipc_2": (lambda m, s, x: unipc_sample(m, s, x), 3),
+    "unipc_2_bh1": (lambda m, s, x: unipc_sample(m, s, x, variant="bh1"), 3),
 }
 
 
@@ -156,72 +154,95 @@ def test_every_solver_is_exact_for_point_mass_data(schedules, data):
 
 
 def test_the_last_step_lands_on_the_networks_x0():
-    """Index 0 is the data: 2M's last step is first order and EDM's is Euler's, so both return
-    x0_hat(x_1) = (x_1 - sqrt(1 - ab_1) eps(x_1)) / sqrt(ab_1) of the state they reached at index 1."""
+    """Index 0 is the data: 2M's last step is first order, EDM's is Euler's, UniPC's is first order with no
+    correction after it, so each returns x0_hat(x_1) = (x_1 - sqrt(1 - ab_1) eps(x_1)) / sqrt(ab_1) of the state x_1
+    it reached at index 1 (for UniPC the predicted one, which the hook is given before the network sees it: the
+    last correction does not reach the output). The hook sees every step of the respaced schedule below its top."""
     schedule = NoiseSchedule.linear().respace(spaced_timesteps(1000, 7, "quadratic"))
     model = gaussian_eps(NoiseSchedule.linear())
     (x_T,) = draws(0, (50, 2))
-    ab_1 = schedule.alpha_bars[1]
-    for reverse in (dpm_solver_pp_reverse, edm_reverse):
-        states = dict(reverse(model, schedule, x_T))
-        assert sorted(states) == list(range(7))
-        x_1 = states[1]
+    ab_1, step_1 = schedule.alpha_bars[1], int(schedule.timesteps[1])
+    for run in (dpm_solver_pp_sample, edm_sample, unipc_sample):
+        states = {}
+        x0 = run(model, schedule, x_T, hook=lambda x, t, states=states: states.setdefault(t, x))
+        assert sorted(states) == schedule.timesteps[:-1].tolist() and torch.equal(states[0], x0)
+        x_1 = states[step_1]
         eps = model(x_1, schedule.timesteps[1].expand(50))
-        assert torch.allclose(states[0], (x_1 - (1 - ab_1).sqrt() * eps) / ab_1.sqrt(), rtol=0, atol=1e-12)
+        assert torch.allclose(x0, (x_1 - (1 - ab_1).sqrt() * eps) / ab_1.sqrt(), rtol=0, atol=1e-12), run.__name__
 
 
-# ------------------------------------------------------------------------------------------- EDM's grid
-def test_karras_sigmas_follow_eq_5():
-    """sigma_i^(1/rho) runs evenly from sigma_max^(1/rho) to sigma_min^(1/rho); rho = 1 is linspace."""
-    sigmas = karras_sigmas(0.002, 80.0, 18)
-    assert sigmas.shape == (18,) and sigmas.dtype == F64
-    assert math.isclose(sigmas[0].item(), 80.0, rel_tol=1e-12) and math.isclose(sigmas[-1].item(), 0.002,
-                                                                                  rel_tol=1e-12)
-    roots = sigmas ** (1 / 7)
-    assert torch.allclose(roots.diff(), torch.full((17,), (0.002 ** (1 / 7) - 80 ** (1 / 7)) / 17, dtype=F64))
-    assert torch.allclose(karras_sigmas(1.0, 3.0, 5, rho=1.0), torch.tensor([3.0, 2.5, 2.0, 1.5, 1.0], dtype=F64))
-    assert karras_sigmas(1.0, 3.0, 1).shape == (1,) and math.isclose(karras_sigmas(1.0, 3.0, 1).item(), 3.0)
+def test_edm_step_with_eps_at_end_is_heuns_step_in_x_over_alpha():
+    """EDM's Algorithm 1, lines 5-8, written here in x_bar = x / alpha and sigma_EDM = sqrt((1 - ab) / ab):
+    x_bar' = x_bar + (sigma_s - sigma_t) eps, x_bar_s = x_bar + (sigma_s - sigma_t) (eps + eps') / 2 with
+    eps' = eps_theta at x = alpha_s x_bar' (asked once, through eps_at_end), returned as x_s = alpha_s x_bar_s."""
+    schedule = NoiseSchedule.cosine(T=50)
+    x_t, eps, other = draws(3, (5, 2), (5, 2), (5, 2))
+    t, s = 30, 12
+    ab_t, ab_s = schedule.alpha_bars[t], schedule.alpha_bars[s]
+    sigma_t, sigma_s = ((1 - ab_t) / ab_t).sqrt(), ((1 - ab_s) / ab_s).sqrt()
+    x_bar = x_t / ab_t.sqrt()
+    euler = x_bar + (sigma_s - sigma_t) * eps
+    seen = []
+
+    def eps_at_end(x):
+        seen.append(x)
+        return other * x
+
+    got = edm_step(schedule, x_t, t, s, eps=eps, eps_at_end=eps_at_end)
+    assert len(seen) == 1 and torch.allclose(seen[0], ab_s.sqrt() * euler, rtol=0, atol=1e-12)
+    expected = ab_s.sqrt() * (x_bar + (sigma_s - sigma_t) * 0.5 * (eps + other * ab_s.sqrt() * euler))
+    assert torch.allclose(got, expected, rtol=0, atol=1e-12)
+    assert torch.allclose(edm_step(schedule, x_t, t, s, eps=eps), ab_s.sqrt() * euler, rtol=0, atol=1e-12)
 
 
-@pytest.mark.parametrize("num_steps", [1, 2, 5, 10, 18, 50])
-def test_karras_timesteps_are_the_nearest_training_steps(num_steps):
-    """Each level of eq. 5 between sigma_EDM at steps 1 and T goes to the training step nearest in log sigma,
-    found here by scanning all 1,000 steps."""
-    schedule = NoiseSchedule.linear()
-    ab = schedule.alpha_bars[1:]
-    log_sigma = (((1 - ab) / ab).sqrt()).log().tolist()
-    steps = karras_timesteps(schedule, num_steps).tolist()
-    targets = karras_sigmas(math.exp(log_sigma[0]), math.exp(log_sigma[-1]), num_steps).log().tolist()[::-1]
-    nearest = [min(range(1000), key=lambda j, v=v: abs(log_sigma[j] - v)) + 1 for v in targets]
-    assert steps == nearest
-    assert steps[-1] == 1000 and (num_steps == 1 or steps[0] == 1)
-
-
-def test_karras_timesteps_stay_distinct_when_levels_crowd():
-    """With many levels several fall on one step (near sigma_min the levels are closer than the steps); they are
-    pushed apart, staying increasing within 1..T, and N = T gives every step."""
-    schedule = NoiseSchedule.linear()
-    for n in (300, 700, 1000):
-        steps = karras_timesteps(schedule, n)
-        assert len(steps) == n and steps[0] == 1 and steps[-1] == 1000 and (steps.diff() > 0).all()
-    assert karras_timesteps(schedule, 1000).tolist() == list(range(1, 1001))
+def test_multistep_formulas_with_a_previous_output():
+    """previous=[(u, x0_u)], written here from the papers with lambda = log(sqrt(ab) / sqrt(1 - ab)):
+    2M (Lu et al. 2022, Algorithm 2): x_s = (sigma_s / sigma_t) x_t - alpha_s (e^-h - 1) D, h = lambda_s - lambda_t,
+    D = (1 + 1/(2r)) x0 - 1/(2r) x0_u, r = (lambda_t - lambda_u) / h. UniP-2 (Zhao et al. 2023, rho = 1/2):
+    the first-order step minus alpha_s B(h) (x0_u - x0) / (2 r_u), r_u = (lambda_u - lambda_t) / h, B(h) = e^-h - 1
+    (bh2) or -h (bh1). NoiseLevels precomputed once give the same numbers as computed per call."""
+    schedule = NoiseSchedule.linear(T=100, rescale=True)
+    x_t, x0, x0_u = draws(4, (3, 2), (3, 2), (3, 2))
+    u, t, s = 60, 45, 30
+    ab = schedule.alpha_bars
+    alpha, sigma = ab.sqrt(), (1 - ab).sqrt()
+    lam = (alpha / sigma).log()
+    h = (lam[s] - lam[t]).item()
+    first = sigma[s] / sigma[t] * x_t - alpha[s] * (math.exp(-h) - 1) * x0
+    r = (lam[t] - lam[u]).item() / h
+    d = (1 + 1 / (2 * r)) * x0 - 1 / (2 * r) * x0_u
+    expected_2m = sigma[s] / sigma[t] * x_t - alpha[s] * (math.exp(-h) - 1) * d
+    levels = NoiseLevels(schedule)
+    for kwargs in ({}, {"levels": levels}):
+        got = dpm_solver_pp_step(schedule, x_t, t, s, x0=x0, previous=[(u, x0_u)], **kwargs)
+        assert torch.allclose(got, expected_2m, rtol=0, atol=1e-12)
+    r_u = (lam[u] - lam[t]).item() / h
+    for variant, b_h in (("bh2", math.expm1(-h)), ("bh1", -h)):
+        expected = first - alpha[s] * b_h * 0.5 * (x0_u - x0) / r_u
+        got = unipc_step(schedule, x_t, t, s, x0=x0, previous=[(u, x0_u)], variant=variant, levels=levels)
+        assert torch.allclose(got, expected, rtol=0, atol=1e-12), variant
+    with pytest.raises(TypeError, match="unexpected keyword argument 'history'"):
+        dpm_solver_pp_step(schedule, x_t, t, s, x0=x0, history=[(u, x0_u)])
 
 
 def test_edm_on_the_karras_grid_calls_the_network_at_those_steps_only():
-    """sample(..., sampler="edm") on schedule.respace(karras_timesteps(schedule, N)): the network is called at the
-    grid's training steps only, once at the first (T) and twice at every other (as Heun's end point of the step
-    into it, then at the start of the step out of it; the last step, to the data, is Euler's): 2 N - 1 calls."""
+    """sample(..., sampler="edm") on schedule.respace(karras_timesteps(schedule, N)), or with spacing="karras": the
+    network is called at the grid's training steps only, once at the first (T) and twice at every other (as Heun's
+    end point of the step into it, then at the start of the step out of it; the last step, to the data, is
+    Euler's): 2 N - 1 calls."""
     base = NoiseSchedule.linear()
     grid = karras_timesteps(base, 6)
-    calls = []
+    for schedule, options in ((base.respace(grid), {}), (base, {"num_steps": 6, "spacing": "karras"})):
+        calls = []
 
-    def model(x_t, t):
-        calls.append(int(t[0]))
-        return gaussian_eps(base)(x_t, t)
+        def model(x_t, t, calls=calls):
+            calls.append(int(t[0]))
+            return gaussian_eps(base)(x_t, t)
 
-    x = sample(model, base.respace(grid), (10, 2), sampler="edm", dtype=F64, generator=torch.Generator().manual_seed(0))
-    assert torch.isfinite(x).all() and len(calls) == 2 * 6 - 1
-    assert sorted(set(calls)) == grid.tolist() and [calls.count(int(step)) for step in grid] == [2] * 5 + [1]
+        x = sample(model, schedule, (10, 2), sampler="edm", dtype=F64, generator=torch.Generator().manual_seed(0),
+                   **options)
+        assert torch.isfinite(x).all() and len(calls) == 2 * 6 - 1
+        assert sorted(set(calls)) == grid.tolist() and [calls.count(int(step)) for step in grid] == [2] * 5 + [1]
 
 
 # ------------------------------------------------------------------------------------------- the registry
@@ -240,29 +261,11 @@ def test_registered_solvers_count_their_calls_and_match_their_functions(name, ca
     x = sample(counted, base, (100, 2), sampler=name, num_steps=8, x_T=x_T)
     assert len(calls) == 8 * calls_per_step - (calls_per_step - 1)
     direct = {"dpmpp_2m": dpm_solver_pp_sample, "unipc": unipc_sample, "edm": edm_sample}[name]
-    assert torch.equal(x, direct(model, respaced(base, 8), (100, 2), x_T=x_T))
+    assert torch.equal(x, direct(model, respaced(base, 8, SAMPLERS[name].spacing), x_T))
     assert SAMPLERS[name].stochastic is False and SAMPLERS[name].description
-    assert SAMPLERS["unipc"].options == {"order": 2, "variant": "bh2"} and SAMPLERS["dpmpp_2m"].options == {}
-
-
-@pytest.mark.parametrize("prediction", ["x0", "v"])
-def test_solvers_take_x0_and_v_networks(prediction):
-    """A network predicting x0 = (x_t - sqrt(1 - ab) eps) / sqrt(ab) or v = sqrt(ab) eps - sqrt(1 - ab) x0 gives
-    the same samples as the eps-network it is built from (predict_eps converts)."""
-    base = NoiseSchedule.linear()
-    eps_model = gaussian_eps(base)
-
-    def other(x_t, t):
-        ab = base.alpha_bars[t][:, None]
-        eps = eps_model(x_t, t)
-        x0 = (x_t - (1 - ab).sqrt() * eps) / ab.sqrt()
-        return x0 if prediction == "x0" else ab.sqrt() * eps - (1 - ab).sqrt() * x0
-
-    (x_T,) = draws(2, (64, 2))
-    for name in ("dpmpp_2m", "unipc", "edm"):
-        a = sample(eps_model, base, (64, 2), sampler=name, num_steps=10, x_T=x_T)
-        b = sample(other, base, (64, 2), sampler=name, num_steps=10, x_T=x_T, prediction=prediction)
-        assert torch.allclose(a, b, rtol=0, atol=1e-9), name
+    assert SAMPLERS["unipc"].defaults == {"order": 2, "variant": "bh2"} and SAMPLERS["dpmpp_2m"].options == {}
+    assert SAMPLERS["unipc"].options["order"].choices == (1, 2)
+    assert SAMPLERS["unipc"].options["variant"].choices == ("bh1", "bh2")
 
 
 def test_solvers_keep_the_datas_shape_dtype_and_device():
@@ -275,31 +278,24 @@ def test_solvers_keep_the_datas_shape_dtype_and_device():
 
 
 def test_bad_arguments_are_named():
+    """(x0- and v-networks are adapted by forward.as_eps_model before they reach a solver: test_sampling.py checks
+    every sampler with them.)"""
     s = NoiseSchedule.linear(T=30, rescale=True)
-    model = gaussian_eps(s)
+    model, x_T = gaussian_eps(s), torch.zeros(4, 2)
     with pytest.raises(ValueError, match="order must be 1 or 2"):
-        unipc_sample(model, s, (4, 2), order=3)
+        unipc_sample(model, s, x_T, order=3)
     with pytest.raises(ValueError, match="order must be >= 1"):
         sample(model, s, (4, 2), sampler="unipc", order=0)
     with pytest.raises(TypeError, match="order must be an int"):
-        unipc_sample(model, s, (4, 2), order=2.0)
+        unipc_sample(model, s, x_T, order=2.0)
     with pytest.raises(ValueError, match="variant must be one of 'bh1', 'bh2'"):
         sample(model, s, (4, 2), sampler="unipc", variant="bh3")
     with pytest.raises(ValueError, match="takes the options none; got unknown eta"):
         sample(model, s, (4, 2), sampler="dpmpp_2m", eta=0.0)
-    with pytest.raises(ValueError, match="prediction must be one of"):
-        edm_sample(model, s, (4, 2), prediction="score")
-    with pytest.raises(ValueError, match="prediction must be one of"):
-        dpm_solver_pp_sample(model, s, (4, 2), prediction="score")
+    for run in (edm_sample, dpm_solver_pp_sample, unipc_sample):
+        with pytest.raises(TypeError, match="unexpected keyword argument 'prediction'"):
+            run(model, s, x_T, prediction="x0")
+        with pytest.raises(TypeError, match="x_T must be a torch.Tensor"):
+            run(model, s, (4, 2))  # x_T, not a shape
     with pytest.raises(ValueError, match="x_T has shape"):
-        edm_sample(model, s, (4, 2), x_T=torch.zeros(3, 2))
-    with pytest.raises(ValueError, match="num_steps must be <= T=30"):
-        karras_timesteps(s, 31)
-    with pytest.raises(ValueError, match="num_steps must be >= 1"):
-        karras_timesteps(s, 0)
-    with pytest.raises(ValueError, match="rho must lie in"):
-        karras_sigmas(0.1, 1.0, 5, rho=0.0)
-    with pytest.raises(ValueError, match="sigma_min must lie in"):
-        karras_sigmas(0.0, 1.0, 5)
-    with pytest.raises(ValueError, match="sigma_max must lie in"):
-        karras_sigmas(2.0, 1.0, 5)
+        sample(model, s, (4, 2), sampler="edm", x_T=torch.zeros(3, 2))
