@@ -42,7 +42,7 @@ release: notebooks  ## regenerate the student release assignments/ from solution
 
 bench: $(STAMP)  ## print the speed tables, then run the demo and print its quality figures (15-25 minutes; sampler_nfe alone 7-10)
 	$(BIN)/python -m pip install --quiet -e ".[bench]"
-	$(BIN)/python -m benchmarks.train_throughput
+	$(BIN)/python -m benchmarks.train_throughput --threads 1
 	$(BIN)/python -m benchmarks.step_overhead
 	$(BIN)/python -m benchmarks.sampler_nfe
 	$(BIN)/python -m benchmarks.likelihood_nfe --mixtures-only

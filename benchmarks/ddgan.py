@@ -7,7 +7,8 @@ chunks, median over seeds, as in benchmarks/sampler_nfe.py. Data: two_moons and 
 - DDPM (ancestral, `sampling.sample(sampler="ddpm")`) with 2, 4 and 1000 steps, and DDIM (eta = 0) with 2 and 4,
   on an eps-MLP trained by machinery.train (linear schedule, T = 1000, --ddpm-steps steps, EMA weights); the short
   samplers run on the schedule respaced to 2 or 4 steps ("uniform": alpha_bar 0.52, 0.079, 0.0034, 4e-5 for 4).
-- The DDGAN (ddpm_scratch.ddgan) trained for --gan-steps steps on the same respaced schedules, 2 and 4 steps.
+- The DDGAN (ddpm_scratch.ddgan, trained by machinery.gan_training.train_ddgan) for --gan-steps steps on the same
+  respaced schedules, 2 and 4 steps.
 - eight_gaussians is an exact Gaussian mixture, so two rows need no training: DDPM with the exact eps (a perfect
   network, still Gaussian steps) and the exact reverse kernel (reverse_kernel.py; the perfect DDGAN generator).
 Picture: outputs/benchmarks/ddgan_reverse_kernel.png, the true q(x_0 | x_1) of the 4-step schedule for one x_1 on
@@ -29,8 +30,9 @@ from collections.abc import Callable
 import torch
 
 from benchmarks.common import machine
-from ddpm_scratch.ddgan import DDGAN, ddgan_sample, train_ddgan
+from ddpm_scratch.ddgan import DDGAN, ddgan_sample
 from ddpm_scratch.machinery.data import get_dataset, toy_2d
+from ddpm_scratch.machinery.gan_training import train_ddgan
 from ddpm_scratch.machinery.metrics import sliced_wasserstein
 from ddpm_scratch.machinery.train import TrainConfig, train
 from ddpm_scratch.machinery.viz import save_figure

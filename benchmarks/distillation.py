@@ -1,7 +1,9 @@
 """Progressive distillation (distill.py, Salimans & Ho 2022): quality per stage against the DDIM teacher.
 
 A teacher trained with machinery.train (L_simple, eps-prediction, DDPM's linear schedule, T = 1000) samples with N
-deterministic DDIM steps; progressive_distillation halves N stage by stage (64 -> 32 -> 16 -> 8 -> 4). For every N
+deterministic DDIM steps; machinery.distillation.progressive_distillation halves N stage by stage (64 -> 32 -> 16 ->
+8 -> 4). A --checkpoint of another prediction (x0, v) is distilled in its own parameterisation and sampled through
+forward.as_eps_model. For every N
 the table puts the student (its EMA weights) at N DDIM steps beside the original teacher at the same N, both from the
 same x_T, with the seconds the stage took.
 
@@ -38,11 +40,13 @@ import time
 import torch
 
 from benchmarks.common import machine
-from ddpm_scratch.distill import WEIGHTINGS, StageResult, progressive_distillation
+from ddpm_scratch.distill import WEIGHTINGS
+from ddpm_scratch.forward import as_eps_model
 from ddpm_scratch.machinery.data import get_dataset
 from ddpm_scratch.machinery.demo import demo_config
+from ddpm_scratch.machinery.distillation import StageResult, progressive_distillation
 from ddpm_scratch.machinery.metrics import digits_fd, sliced_wasserstein
-from ddpm_scratch.machinery.train import TrainConfig, flush_subnormals, load_model, train
+from ddpm_scratch.machinery.train import TrainConfig, flush_subnormals, load_network, train
 from ddpm_scratch.sampling import sample
 
 SIZES = {  # (teacher training steps, distillation iterations per stage, samples measured)
@@ -51,36 +55,39 @@ SIZES = {  # (teacher training steps, distillation iterations per stage, samples
 }
 
 
-def quality(name: str, model: torch.nn.Module, schedule, num_steps: int, x_T: torch.Tensor) -> float:
-    """Sliced W2 to the test split (2-D) or the FD ratio (digits) of model's DDIM samples from x_T."""
+def quality(name: str, network: torch.nn.Module, prediction: str, schedule, num_steps: int,
+            x_T: torch.Tensor) -> float:
+    """Sliced W2 to the test split (2-D) or the FD ratio (digits) of the network's DDIM samples from x_T (the
+    network outputs `prediction`, adapted to an eps-model for the sampler)."""
     with torch.no_grad():
-        x = sample(model, schedule, x_T.shape, sampler="ddim", num_steps=num_steps, x_T=x_T)
+        x = sample(as_eps_model(network, schedule, prediction=prediction), schedule, x_T.shape, sampler="ddim",
+                   num_steps=num_steps, x_T=x_T)
     if name == "digits":
         return digits_fd(x.clamp(-1, 1)).ratio
     return float(sliced_wasserstein(x, get_dataset(name, "test"), generator=torch.Generator().manual_seed(0)))
 
 
 def teacher_for(name: str, size: str, checkpoint: str | None, out: str | None
-                ) -> tuple[torch.nn.Module, object, float]:
-    """The EMA teacher, its schedule and the seconds its training took (0 when read from a checkpoint); out: keep
-    the training run in out/<name> (its checkpoint.pt serves --checkpoint later)."""
+                ) -> tuple[torch.nn.Module, str, object, float]:
+    """The EMA teacher network, what it predicts, its schedule and the seconds its training took (0 when read from a
+    checkpoint); out: keep the training run in out/<name> (its checkpoint.pt serves --checkpoint later)."""
     if checkpoint:
-        model, schedule, config = load_model(checkpoint)
-        if config.prediction != "eps" or config.time != "discrete":
-            raise ValueError("--checkpoint: the benchmark distils discrete-time eps-prediction runs")
-        return model, schedule, 0.0
+        network, schedule, config = load_network(checkpoint)
+        if config.time != "discrete" or config.num_classes:
+            raise ValueError("--checkpoint: the benchmark distils unconditional discrete-time runs")
+        return network, config.prediction, schedule, 0.0
     steps = SIZES[name][size][0]
     config = demo_config(steps=steps, device="cpu") if name == "digits" else \
         TrainConfig(dataset=name, steps=steps, batch_size=256, lr=2e-3, warmup_steps=100, ema_decay=0.995,
                     device="cpu", checkpoint_every=10**9)
     t0 = time.perf_counter()
     result = train(config, out=f"{out}/{name}" if out else None, progress=False)
-    return result.ema_model, result.schedule, time.perf_counter() - t0
+    return result.ema_model, config.prediction, result.schedule, time.perf_counter() - t0
 
 
 def run(name: str, size: str, start: int, end: int, checkpoint: str | None, seed: int, weighting: str,
         out: str | None) -> list[str]:
-    teacher, schedule, train_seconds = teacher_for(name, size, checkpoint, out)
+    teacher, prediction, schedule, train_seconds = teacher_for(name, size, checkpoint, out)
     _, iterations, n = SIZES[name][size]
     data = get_dataset(name, "train")
     x_T = torch.randn((n, *data.shape[1:]), generator=torch.Generator().manual_seed(seed + 100))
@@ -90,19 +97,19 @@ def run(name: str, size: str, start: int, end: int, checkpoint: str | None, seed
     rows = [f"### {name}: {metric} (floor {floor:.4f}); teacher trained {train_seconds:.0f} s, {iterations} "
             f"iterations per stage, {n} samples",
             "", "| N steps | DDIM teacher at N | student at N | stage seconds |", "|---|---|---|---|",
-            f"| {start} | {quality(name, teacher, schedule, start, x_T):.4f} | (teacher) | |"]
+            f"| {start} | {quality(name, teacher, prediction, schedule, start, x_T):.4f} | (teacher) | |"]
     print(rows[0], flush=True)
 
     def report(stage: StageResult) -> None:
         N = stage.num_steps
-        rows.append(f"| {N} | {quality(name, teacher, schedule, N, x_T):.4f} | "
-                    f"{quality(name, stage.student, schedule, N, x_T):.4f} | {stage.seconds:.0f} |")
+        rows.append(f"| {N} | {quality(name, teacher, prediction, schedule, N, x_T):.4f} | "
+                    f"{quality(name, stage.student, prediction, schedule, N, x_T):.4f} | {stage.seconds:.0f} |")
         print(rows[-1], f"(final loss {stage.final_loss:.4g})", flush=True)
 
     batch = 128 if name == "digits" else 256
     progressive_distillation(teacher, schedule, data, start, min_steps=end, callback=report, seed=seed,
                              iterations=iterations, batch_size=batch, lr=2e-4 if name == "digits" else 5e-4,
-                             ema_decay=0.99, weighting=weighting)
+                             ema_decay=0.99, weighting=weighting, prediction=prediction)
     return rows
 
 

@@ -38,8 +38,7 @@ from ddpm_scratch.machinery.metrics import sliced_wasserstein
 from ddpm_scratch.sampling import SAMPLERS, sample
 from ddpm_scratch.schedules import NoiseSchedule
 from ddpm_scratch.score import GaussianMixture, mixture_eps_model, mixture_score_fn
-from ddpm_scratch.sde import VPSDE
-from ddpm_scratch.sde_solvers import (
+from ddpm_scratch.score_solvers import (
     CountedScore,
     euler_maruyama,
     ode_euler,
@@ -48,12 +47,13 @@ from ddpm_scratch.sde_solvers import (
     predictor_corrector,
     time_grid,
 )
+from ddpm_scratch.sde import VPSDE
 
 F64 = torch.float64
 # steps within a budget of b evaluations, for every registered sampler (a new one must be added here: main checks)
 DISCRETE_STEPS = {"ddpm": lambda b: b, "ddim": lambda b: b, "sde": lambda b: b, "pc": lambda b: b // 2,
                   "ode": lambda b: (b + 1) // 2, "ode_euler": lambda b: b,
-                  # lecture 4 (solvers.py): one evaluation a step for the multistep methods, 2 N - 1 for EDM's Heun
+                  # lecture 4 (eps_solvers.py): one evaluation a step for the multistep methods, 2 N - 1 for EDM's Heun
                   "dpmpp_2m": lambda b: b, "unipc": lambda b: b, "edm": lambda b: (b + 1) // 2}
 DISCRETE = tuple(DISCRETE_STEPS)
 CONTINUOUS = {"Euler-Maruyama": (euler_maruyama, lambda b: b), "PC": (predictor_corrector, lambda b: b // 2),

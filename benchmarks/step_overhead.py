@@ -9,13 +9,15 @@ Two tables, for a 20000x2 and a 16x2 batch of vectors and a 128x1x8x8 batch of i
    - ddpm_scratch: `p_sample_step(schedule, x_t, t_batch, eps=eps, generator=g)` with the schedule moved to the
      device once and t_batch a (B,) LongTensor on the device (rows at different steps, as in training);
    - ddpm_scratch, int t: the same function given the Python int t (every row of a sampling step has the same
-     t; the coefficients are then one number each instead of a (B, 1) column gathered per row; `ddpm_reverse`
+     t; the coefficients are then one number each instead of a (B, 1) column gathered per row; `ddpm_sample`
      calls it so); the table says "fails" where it raises;
    - diffusers: `DDPMScheduler(num_train_timesteps=1000, beta_schedule="linear", variance_type="fixed_large",
      clip_sample=False).step(eps, t - 1, x_t, generator=g)`.
 2. A whole ancestral loop of --loop-steps steps with the eps model `lambda x, t: 0.1 * x`, from drawing x_T to
-   x_0: `ddpm_sample` on the schedule respaced to those steps, against the loop of diffusers' DDPM pipeline
-   (`set_timesteps`, then `step` at every `scheduler.timesteps`, "trailing" spacing).
+   x_0: `ddpm_sample` on the schedule respaced to those steps (respaced once, as diffusers' `set_timesteps`),
+   given x_T = torch.randn(shape, generator=g) drawn in the timed call; `sampling.sample(..., num_steps=N)`, the
+   entry point, which also respaces the schedule in every call; against the loop of diffusers' DDPM pipeline
+   (`set_timesteps` once, then `step` at every `scheduler.timesteps`, "trailing" spacing).
 
 Each figure is the median over --repeats runs (with the runs' min-max) of the time per call, each run long enough
 (>= 50 ms) to hide the timer; the contenders take turns within every round of runs (`common.per_call_seconds`).
@@ -44,7 +46,8 @@ import torch
 from torch import Tensor
 
 from benchmarks.common import machine, per_call_seconds
-from ddpm_scratch.ddpm import ddpm_reverse, ddpm_sample, p_sample_step
+from ddpm_scratch.ddpm import ddpm_sample, p_sample_step
+from ddpm_scratch.sampling import sample
 from ddpm_scratch.schedules import NoiseSchedule, spaced_timesteps
 
 T = 1000
@@ -74,6 +77,13 @@ def inputs(shape: tuple[int, ...], device: torch.device) -> tuple[Tensor, Tensor
     """x_t and eps of the given shape, float32 on the device, the same for every contender."""
     g = torch.Generator().manual_seed(SEED + 1)
     return torch.randn(shape, generator=g).to(device), torch.randn(shape, generator=g).to(device)
+
+
+def ours_loop(schedule: NoiseSchedule, shape: tuple[int, ...], device: torch.device, g: torch.Generator,
+              hook=None) -> Tensor:
+    """Algorithm 2 as the old `ddpm_sample(eps_model, schedule, shape)` ran it: x_T ~ N(0, I) drawn from g, then
+    one z per step from g (the same stream as diffusers' loop)."""
+    return ddpm_sample(eps_model, schedule, torch.randn(shape, generator=g, device=device), generator=g, hook=hook)
 
 
 def diffusers_loop(scheduler, shape: tuple[int, ...], device: torch.device, g: torch.Generator) -> Tensor:
@@ -126,8 +136,10 @@ def check_equivalence(device: torch.device, loop_steps: int) -> list[str]:
     theirs = diffusers_scheduler(timestep_spacing="trailing")
     theirs.set_timesteps(loop_steps)
     assert (theirs.timesteps.flip(0) + 1).tolist() == respaced.timesteps[1:].tolist()
-    a = ddpm_sample(eps_model, respaced, shape, generator=generator(device), device=device)
+    a = ours_loop(respaced, shape, device, generator(device))
     b = diffusers_loop(theirs, shape, device, generator(device))
+    through_sample = sample(eps_model, ours, shape, num_steps=loop_steps, generator=generator(device), device=device)
+    assert torch.equal(a, through_sample), "sampling.sample(num_steps=N) is not ddpm_sample on the respaced schedule"
     g = generator(device)
     for _ in range(loop_steps + 1):  # x_T, then one z per step, drawn one after the other as the loops do
         z_last = torch.randn(shape, generator=g, device=device)
@@ -136,28 +148,39 @@ def check_equivalence(device: torch.device, loop_steps: int) -> list[str]:
     assert diff < 1e-5 * max(1.0, b.abs().max().item()), diff
     lines.append(f"{loop_steps}-step loop, same seed: ddpm_sample + sigma_1 z_last = diffusers' loop to {diff:.1e} "
                  f"(|x_0| <= {b.abs().max().item():.3g}; diffusers adds noise with sigma_1 = {sigma_last:.3f} at "
-                 f"its last step, Algorithm 2 does not)")
+                 f"its last step, Algorithm 2 does not); sampling.sample(num_steps={loop_steps}) = ddpm_sample on "
+                 f"the respaced schedule, bit for bit")
 
     if device.type == "cuda":  # the point of keeping checks out of the step: no host synchronisation per step
         x_t, eps = inputs(BATCHES[0], device)
         t_batch = torch.full((BATCHES[0][0],), T_STEP, dtype=torch.long, device=device)
-        steps = ddpm_reverse(eps_model, respaced, torch.randn(BATCHES[0], device=device), generator=generator(device))
-        next(steps)  # the first step moves the schedule to the GPU, once per loop
         theirs = diffusers_scheduler()
         for name, fn in [("p_sample_step, t (B,)", lambda: p_sample_step(schedule, x_t, t_batch, eps=eps,
                                                                           generator=generator(device))),
                          ("p_sample_step, int t", lambda: p_sample_step(schedule, x_t, T_STEP, eps=eps,
                                                                          generator=generator(device))),
-                         (f"ddpm_reverse, steps 2..{loop_steps}", lambda: [None for _ in steps]),
                          ("diffusers step", lambda: theirs.step(eps, T_STEP - 1, x_t, generator=generator(device)))]:
             lines.append(f"host synchronisations in {name}: {host_syncs(fn)}")
+        # the loop's set-up (the schedule moved to the GPU, its steps read once) may wait for the GPU; its steps
+        # must not: the hook turns the check on after the first step
+        syncs = host_syncs(lambda: ours_loop(respaced, BATCHES[0], device, generator(device), after_first),
+                           from_start=False)
+        lines.append(f"host synchronisations in ddpm_sample, steps 2..{loop_steps}: {syncs}")
     return lines
 
 
-def host_syncs(fn: Callable[[], object]) -> str:
-    """'none' if fn runs with CUDA's synchronising calls made errors (torch.cuda.set_sync_debug_mode), else why."""
-    torch.cuda.synchronize()
+def after_first(x: Tensor, t: int) -> Tensor:
+    """A sampler's hook that makes CUDA's synchronising calls errors from its first call on (for `host_syncs`)."""
     torch.cuda.set_sync_debug_mode("error")
+    return x
+
+
+def host_syncs(fn: Callable[[], object], *, from_start: bool = True) -> str:
+    """'none' if fn runs with CUDA's synchronising calls made errors (torch.cuda.set_sync_debug_mode), else why.
+    from_start False: fn turns the check on itself (a sampler with the hook `after_first`)."""
+    torch.cuda.synchronize()
+    if from_start:
+        torch.cuda.set_sync_debug_mode("error")
     try:
         fn()
         return "none"
@@ -177,7 +200,7 @@ def fails(fn: Callable[[], object]) -> str | None:
 
 
 def step_contenders(shape: tuple[int, ...], device: torch.device) -> dict[str, Callable[[], object]]:
-    schedule = NoiseSchedule.linear(T=T).to(device)  # once, as ddpm_reverse does
+    schedule = NoiseSchedule.linear(T=T).to(device)  # once, as ddpm_sample does
     theirs = diffusers_scheduler()
     x_t, eps = inputs(shape, device)
     t_batch = torch.full((shape[0],), T_STEP, dtype=torch.long, device=device)
@@ -191,12 +214,14 @@ def step_contenders(shape: tuple[int, ...], device: torch.device) -> dict[str, C
 
 
 def loop_contenders(shape: tuple[int, ...], device: torch.device, steps: int) -> dict[str, Callable[[], object]]:
-    respaced = NoiseSchedule.linear(T=T).respace(spaced_timesteps(T, steps))
+    linear = NoiseSchedule.linear(T=T)
+    respaced = linear.respace(spaced_timesteps(T, steps))
     theirs = diffusers_scheduler(timestep_spacing="trailing")
     theirs.set_timesteps(steps)
-    g_ours, g_theirs = generator(device), generator(device)
+    g_ours, g_sample, g_theirs = generator(device), generator(device), generator(device)
     return {
-        "ours": lambda: ddpm_sample(eps_model, respaced, shape, generator=g_ours, device=device),
+        "ours": lambda: ours_loop(respaced, shape, device, g_ours),
+        "sample": lambda: sample(eps_model, linear, shape, num_steps=steps, generator=g_sample, device=device),
         "diffusers": lambda: diffusers_loop(theirs, shape, device, g_theirs),
     }
 
@@ -236,12 +261,14 @@ def main() -> None:
         print(f"| {'x'.join(map(str, shape))} | {' | '.join(cells)} | {cell(s['diffusers'], 1e-6)} |", flush=True)
 
     print(f"\nWhole loop of {args.loop_steps} steps, eps model 0.1 x, x_T drawn (milliseconds):\n")
-    print("| batch | ddpm_scratch ddpm_sample | diffusers set_timesteps + step loop | ratio |")
-    print("|---|---:|---:|---:|")
+    print("| batch | ddpm_scratch ddpm_sample (respaced once) | ratio | sampling.sample(num_steps) | ratio "
+          "| diffusers step loop (set_timesteps once) |")
+    print("|---|---:|---:|---:|---:|---:|")
     for shape in BATCHES:
         s = per_call_seconds(loop_contenders(shape, device, args.loop_steps), args.repeats)
-        print(f"| {'x'.join(map(str, shape))} | {cell(s['ours'], 1e-3)} | {cell(s['diffusers'], 1e-3)} "
-              f"| {s['ours'][0] / s['diffusers'][0]:.2f} |", flush=True)
+        print(f"| {'x'.join(map(str, shape))} | {cell(s['ours'], 1e-3)} | {s['ours'][0] / s['diffusers'][0]:.2f} "
+              f"| {cell(s['sample'], 1e-3)} | {s['sample'][0] / s['diffusers'][0]:.2f} "
+              f"| {cell(s['diffusers'], 1e-3)} |", flush=True)
 
 
 if __name__ == "__main__":

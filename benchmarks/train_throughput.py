@@ -1,10 +1,11 @@
 """Training and sampling throughput of the demo's network on digits, and the networks' sizes.
 
-    python -m benchmarks.train_throughput [--repeats 5] [--steps 20] [--device auto]
+    python -m benchmarks.train_throughput [--repeats 5] [--steps 20] [--device auto] [--threads N]
 
-Prints one table: for each network configuration, parameters, training steps/s and images/s (Algorithm 1,
-batch 128, AdamW + clipping), and reverse steps/s when sampling a batch of 1000 (Algorithm 2). Each figure
-is the median of --repeats timed runs after one warm-up run.
+Prints one table: for each network configuration (the digits' default U-Net of the dataset registry and variants),
+parameters, training steps/s and images/s (Algorithm 1 as the trainer runs it: `loop.optimisation_step` on
+`train.training_objective`, batch 128, AdamW + clipping), and reverse steps/s when sampling a batch of 1000
+(Algorithm 2). Each figure is the median of --repeats timed runs after one warm-up run.
 """
 
 from __future__ import annotations
@@ -15,10 +16,13 @@ import torch
 
 from benchmarks.common import machine, median_seconds
 from ddpm_scratch.ddpm import p_sample_step
-from ddpm_scratch.machinery.train import DIGITS_UNET, flush_subnormals, optimisation_step, select_device
+from ddpm_scratch.machinery.data import DATASETS
+from ddpm_scratch.machinery.loop import Batch, optimisation_step
+from ddpm_scratch.machinery.train import TrainConfig, flush_subnormals, select_device, training_objective
 from ddpm_scratch.nets import UNet, count_parameters
 from ddpm_scratch.schedules import NoiseSchedule
 
+DIGITS_UNET = DATASETS["digits"].network_args  # the demo's network (the dataset registry's default for digits)
 CONFIGS = {
     "demo (default)": DIGITS_UNET,
     "no attention": DIGITS_UNET | {"attention_resolutions": ()},
@@ -35,10 +39,11 @@ def measure(kwargs: dict, args: argparse.Namespace, device: torch.device) -> tup
     torch.manual_seed(0)
     model = UNet(in_channels=1, **kwargs).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    objective, batch = training_objective(TrainConfig(dataset="digits"), schedule), Batch(x0)
 
     def train_run() -> None:
         for _ in range(args.steps):
-            optimisation_step(model, opt, schedule, x0, generator=g, max_grad_norm=1.0)  # Algorithm 1, as trained
+            optimisation_step(model, opt, objective, batch, generator=g, max_grad_norm=1.0)  # Algorithm 1
 
     x_t = torch.randn(args.sample_batch, 1, 8, 8, device=device)
     t = torch.full((args.sample_batch,), 500, device=device)
@@ -62,7 +67,12 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--sample-batch", type=int, default=1000)
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch CPU threads (default: torch's own; on a loaded 2-core machine 2 threads ran the "
+                             "demo's U-Net 10-60x slower than 1)")
     args = parser.parse_args()
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
     device = select_device(args.device)
     print(f"machine: {machine()}; device {device}")
     print(f"median of {args.repeats} runs ({args.steps} training steps or 10 reverse steps each) after a warm-up\n")

@@ -62,8 +62,9 @@ so the last step lands on it) and call the network at the training steps those i
 Which steps: all of them run on whatever steps the schedule holds (`sampling.sample(..., spacing=...)`). On the
 exact mixtures of benchmarks/fast_samplers.py the Karras grid (rho = 7 from sigma_EDM 0.01 to 157) is poor below
 20 evaluations for every solver (its 5 levels are 157, 37, 5.9, 0.49, 0.01: big jumps where the mixture's
-modes separate), and worst for EDM's Heun, which has half the steps. Quadratic steps did best at 10 evaluations
-in 2-D, uniform ones in 64-D.
+modes separate), and worst for EDM's Heun, which has half the steps. Quadratic steps do best for 2M and UniPC at
+5-20 evaluations in 2-D and tie in 64-D, so they are those two samplers' default (`sampling.FEW_STEP_SPACING`);
+EDM's Heun keeps uniform steps (quadratic ones cost it 1.8-27x there).
 
 The per-step formulas (`dpm_solver_pp_step`, `edm_step`, `unipc_step`) trust their inputs, like `ddim.ddim_step`;
 the whole-run functions check theirs once. Every coefficient is computed from the schedule in float64 on the
