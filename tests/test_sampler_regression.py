@@ -8,7 +8,6 @@ import sys
 from pathlib import Path
 
 import torch
-
 from regression.cases import ENV, SAMPLER_NAMES, cases
 
 ROOT = Path(__file__).resolve().parents[1]

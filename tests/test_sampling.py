@@ -417,7 +417,7 @@ def test_trajectory_keeps_x_T_and_the_sample(name):
     sample(model, s, (6, 2), sampler=name, generator=seeded(4), hook=lambda x, t: kept.setdefault(t, x))
     assert torch.equal(traj[1], kept[20])
     # respaced, started part-way; the order of save_at is kept
-    options = dict(sampler=name, num_steps=5, t_start=30, x_T=x_T)
+    options = dict(sampler=name, num_steps=5, spacing="uniform", t_start=30, x_T=x_T)  # steps 6, 12, ..., 30
     traj = trajectory(model, s, (6, 2), [0, 30, 12], generator=seeded(5), **options)
     assert torch.equal(traj[1], x_T)
     assert torch.equal(traj[0], sample(model, s, (6, 2), generator=seeded(5), **options))
