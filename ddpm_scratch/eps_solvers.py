@@ -242,9 +242,9 @@ def unipc_sample(eps_model: EpsModel, schedule: NoiseSchedule, x_T: Tensor, *, o
     As diffusers' UniPCMultistepScheduler: the network's output at the predicted point both corrects that point
     and, unchanged, feeds the next predictor; the predictor's order is min(order, steps left, outputs so far)
     ("lower_order_final"), so the last step is first order; the corrector's order is its predictor's plus one.
-    hook(x, t) -> x after every predictor step, before the network sees x (as a diffusers pipeline's callback):
-    the corrector then redoes that step from its start with the network's output at the hooked point, and the
-    hook has the last word at t = 0, where no corrector follows.
+    hook(x, t) -> x after every step, on the state the next step starts from: the corrected one (UniC needs the
+    network's output at the predicted point, so it comes one call later), and at t = 0 the last predictor's, where
+    no corrector follows. The network itself is called at the predicted points, as UniPC is designed.
     """
     check_run(eps_model, schedule, x_T, hook)
     check_int("order", order)
@@ -259,9 +259,9 @@ def unipc_sample(eps_model: EpsModel, schedule: NoiseSchedule, x_T: Tensor, *, o
             (t, x0_t), *older = previous
             x = unipc_step(schedule, start, t, i, x0=x0_t, previous=older[: used - 1], x0_s=x0, variant=variant,
                            levels=levels)
+            x = after_step(hook, x, steps[i])  # the corrected x_i: where the next predictor starts
         previous = [(i, x0), *previous][:order]
         used = min(order, i, len(previous))
         start = x
         x = unipc_step(schedule, x, i, i - 1, x0=x0, previous=previous[1:used], variant=variant, levels=levels)
-        x = after_step(hook, x, steps[i - 1])
-    return x
+    return after_step(hook, x, steps[0])  # the last step's x0: no corrector follows

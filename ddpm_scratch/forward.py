@@ -214,6 +214,9 @@ def as_eps_model(network: EpsModel, schedule: NoiseSchedule, *, prediction: str 
     if not callable(network):
         raise TypeError(f"network must be callable as network(x_t, t), got {type(network).__name__}")
     check_schedule(schedule)
+    if not torch.equal(schedule.timesteps, torch.arange(schedule.T + 1, device=schedule.timesteps.device)):
+        raise ValueError("schedule must be the one the network was trained on, not a respaced one: the model is "
+                         "called at training steps, which index the training schedule (samplers respace it)")
     return network if prediction == "eps" else EpsFromPrediction(network, schedule, prediction)
 
 

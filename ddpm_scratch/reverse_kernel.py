@@ -51,12 +51,11 @@ from torch import Tensor
 
 from .checks import check_data, check_int
 from .schedules import NoiseSchedule, check_schedule
-from .score import GaussianMixture
+from .score import LOG_2PI, GaussianMixture
 
 __all__ = ["reverse_kernel", "reverse_kernel_sample", "gaussian_reverse_step", "moment_matched_gaussian",
            "kl_monte_carlo", "grid_modes"]
 
-LOG_2PI = math.log(2 * math.pi)
 
 
 def _check_steps(schedule: NoiseSchedule, t: int, s: int | None) -> int:

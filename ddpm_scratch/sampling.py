@@ -54,11 +54,13 @@ RUN_ARGUMENTS = ("generator", "hook", "progress")  # the keywords every run func
 
 @dataclass(frozen=True)
 class Option:
-    """One option of a sampler: its help and, where it has a fixed set of values, its choices. The default is the
-    run function's keyword default (`Sampler.defaults`), so it is written once."""
+    """One option of a sampler: its help, where it has a fixed set of values its choices, and how the command line
+    reads it (`parse`: the default's type when None, which suits ints, floats and strings). The default is the run
+    function's keyword default (`Sampler.defaults`), so it is written once."""
 
     help: str
     choices: tuple[Any, ...] | None = None
+    parse: Callable[[str], Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -92,6 +94,15 @@ class Sampler:
             raise ValueError(f"sampler {self.name!r}: run must take the keywords {', '.join(RUN_ARGUMENTS)} and one "
                              f"declared Option (with a default) per other keyword; missing {missing}, undeclared "
                              f"{undeclared}, not in run {unknown}, without a default {no_default}")
+        unparsable = [k for k, o in self.options.items()
+                      if o.parse is None and type(parameters[k].default) not in (int, float, str)]
+        if unparsable:
+            raise ValueError(f"sampler {self.name!r}: options {unparsable} need Option(parse=...) for the command "
+                             f"line (only int, float and str defaults are read by their type)")
+
+    def parser(self, name: str) -> Callable[[str], Any]:
+        """How the command line reads option `name`."""
+        return self.options[name].parse or type(self.defaults[name])
 
     @property
     def defaults(self) -> dict[str, Any]:
@@ -104,7 +115,14 @@ SAMPLERS: dict[str, Sampler] = {}
 
 
 def register(sampler: Sampler) -> Sampler:
-    """Add a sampler to SAMPLERS under its name (names are unique). Returns it."""
+    """Add a sampler to SAMPLERS under its name (names are unique). Returns it. An option name that another sampler
+    declares too must be read and limited the same way (the command line has one --name for both)."""
+    for other in SAMPLERS.values():
+        for name in set(sampler.options) & set(other.options):
+            if (sampler.options[name].choices, sampler.parser(name)) != (other.options[name].choices,
+                                                                         other.parser(name)):
+                raise ValueError(f"sampler {sampler.name!r}: option {name!r} is also an option of {other.name!r}, "
+                                 "with other choices or another type; give it another name or the same ones")
     return register_once(SAMPLERS, sampler.name, sampler, "sampler")
 
 

@@ -276,7 +276,7 @@ def karras_timesteps(schedule: NoiseSchedule, num_steps: int, rho: float = 7.0, 
     if t_max > schedule.T:
         raise ValueError(f"t_max must be <= T={schedule.T}, got {t_max}")
     if num_steps > t_max:
-        raise ValueError(f"num_steps must be <= {'T' if t_max == schedule.T else 't_start'}={t_max}, got {num_steps}")
+        raise ValueError(f"num_steps must be <= {'T' if t_max == schedule.T else 't_max'}={t_max}, got {num_steps}")
     alpha_bar = schedule.alpha_bars.detach().to("cpu", torch.float64)[1:t_max + 1]
     log_sigma = 0.5 * ((1 - alpha_bar) / alpha_bar).log()  # increasing in t
     levels = karras_sigmas(log_sigma[0].exp().item(), log_sigma[-1].exp().item(), num_steps, rho).flip(0)
@@ -317,11 +317,11 @@ def respaced(schedule: NoiseSchedule, num_steps: int | None, spacing: str = "uni
             return schedule.respace(torch.arange(1, t_start + 1))
     elif num_steps is None:
         return schedule
+    if t_start is not None and check_int("num_steps", num_steps) > t_start:
+        raise ValueError(f"num_steps must be <= t_start={t_start}, got {num_steps}")
     if spacing == "karras":
         steps = karras_timesteps(schedule, num_steps, t_max=top)
     else:
-        if num_steps > top and t_start is not None:
-            raise ValueError(f"num_steps must be <= t_start={t_start}, got {num_steps}")
         steps = spaced_timesteps(top, num_steps, spacing)
     if t_start is not None and steps[-1] != t_start:
         raise ValueError(f"spacing {spacing!r} picks steps that end at {int(steps[-1])}, below t_start={t_start} "

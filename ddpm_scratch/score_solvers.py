@@ -255,9 +255,6 @@ def ode_rk45(score_fn: ScoreFn, sde: SDE, x_T: Tensor, times: Tensor | Sequence[
     return x.to(x_T.device, x_T.dtype)
 
 
-
-
-
 # ------------------------------------------------------------------------ on a discrete schedule: the registry's
 def _on_schedule(eps_model: EpsModel, schedule: NoiseSchedule, x_T: Tensor,
                  hook: Hook | None) -> tuple[ScheduleSDE, ScoreFn, Tensor, TimeHook | None]:

@@ -22,7 +22,7 @@ A score function is any callable score_fn(x, t) (x (B, ...), t (B,) float -> (B,
 score of known data (`score.mixture_score_fn`). As everywhere in the package, the per-step formulas take what a model
 predicted as a keyword, `reverse_drift(sde, x, t, *, score)` and `probability_flow_drift(sde, x, t, *, score)`, and
 the whole-run functions take the model first, `solver(score_fn, sde, x_T, times)`, as `ddpm_sample(eps_model,
-schedule, shape)` does; `evaluate_score(score_fn, x, t)` calls a score function with checked arguments.
+schedule, x_T)` does; `evaluate_score(score_fn, x, t)` calls a score function with checked arguments.
 
 The solvers that sample these processes are in `score_solvers`, the likelihood in `likelihood`.
 

@@ -200,3 +200,18 @@ def test_a_spoilt_student_file_is_a_clear_error(tmp_path, capsys):
     torch.save({"kind": "something else"}, tmp_path / "foreign.pt")
     with pytest.raises(ValueError, match="not a ddpm-scratch student file"):
         load_student(tmp_path / "foreign.pt")
+
+
+def test_students_written_before_conditional_runs_existed_resume(run, tmp_path):
+    """A student file whose teacher config lacks the fields added since (num_classes, label_dropout) resumes: its
+    config is read through TrainConfig, which gives the new fields their defaults, before it is compared."""
+    out = tmp_path / "old"
+    assert main(["distill", "--run", str(run), "--from-steps", "8", "--to-steps", "4", *SMALL, "--out", str(out)]) == 0
+    path = out / "student_4.pt"
+    state = torch.load(path, weights_only=False)
+    state["teacher_config"] = {k: v for k, v in state["teacher_config"].items()
+                               if k not in ("num_classes", "label_dropout")}
+    torch.save(state, path)
+    assert main(["distill", "--run", str(run), "--from-steps", "8", "--to-steps", "2", *SMALL, "--resume",
+                 "--out", str(out)]) == 0
+    assert (out / "student_2.pt").exists()

@@ -155,19 +155,27 @@ def test_every_solver_is_exact_for_point_mass_data(schedules, data):
 
 def test_the_last_step_lands_on_the_networks_x0():
     """Index 0 is the data: 2M's last step is first order, EDM's is Euler's, UniPC's is first order with no
-    correction after it, so each returns x0_hat(x_1) = (x_1 - sqrt(1 - ab_1) eps(x_1)) / sqrt(ab_1) of the state x_1
-    it reached at index 1 (for UniPC the predicted one, which the hook is given before the network sees it: the
-    last correction does not reach the output). The hook sees every step of the respaced schedule below its top."""
+    correction after it, so each returns x0_hat(x_1) = (x_1 - sqrt(1 - ab_1) eps(x_1)) / sqrt(ab_1) of the point x_1
+    where the network was last called, at index 1: the state the hook saw at step 1 for 2M and EDM; for UniPC the
+    predicted point, which its corrector then moved (the hook sees the corrected state, where the last predictor
+    starts: the last correction does not reach the output). The hook sees every step of the respaced schedule below
+    its top, and its last call is the output."""
     schedule = NoiseSchedule.linear().respace(spaced_timesteps(1000, 7, "quadratic"))
-    model = gaussian_eps(NoiseSchedule.linear())
+    exact = gaussian_eps(NoiseSchedule.linear())
     (x_T,) = draws(0, (50, 2))
     ab_1, step_1 = schedule.alpha_bars[1], int(schedule.timesteps[1])
     for run in (dpm_solver_pp_sample, edm_sample, unipc_sample):
-        states = {}
+        states, calls = {}, {}
+
+        def model(x, t, calls=calls):
+            calls[int(t[0])] = x
+            return exact(x, t)
+
         x0 = run(model, schedule, x_T, hook=lambda x, t, states=states: states.setdefault(t, x))
         assert sorted(states) == schedule.timesteps[:-1].tolist() and torch.equal(states[0], x0)
-        x_1 = states[step_1]
-        eps = model(x_1, schedule.timesteps[1].expand(50))
+        x_1 = calls[step_1]
+        assert torch.equal(x_1, states[step_1]) != (run is unipc_sample), run.__name__
+        eps = exact(x_1, schedule.timesteps[1].expand(50))
         assert torch.allclose(x0, (x_1 - (1 - ab_1).sqrt() * eps) / ab_1.sqrt(), rtol=0, atol=1e-12), run.__name__
 
 

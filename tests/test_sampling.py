@@ -144,8 +144,10 @@ def test_an_identity_hook_changes_nothing(name):
 @pytest.mark.parametrize("name", NAMES)
 def test_a_hook_that_clamps_a_coordinate_holds_it_at_the_end_and_its_return_replaces_x(name):
     """A hook that sets coordinate 0 of vectors (or the top rows of images, an inpainting-style mask) to 0.25: the
-    output holds exactly 0.25 there, the last call being at t = 0. Its return replaces x: the first model call after
-    every hook call sees exactly the tensor the hook returned. Without the hook the coordinate is not 0.25."""
+    output holds exactly 0.25 there, the last call being at t = 0. Its return replaces x: the next step starts from
+    exactly the tensor the hook returned, so the first model call after every hook call sees it (UniPC: its next
+    predictor step starts from it, `test_unipcs_next_predictor_starts_from_the_hooks_return`). Without the hook the
+    coordinate is not 0.25."""
     s = NoiseSchedule.linear(T=30, rescale=True)
     for shape, where in (((8, 2), (slice(None), 0)), ((4, 1, 4, 4), (slice(None), slice(None), slice(0, 2)))):
         events = []
@@ -167,10 +169,40 @@ def test_a_hook_that_clamps_a_coordinate_holds_it_at_the_end_and_its_return_repl
                     if kind == "hook" and after_kind == "model"]
         returned = [out for (kind, out), (after_kind, _) in zip(events, events[1:], strict=False)
                     if kind == "hook" and after_kind == "model"]
-        assert len(followed) == 5  # every hook call but the last (t = 0) is followed by a model call
-        assert all(torch.equal(a, b) for a, b in zip(followed, returned, strict=True))
+        # every hook call but the last (t = 0) is followed by a model call; UniPC's at t_1 by its last predictor step
+        assert len(followed) == (4 if name == "unipc" else 5)
+        if name != "unipc":  # UniPC calls the network at its predicted points, after the hook and a predictor step
+            assert all(torch.equal(a, b) for a, b in zip(followed, returned, strict=True))
         free = sample(model, s, shape, sampler=name, num_steps=6, generator=seeded(2))
         assert not torch.equal(free[where], torch.full_like(free[where], 0.25))
+
+
+def test_unipcs_next_predictor_starts_from_the_hooks_return(monkeypatch):
+    """UniPC's state after a step is the corrected one (its corrector needs the network at the predicted point, one
+    call later): the hook is given that state, and the next predictor step (unipc_step without x0_s) starts from
+    exactly what the hook returned, so a hook that pins a coordinate holds it at the start of every step."""
+    import ddpm_scratch.eps_solvers as eps_solvers
+
+    starts, returned = [], []
+    real_step = eps_solvers.unipc_step
+
+    def spy(schedule, x_t, t, s, **kwargs):
+        if kwargs.get("x0_s") is None:
+            starts.append(x_t)
+        return real_step(schedule, x_t, t, s, **kwargs)
+
+    def hook(x, t):
+        x = x.clone()
+        x[:, 0] = 0.25
+        returned.append(x)
+        return x
+
+    monkeypatch.setattr(eps_solvers, "unipc_step", spy)
+    s = NoiseSchedule.linear(T=30, rescale=True)
+    sample(lambda x, t: 0.3 * x, s, (8, 2), sampler="unipc", num_steps=6, hook=hook, generator=seeded(2))
+    assert len(starts) == 6 and len(returned) == 6
+    assert all(torch.equal(start, back) for start, back in zip(starts[1:], returned[:-1], strict=True))
+    assert all(torch.equal(start[:, 0], torch.full((8,), 0.25)) for start in starts[1:])
 
 
 HOOK_CASES = {  # (T, num_steps, spacing, t_start): the training steps the hook sees, written out where short
@@ -542,3 +574,47 @@ def test_a_conditional_model_with_a_bound_label_samples_its_class(name):
     adapted = sample(LabelBound(as_eps_model(x0_network, s, prediction="x0"), 1), s, (32, 2), generator=seeded(21),
                      **options)
     torch.testing.assert_close(adapted, one, rtol=0, atol=1e-9)
+
+
+def test_label_bound_moves_a_tensor_label_to_a_device_once():
+    """A (B,) label tensor goes to the model's device at the first call and is reused (one copy per device, not one
+    per step: a pageable host-to-GPU copy waits for the GPU)."""
+    moved = []
+
+    class Labels(torch.Tensor):
+        def to(self, *args, **kwargs):
+            moved.append(args)
+            return super().to(*args, **kwargs)
+
+    labels = torch.tensor([0, 1, 0]).as_subclass(Labels)
+    bound = LabelBound(lambda x, t, y: x + y[:, None], labels)
+    for _ in range(5):
+        bound(torch.zeros(3, 2), torch.full((3,), 2))
+    assert len(moved) == 1
+
+
+def test_as_eps_model_refuses_a_respaced_schedule():
+    """The adapter converts at the training steps the samplers call it with, which index the training schedule: a
+    respaced one would read the wrong alpha_bar."""
+    s = NoiseSchedule.linear(T=100)
+    with pytest.raises(ValueError, match="schedule must be the one the network was trained on, not a respaced one"):
+        as_eps_model(lambda x, t: x, s.respace([10, 50, 100]), prediction="x0")
+
+
+def test_a_shared_option_name_must_mean_the_same_and_non_scalar_defaults_need_a_parser():
+    """The command line has one --name per option name, so two samplers sharing one must agree on its choices and
+    type; a default that is not an int, float or str (a bool: bool("False") is True) needs Option(parse=...)."""
+    def run_eta(eps_model, schedule, x_T, *, eta: str = "low", generator=None, hook=None, progress=False):
+        return x_T
+
+    def run_flag(eps_model, schedule, x_T, *, flag: bool = False, generator=None, hook=None, progress=False):
+        return x_T
+
+    with pytest.raises(ValueError, match="option 'eta' is also an option of 'ddim', with other choices or another"):
+        register(Sampler("test-eta", run_eta, "an eta that is a string", options={"eta": Option("a word")}))
+    assert "test-eta" not in SAMPLERS
+    with pytest.raises(ValueError, match=r"options \['flag'\] need Option\(parse=...\)"):
+        Sampler("test-flag", run_flag, "a bool option", options={"flag": Option("on or off")})
+    parsed = Sampler("test-flag", run_flag, "a bool option",
+                     options={"flag": Option("on or off", parse=lambda text: text == "true")})
+    assert parsed.parser("flag")("true") is True and parsed.parser("flag")("False") is False

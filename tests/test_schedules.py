@@ -241,7 +241,7 @@ def test_karras_arguments_are_checked():
     s = NoiseSchedule.linear(T=30, rescale=True)
     with pytest.raises(ValueError, match="num_steps must be <= T=30"):
         karras_timesteps(s, 31)
-    with pytest.raises(ValueError, match="num_steps must be <= t_start=10, got 11"):
+    with pytest.raises(ValueError, match="num_steps must be <= t_max=10, got 11"):
         karras_timesteps(s, 11, t_max=10)
     with pytest.raises(ValueError, match="t_max must be <= T=30"):
         karras_timesteps(s, 5, t_max=31)

@@ -52,8 +52,10 @@ def test_resume_continues_exactly_where_the_run_stopped(tmp_path):
 
 def test_resume_refuses_a_different_config_or_a_missing_checkpoint(tmp_path):
     train(toy_config(steps=5), out=tmp_path, progress=False)
+    written = (tmp_path / "config.json").read_text()
     with pytest.raises(ValueError, match="config differs"):
         train(toy_config(steps=10, lr=1e-4), out=tmp_path, resume=True, progress=False)
+    assert (tmp_path / "config.json").read_text() == written  # a refused resume leaves the run's files alone
     with pytest.raises(FileNotFoundError, match="no checkpoint"):
         train(toy_config(), out=tmp_path / "empty", resume=True, progress=False)
     with pytest.raises(ValueError, match="resume needs an output folder"):

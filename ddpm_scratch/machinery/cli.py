@@ -82,8 +82,8 @@ def add_sampler_options(parser: argparse.ArgumentParser) -> None:
             users.setdefault(name, []).append(sampler.name)
     for name, samplers in sorted(users.items()):
         declared = [(SAMPLERS[k].options[name], SAMPLERS[k].defaults[name]) for k in samplers]
-        option, default = declared[0]
-        parser.add_argument("--" + name.replace("_", "-"), dest=name, type=type(default), choices=option.choices,
+        (option, _), first = declared[0], SAMPLERS[samplers[0]]  # `sampling.register` keeps a shared name the same
+        parser.add_argument("--" + name.replace("_", "-"), dest=name, type=first.parser(name), choices=option.choices,
                             default=argparse.SUPPRESS,
                             help="; ".join(f"{k}: {o.help} (default: {d})" for k, (o, d) in zip(samplers, declared,
                                                                                               strict=True)))

@@ -91,7 +91,7 @@ def distill_stage(teacher: nn.Module, schedule: NoiseSchedule, data: Tensor, num
     result = run_loop(student, [Update("loss", objective)], data, settings,
                       data_rng=torch.Generator().manual_seed(seed),
                       noise_rng=torch.Generator(device=data.device).manual_seed(seed + 1), progress=progress,
-                      desc=f"distilling {num_steps} -> {num_steps // 2} steps")  # line 10
+                      desc=f"distilling {num_steps} -> {num_steps // 2} steps", leave=False)  # line 10
     return StageResult(student=result.ema_model.eval().requires_grad_(False), num_steps=num_steps // 2,
                        teacher_steps=num_steps, final_loss=result.final_losses["loss"],
                        seconds=time.perf_counter() - t0)
@@ -288,7 +288,8 @@ def _students_done(paths: list[Path], fingerprint: str, train_config: TrainConfi
         file = StudentFile.load(path)
         theirs = {k: v for k, v in file.distill_config.items() if k != "to_steps"}
         changed = sorted(k for k in ours if theirs.get(k) != ours[k])
-        if file.teacher_weights != fingerprint or file.teacher_config != asdict(train_config):
+        if file.teacher_weights != fingerprint or asdict(TrainConfig.from_dict(file.teacher_config)) != asdict(
+                train_config):  # read through TrainConfig: a file written before a field existed gets its default
             changed.insert(0, "the teacher checkpoint")
         if changed:
             raise ValueError(f"resume: {path} was distilled with other settings ({', '.join(changed)} differ); "

@@ -49,7 +49,7 @@ def train_ddgan(data: Tensor, schedule: NoiseSchedule, *, steps: int = 3000, bat
                             checkpoint_every=steps)
     result = run_loop(model, updates, data, settings, data_rng=torch.Generator().manual_seed(seed),
                       noise_rng=torch.Generator(device=data.device).manual_seed(seed + 1), progress=progress,
-                      desc=f"DDGAN, T = {schedule.T}")
+                      desc=f"DDGAN, T = {schedule.T}", leave=False)
     model.history = result.history
     return model
 

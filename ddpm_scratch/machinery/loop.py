@@ -246,24 +246,29 @@ def run_loop(model: nn.Module, updates: Sequence[Update], data: Tensor, settings
              labels: Tensor | None = None, data_rng: torch.Generator, noise_rng: torch.Generator,
              out: str | Path | None = None, record: dict[str, Any] | None = None,
              read_record: Callable[[dict[str, Any]], dict[str, Any]] | None = None, resume: bool = False,
-             progress: bool = True, desc: str = "training") -> LoopResult:
+             on_start: Callable[[], None] | None = None, progress: bool = True, desc: str = "training",
+             leave: bool = True) -> LoopResult:
     """Train `model` (on data's device) for settings.steps iterations of `updates` on batches of data (N, ...) and,
     when given, labels (N,). Returns a `LoopResult`; the model is left in eval mode.
 
     out: folder for loss.csv and checkpoint.pt (None: keep nothing on disk).  record: what checkpoint.pt keeps
     as the run's config (a resumed run must give the same, `steps` aside); read_record(saved) checks and completes
     the record read back before the comparison (a TrainConfig's fields added since the file was written get their
-    defaults; ValueError/TypeError for an invalid one).  resume: continue from
-    out/checkpoint.pt (weights, EMA, optimizers, generators and step), so the result equals an uninterrupted run;
-    settings.steps may be raised to train longer.
+    defaults; ValueError/TypeError for an invalid one).  on_start(): called once the run is set up and a resume
+    checked, before the first step (`train` writes config.json then, so a refused resume leaves the folder as it
+    was).  progress, desc, leave: tqdm's bar, its label, and whether it stays on screen when done.  resume: continue
+    from out/checkpoint.pt (weights, EMA, optimizers, generators and step), so the result equals an uninterrupted
+    run; settings.steps may be raised to train longer.
     """
     from tqdm.auto import tqdm
 
     if not updates or len({u.name for u in updates}) != len(updates):
         raise ValueError(f"updates must be a non-empty sequence with distinct names, got {[u.name for u in updates]}")
-    if labels is not None and (labels.shape != data.shape[:1] or labels.is_floating_point()):
-        raise ValueError(f"labels must be an integer tensor of shape (N,) = ({data.shape[0]},), one per example of "
-                         f"data, got {labels.dtype} {tuple(labels.shape)}")
+    if labels is not None and (labels.shape != data.shape[:1] or labels.is_floating_point()
+                               or labels.device != data.device):
+        raise ValueError(f"labels must be an integer tensor of shape (N,) = ({data.shape[0]},) on data's device "
+                         f"{data.device}, one per example of data, got {labels.dtype} {tuple(labels.shape)} on "
+                         f"{labels.device}")
     device = data.device
     autocast_dtype = _autocast_dtype(settings.precision, device)
     out = Path(out) if out is not None else None
@@ -287,6 +292,8 @@ def run_loop(model: nn.Module, updates: Sequence[Update], data: Tensor, settings
                        data_rng_start=data_rng_start, noise_rng=noise_rng.get_state(),
                        torch_rng=torch.get_rng_state()).save(out / CHECKPOINT)
 
+    if on_start is not None:
+        on_start()
     log = _LossLog(out / LOSS_LOG if out is not None else None, [u.name for u in updates], keep_until=start)
     indices = _index_stream(data.shape[0], settings, data_rng, start)
     history: dict[str, list[float]] = {u.name: [] for u in updates}
@@ -294,8 +301,8 @@ def run_loop(model: nn.Module, updates: Sequence[Update], data: Tensor, settings
     model.train()
     t0, timed_steps = None, 0
     bar = tqdm(range(start, settings.steps), initial=start, total=settings.steps, disable=not progress, miniters=1,
-               desc=desc)  # miniters=1: no adaptive step count between redraws (tqdm's default learns one from fast
-    # steps and then stays silent when steps slow down)
+               desc=desc, leave=leave)  # miniters=1: no adaptive step count between redraws (tqdm's default
+    # learns one from fast steps and then stays silent when steps slow down)
     for step in bar:
         index = next(indices).to(device)
         batch = Batch(data[index], None if labels is None else labels[index])

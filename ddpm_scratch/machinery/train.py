@@ -317,15 +317,17 @@ def train(config: TrainConfig, out: str | Path | None = None, resume: bool = Fal
     model = (model if model is not None else build_model(config)).to(device)
     schedule = build_schedule(config).to(device)  # once, so that no step copies the schedule to the device
     data, labels = load_dataset(config.dataset, "train")
-    if out is not None:
-        Path(out).mkdir(parents=True, exist_ok=True)
-        (Path(out) / "config.json").write_text(json.dumps(asdict(config), indent=2) + "\n")
+
+    def write_config() -> None:  # after a resume is checked: a refused one leaves config.json as it was
+        if out is not None:
+            Path(out).mkdir(parents=True, exist_ok=True)
+            (Path(out) / "config.json").write_text(json.dumps(asdict(config), indent=2) + "\n")
     result = run_loop(model, [Update("loss", training_objective(config, schedule))], data.to(device),
                       config.loop_settings(), labels=labels.to(device) if config.num_classes else None,
                       data_rng=torch.Generator().manual_seed(config.seed + 1),  # Algorithm 1, line 2: which x0
                       noise_rng=torch.Generator(device=device).manual_seed(config.seed + 2),  # lines 3-4: t and eps
                       out=out, record=asdict(config), read_record=lambda saved: asdict(TrainConfig.from_dict(saved)),
-                      resume=resume, progress=progress,
+                      resume=resume, on_start=write_config, progress=progress,
                       desc=f"training on {config.dataset} ({device.type})")
     return TrainResult(model=result.model, ema_model=result.ema_model, schedule=schedule, config=config,
                        out=Path(out) if out is not None else None, steps_per_second=result.steps_per_second,

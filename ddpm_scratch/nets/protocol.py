@@ -42,10 +42,13 @@ class LabelBound(nn.Module):
         if isinstance(y, Tensor) and (y.dim() != 1 or y.is_floating_point()):
             raise ValueError(f"y must be an int or a (B,) LongTensor of labels, got {y.dtype} {tuple(y.shape)}")
         self.network, self.y = network, y
+        self._on_device: dict[torch.device, Tensor] = {}  # y copied to each device once, not at every call
 
     def forward(self, x_t: Tensor, t: Tensor) -> Tensor:
         if isinstance(self.y, Tensor):
             if self.y.shape[0] != x_t.shape[0]:  # a shape: free to check
                 raise ValueError(f"the bound labels y have {self.y.shape[0]} rows but x_t has {x_t.shape[0]}")
-            return self.network(x_t, t, self.y.to(x_t.device))
+            if x_t.device not in self._on_device:
+                self._on_device[x_t.device] = self.y.to(x_t.device)
+            return self.network(x_t, t, self._on_device[x_t.device])
         return self.network(x_t, t, torch.full((x_t.shape[0],), self.y, dtype=torch.long, device=x_t.device))
