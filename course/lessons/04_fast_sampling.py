@@ -427,8 +427,9 @@ show(fig, OUT / "interpolation.png")
 # %% id="solvers"
 def nfe_sampler(solver: str, nfe: int):
     """A draw(generator) running `solver` with at most nfe network calls (EDM: N steps cost 2 N - 1)."""
-    # "karras": EDM's own noise levels (rho = 7), mapped to the nearest training steps; None: the sampler's default
-    sampler, spacing = ("edm", "karras") if solver == "edm, Karras grid" else (solver, None)
+    # "karras": EDM's own noise levels (rho = 7), mapped to the nearest training steps; the others on the same evenly
+    # spaced steps, for a like-for-like comparison (without `spacing`, 2M and UniPC take quadratic ones: question 2)
+    sampler, spacing = ("edm", "karras") if solver == "edm, Karras grid" else (solver, "uniform")
     steps = (nfe + 1) // 2 if sampler == "edm" else nfe
     return lambda g: sample(eps_model, schedule, (SW_N, 2), sampler=sampler, num_steps=steps, spacing=spacing,
                             generator=g)
@@ -668,7 +669,8 @@ show(fig, OUT / "distillation.png")
 #
 # 1. Section 1 with `variance="posterior"` for DDPM: how much of its failure was the variance alone?
 # 2. Change `spacing` to `"quadratic"` or `"leading"` in sections 1 and 4. Which samplers care, and why does
-#    `"leading"` (which never visits $t = T$) hurt with few steps?
+#    `"leading"` (which never visits $t = T$) hurt with few steps? (`sampling.SAMPLERS[name].spacing` is the spacing
+#    each sampler takes when none is given: quadratic for DPM-Solver++ and UniPC, measured best at few steps.)
 # 3. In section 2, sweep $\eta$ between 0 and 1 at 10 steps. Where is the best value, and does it move with the
 #    number of steps?
 # 4. Raise `fixed_point_iterations` in section 3. How many extra calls make a 10-step round trip as accurate as a
