@@ -87,6 +87,10 @@ SHARED_LINES = frozenset({
     "optimizer.zero_grad()",
     "for t in range(1, T + 1):",  # a loop over the lecture's t (lesson 01; ps1's answer loops the same way)
     "T = betas.numel() - 1",  # the convention betas[0] = 0 (package: schedules; ps1's answer)
+    "if eta == 0:",  # a branch on a Python number (package: ddim.ddim_step; ps4's answer branches the same way)
+    # the probability-flow drift from a score (package: sde.probability_flow_drift; ps3 part C asks for the score
+    # from a denoiser's output, the line before it in the answer)
+    "return sde.drift(x, t) - 0.5 * per_example(sde.diffusion(t) ** 2, x) * score",
 })
 FIXED_TIME = 315532800  # 1980-01-01 00:00:00 UTC, the earliest time a zip file can hold: reproducible archives
 
