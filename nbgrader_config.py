@@ -40,8 +40,18 @@ c.FileNameCollectorPlugin.named_regexp = (
     r".*[/\\]extracted[/\\](?P<student_id>[^/\\]+)[/\\](?:.*[/\\])?(?P<file_id>[^/\\]+\.ipynb)$"
 )
 
-# Seconds per cell when nbgrader executes a notebook (autograde, validate). A cell that runs longer (an infinite
-# loop) is interrupted and its tests score 0; the rest of the notebook still runs.
-c.Execute.timeout = 60
-# Kill the kernel when a notebook is done instead of asking it to exit and waiting (about 2 s per submission).
-c.Execute.shutdown_kernel = "immediate"
+# Seconds per cell when nbgrader executes a notebook (autograde, validate): a guard against a cell that never
+# returns, not a speed limit. A cell that runs longer (an infinite loop) is interrupted, the tests that need it
+# score 0, and the rest of the notebook still runs. The slowest cell of a reference solution took 2-4 s on two
+# cores under a load of 6 and up to 6.5 s under a load of 9 (`python -m benchmarks.course_times`); 5 minutes is
+# 45x that, enough for a correct answer several times slower than the reference on such a machine, and costs a
+# looping submission 5 minutes per looping cell. The course tests grade with this value
+# (tests/course/test_pipeline.py), the looping submission included.
+c.Execute.timeout = 300
+# After each cell's reply nbgrader waits at most this long for the cell's last output messages, and gives up on
+# that student's notebook past it ("There was an error processing assignment"). nbclient's 4 s can pass after a
+# timeout, while a loaded machine interrupts a kernel busy in torch; a minute cannot. The wait ends as soon as the
+# messages arrive, so a wide value costs nothing.
+c.Execute.iopub_timeout = 60
+# Seconds for a grading kernel to start: 2-5 s here; a guard only.
+c.Execute.startup_timeout = 300

@@ -13,10 +13,18 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 torch.set_num_threads(1)
 
 
-# The course pipeline tests record grading times as user properties; print them at the end of the run.
-# (Here rather than in tests/course/conftest.py: under pytest-xdist only the root conftest runs in the controller.)
+# The course tests record their times (lessons in fast mode, grading) as user properties; print them at the end of
+# the run, with the machine's load, since they are reported rather than asserted. (Here rather than in
+# tests/course/conftest.py: under pytest-xdist only the root conftest runs in the controller.)
+_LOAD_AT_START: list[tuple[float, float, float]] = []
+
+
+def pytest_sessionstart(session):
+    _LOAD_AT_START.append(os.getloadavg())
+
+
 def pytest_terminal_summary(terminalreporter):
-    """Print the grading times the pipeline tests record (user properties travel back from xdist workers)."""
+    """Print the times the course tests record (user properties travel back from xdist workers)."""
     lines = []
     for reports in terminalreporter.stats.values():
         for report in reports:
@@ -26,6 +34,9 @@ def pytest_terminal_summary(terminalreporter):
                 if key == "course_timing":
                     lines.append(value)
     if lines:
-        terminalreporter.write_sep("-", "course grading times")
+        terminalreporter.write_sep("-", "course grading times")  # reported, not asserted
         for line in sorted(set(lines)):
             terminalreporter.write_line(line)
+        start = " at the start {:.1f}/{:.1f}/{:.1f},".format(*_LOAD_AT_START[0]) if _LOAD_AT_START else ""
+        terminalreporter.write_line("load average (1/5/15 min):{} at the end {:.1f}/{:.1f}/{:.1f}; {} cores".format(
+            start, *os.getloadavg(), os.cpu_count()))

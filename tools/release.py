@@ -17,6 +17,7 @@ import argparse
 import filecmp
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -35,11 +36,37 @@ def nbgrader_env(config_dir: Path) -> dict[str, str]:
     return env
 
 
-def nbgrader(args: list[str], cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    """Run `nbgrader <args>` with this Python in `cwd` (nbgrader reads nbgrader_config.py from there)."""
+# A guard against an nbgrader command that never returns, not a speed limit: `generate_assignment` takes about 7 s
+# on two idle cores (nbgrader executes no notebook there), so 10 minutes is far beyond any loaded machine.
+GENERATE_GUARD = 600
+
+
+def run_guarded(command: list[str], cwd: Path, env: dict[str, str], guard: float | None = None
+                ) -> subprocess.CompletedProcess:
+    """Run `command` (output captured as text). `guard` (seconds, None: none) is a hang guard: past it the command's
+    process group is killed and subprocess.TimeoutExpired is raised, with what the command had printed."""
+    process = subprocess.Popen(command, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               start_new_session=True)  # a group of its own, which the guard (or Ctrl-C) can kill
+    try:
+        stdout, stderr = process.communicate(timeout=guard)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        stdout, stderr = process.communicate()
+        raise subprocess.TimeoutExpired(command, guard, output=stdout, stderr=stderr) from None
+    except BaseException:  # KeyboardInterrupt: the group no longer sees the terminal's Ctrl-C
+        os.killpg(process.pid, signal.SIGKILL)
+        process.communicate()
+        raise
+    return subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
+
+
+def nbgrader(args: list[str], cwd: Path, env: dict[str, str] | None = None,
+             guard: float | None = None) -> subprocess.CompletedProcess:
+    """Run `nbgrader <args>` with this Python in `cwd` (nbgrader reads nbgrader_config.py from there), under the
+    hang guard `guard` (see run_guarded). A grading kernel runs in a session of its own and exits when it sees its
+    parent gone (ipykernel polls JPY_PARENT_PID)."""
     env = env if env is not None else nbgrader_env(cwd / ".jupyter")
-    return subprocess.run([sys.executable, "-m", "nbgrader", *args], cwd=cwd, env=env, capture_output=True,
-                          text=True)
+    return run_guarded([sys.executable, "-m", "nbgrader", *args], cwd, env, guard)
 
 
 def problem_sets(root: Path = ROOT) -> list[str]:
@@ -54,7 +81,7 @@ def generate(root: Path, name: str, workspace: Path) -> Path:
     shutil.copy2(root / "nbgrader_config.py", workspace / "nbgrader_config.py")
     shutil.copytree(root / "solutions" / name, workspace / "solutions" / name,
                     ignore=shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__", "*.pyc"))
-    done = nbgrader(["generate_assignment", name, "--force"], cwd=workspace)
+    done = nbgrader(["generate_assignment", name, "--force"], cwd=workspace, guard=GENERATE_GUARD)
     if done.returncode != 0:
         raise RuntimeError(f"nbgrader generate_assignment {name} failed:\n{done.stdout}\n{done.stderr}")
     return workspace / "assignments" / name

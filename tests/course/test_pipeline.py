@@ -3,18 +3,35 @@ release = committed release, nothing secret in it, and autograding scores what i
 
 One grading workspace per problem set, built once (session fixture): `nbgrader generate_assignment --force`
 (which also fills the gradebook that autograde restores the hidden tests from), then `nbgrader autograde` of the
-reference submission alone (timed: the issue's "one submission under 60 s") and of every other submission in one
-call: the untouched release, each wrong submission of tests/course/mistakes/<ps>.py, one that loops forever and
-one that raises.
+reference submission alone (its time is reported), then every other submission in one call: the untouched
+release, the wrong submissions of tests/course/mistakes/<ps>.py that copy the package ("copied_from_package_*"),
+one that raises, one that kills its kernel and a correct one graded after it. A submission that loops forever is
+graded in a copy of the workspace at the same time (it waits for the cell timeout, asleep).
+
+Every wrong submission, the copied ones included, is also graded in one Python process per problem set
+(tests/course/in_process.py: the notebook's cells in a fresh namespace per submission, up to the last tests cell it
+must fail), which costs a fraction of a kernel per submission. The submissions graded both ways (the reference and
+the copied ones, every tests cell) must get the same verdicts from both, so the cheap grading is checked against
+nbgrader on every run.
+
+Grading runs with the course's own nbgrader_config.py: the cell timeout the instructor gets is the one tested. One
+student's error or timeout is that student's result, never the run's: nbgrader exits 1 when any student failed, so
+the tests read each student's scores from the gradebook (nbgrader.api.Gradebook) and each student's errors from
+the log, and every test checks its own student. Times are reported (terminal summary "course grading times",
+record_property; benchmarks/course_times.py), never asserted: the limits here are hang guards.
 """
 
 from __future__ import annotations
 
 import ast
 import copy
-import math
+import json
+import os
 import re
+import shutil
 import statistics
+import subprocess
+import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -23,17 +40,36 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from nbgrader.api import Gradebook
+from nbgrader.api import Gradebook, MissingEntry
+from traitlets.config.loader import PyFileConfigLoader
 
-from tools.release import differences, nbgrader, nbgrader_env  # importable: tests/course/conftest.py puts ROOT first
+from tools.release import (  # importable: tests/course/conftest.py puts ROOT first
+    differences,
+    nbgrader,
+    nbgrader_env,
+    run_guarded,
+)
 
 pytestmark = pytest.mark.course
 
 ROOT = Path(__file__).resolve().parents[2]
-MIN_TIMEOUT = 10  # seconds per cell while grading all but the reference: at least this, 3x its slowest cell
+# Hang guards, in seconds: past them an nbgrader command is stuck, not slow, and is killed (the students it left
+# ungraded then fail their tests, saying so). One submission autogrades alone in 4-12 s on two cores under a load
+# of 4-6, 18-30 s under a load of 9 and 26-38 s under a load of 12 (two busy loops beside other work), nbgrader's
+# start-up included; in a shared run up to 35 s each. Every cell is bounded by the cell timeout of
+# nbgrader_config.py besides.
+# A run of n submissions gets RUN_GUARD + n * (PER_SUBMISSION_GUARD + the cell timeout): each submission may spend
+# one whole cell timeout (a looping cell) besides 4x its slowest measured time. One submission alone: 900 s, 24x the
+# slowest measured.
+RUN_GUARD = 480
+PER_SUBMISSION_GUARD = 120
 # A cell that never returns; it sleeps, so that waiting for the timeout burns no CPU.
 LOOP = "import time\n\nwhile True:\n    time.sleep(0.1)"
-ONE_SUBMISSION_LIMIT = 60  # seconds, from the issue: one submission autograded in under a minute on 2 cores
+# A cell that kills its kernel: nbgrader cannot finish that notebook and reports an error for that student.
+CRASH = "\n\nimport os\n\nos._exit(1)  # the kernel dies here"
+# A cell a student adds to experiment (the problem sets allow it): it runs at grading, and changes no score.
+SCRATCH = "scratch = [n * n for n in range(10)]\nprint('my own experiment', sum(scratch))"
+COPIED = "copied_from_package"  # the wrong submissions graded by nbgrader too (and named in the issue's rule)
 SOLUTION_MARKERS = ("BEGIN SOLUTION", "END SOLUTION")
 HIDDEN_MARKERS = ("BEGIN HIDDEN TESTS", "END HIDDEN TESTS")
 STUBS = ("# YOUR CODE HERE", "raise NotImplementedError()", "YOUR ANSWER HERE")
@@ -41,6 +77,8 @@ LOG_FORMAT = ["--Application.log_format=%(asctime)s.%(msecs)03d [%(name)s|%(leve
               "--Application.log_datefmt=%H:%M:%S"]
 STUDENT_LINE = re.compile(r"^(\d\d):(\d\d):(\d\d)\.(\d{3}) .*Creating/updating student with ID '([^']+)'")
 STAMP = re.compile(r"^(\d\d):(\d\d):(\d\d)\.(\d{3}) ")
+# nbgrader's summary line for each submission it could not finish (a dead kernel, an unanswered interrupt, ...).
+FAILED_LINE = re.compile(r"There was an error processing assignment '[^']*' for student '([^']+)'")
 
 
 def kind(cell) -> str | None:
@@ -97,18 +135,49 @@ def per_student_seconds(log: str) -> dict[str, float]:
     return {name: (end - start) % 86400 for (name, start), end in zip(starts, ends, strict=True)}  # past midnight
 
 
+def run_guard(submissions: int, cell_timeout: int) -> int:
+    """The hang guard of an `nbgrader autograde` call over that many submissions, in seconds."""
+    return RUN_GUARD + submissions * (PER_SUBMISSION_GUARD + cell_timeout)
+
+
+def configured_timeout(root: Path) -> int:
+    """Execute.timeout of the workspace's nbgrader_config.py: the seconds a cell may run while grading."""
+    return int(PyFileConfigLoader("nbgrader_config.py", path=str(root)).load_config().Execute.timeout)
+
+
+def load() -> str:
+    """The machine's load average (1, 5, 15 minutes), for the reported times."""
+    return "load {:.1f}/{:.1f}/{:.1f}".format(*os.getloadavg())
+
+
+def log_from(log: str, student: str) -> str:
+    """The part of an nbgrader log from the student's first line on (the whole log if the student is not in it)."""
+    lines = log.splitlines()
+    start = next((i for i, line in enumerate(lines) if f"with ID '{student}'" in line), 0)
+    return "\n".join(lines[start:])
+
+
 @dataclass
 class Graded:
-    """One problem set graded in its own workspace."""
+    """One problem set graded in its own workspace (and the looping submission in a copy of it)."""
 
     name: str
     root: Path
     source: nbformat.NotebookNode
     release: nbformat.NotebookNode
+    timeout: int = 0
     scores: dict[str, dict[str, tuple[float | None, float]]] = field(default_factory=dict)
+    failed: set[str] = field(default_factory=set)  # students nbgrader reported an error for
+    runs: dict[str, list[str]] = field(default_factory=dict)  # run label -> the students submitted to it
+    returncodes: dict[str, int] = field(default_factory=dict)  # run label -> nbgrader's exit status
+    run_errors: dict[str, BaseException] = field(default_factory=dict)  # run label -> what stopped the test code
+    workspace: dict[str, Path] = field(default_factory=dict)  # student -> the workspace that graded them
+    # in-process grading (in_process.py): student -> {tests cell id: None if it passed, else its error}
+    in_process: dict[str, dict[str, str | None]] = field(default_factory=dict)
+    in_process_seconds: float = 0.0
     seconds: dict[str, float] = field(default_factory=dict)
     one_submission_seconds: float = 0.0
-    timeout: int = 0
+    slowest_reference_cell: float = 0.0
     logs: dict[str, str] = field(default_factory=dict)
 
     def cells(self, wanted: str | None) -> list[str]:
@@ -124,37 +193,118 @@ class Graded:
         return candidates[-1]
 
     def autograded(self, student: str) -> nbformat.NotebookNode:
-        path = self.root / "grading" / "autograded" / student / self.name / f"{self.name}.ipynb"
+        root = self.workspace.get(student, self.root)
+        path = root / "grading" / "autograded" / student / self.name / f"{self.name}.ipynb"
         return nbformat.read(path, as_version=4)
 
     def describe(self, student: str) -> str:
-        return f"{self.name}/{student}: scores {self.scores.get(student)}\n--- nbgrader log ---\n" + "\n".join(
-            log for log in self.logs.values())[-6000:]
+        label = next((run for run, students in self.runs.items() if student in students), None)
+        status = "nbgrader reported an error for this student" if student in self.failed else "no nbgrader error"
+        return (f"{self.name}/{student}: scores {self.scores.get(student)}; {status}; run '{label}' exited "
+                f"{self.returncodes.get(label)}\n--- nbgrader log, from this student on ---\n"
+                f"{log_from(self.logs.get(label, ''), student)[:6000]}")
+
+    def graded(self, student: str) -> dict[str, tuple[float | None, float]]:
+        """The student's scores, {tests cell id: (auto_score, max_score)}, with every tests cell present."""
+        label = next((run for run, students in self.runs.items() if student in students), None)
+        if label in self.run_errors:
+            raise self.run_errors[label]
+        scores, tests = self.scores.get(student), self.cells("tests")
+        assert scores is not None, f"{self.name}/{student}: not in the gradebook\n{self.describe(student)}"
+        assert tests and set(tests) <= set(scores), (
+            f"{self.name}/{student}: tests cells not in the gradebook: {tests}\n{self.describe(student)}")
+        return scores
+
+    def graded_cleanly(self, student: str) -> dict[str, tuple[float | None, float]]:
+        """As graded(), for a student whose notebook nbgrader ran to the end: the scores are the tests' verdicts."""
+        assert student not in self.failed, f"{self.name}/{student}: nbgrader failed on it\n{self.describe(student)}"
+        return self.graded(student)
 
 
-def submit(graded: Graded, student: str, replace: dict[str, str]) -> None:
-    """Write grading/submitted/<student>/<ps>/<ps>.ipynb: the release with the cells in `replace` swapped in."""
+def submit(graded: Graded, student: str, replace: dict[str, str], root: Path | None = None,
+           added: dict[str, str] | None = None) -> None:
+    """Write grading/submitted/<student>/<ps>/<ps>.ipynb: the release with the cells in `replace` swapped in, and
+    after each cell named in `added` a new code cell of the student's own (no nbgrader metadata) holding that code."""
     nb = copy.deepcopy(graded.release)
+    cells = []
     for cell in nb.cells:
         grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
         if grade_id in replace:
             cell.source = replace[grade_id]
-    folder = graded.root / "grading" / "submitted" / student / graded.name
+        cells.append(cell)
+        if added and grade_id in added:
+            cells.append(nbformat.v4.new_code_cell(added[grade_id]))
+    nb.cells = cells
+    folder = (root or graded.root) / "grading" / "submitted" / student / graded.name
     folder.mkdir(parents=True, exist_ok=True)
     nbformat.write(nb, folder / f"{graded.name}.ipynb")
 
 
-def autograde(graded: Graded, label: str, *options: str) -> float:
-    """`nbgrader autograde <ps>` over every submission not yet graded; return its wall time."""
-    env = nbgrader_env(graded.root / ".jupyter")
+@dataclass
+class Run:
+    """What one `nbgrader autograde` call gave: its log, exit status, and per student the scores and errors."""
+
+    label: str
+    root: Path
+    students: list[str]
+    wall: float
+    returncode: int
+    log: str
+    scores: dict[str, dict[str, tuple[float | None, float]]]
+    failed: set[str]
+    seconds: dict[str, float]
+
+
+def read_gradebook(root: Path, name: str, students: list[str]) -> dict[str, dict[str, tuple[float | None, float]]]:
+    """Each student's scores from the workspace's gradebook, {student: {grade cell id: (auto_score, max_score)}};
+    a student nbgrader never recorded is left out. auto_score is None where no score was recorded (a notebook
+    nbgrader could not finish)."""
+    scores = {}
+    with Gradebook("sqlite:///" + str(root / "grading" / "gradebook.db")) as gradebook:
+        for student in students:
+            try:
+                notebook = gradebook.find_submission_notebook(name, name, student)
+            except MissingEntry:
+                continue
+            scores[student] = {g.name: (g.auto_score, g.max_score) for g in notebook.grades}
+    return scores
+
+
+def autograde(graded: Graded, label: str, root: Path, students: list[str]) -> Run:
+    """`nbgrader autograde <ps>` in `root` over the submitted `students` (every submission there not yet graded),
+    then each student's scores from the gradebook. nbgrader's exit status is kept, not asserted: it is 1 when any
+    one student failed, and each test judges its own student."""
+    env = nbgrader_env(root / ".jupyter")
     env.update(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")  # one torch thread per kernel, as in tests/conftest.py
+    guard = run_guard(len(students), graded.timeout)
     start = time.perf_counter()
-    done = nbgrader(["autograde", graded.name, *LOG_FORMAT, *options], cwd=graded.root, env=env)
+    try:
+        done = nbgrader(["autograde", graded.name, *LOG_FORMAT], cwd=root, env=env, guard=guard)
+        returncode, log, hung = done.returncode, done.stdout + done.stderr, False
+    except subprocess.TimeoutExpired as stuck:
+        returncode, hung = -9, True
+        log = ((stuck.output or "") + (stuck.stderr or "") + f"\n[test] nbgrader autograde ({label}, "
+               f"{len(students)} submissions) still ran after its hang guard of {guard} s ({load()}): killed")
     wall = time.perf_counter() - start
-    graded.logs[label] = done.stdout + done.stderr
-    assert done.returncode == 0, f"nbgrader autograde ({label}) failed:\n{graded.logs[label][-6000:]}"
-    graded.seconds.update(per_student_seconds(graded.logs[label]))
-    return wall
+    scores = read_gradebook(root, graded.name, students)
+    failed = set(FAILED_LINE.findall(log))
+    if hung:  # the students the killed run left without a score of every tests cell failed with it
+        tests = graded.cells("tests")
+        failed |= {s for s in students if s not in scores or any(scores[s].get(t, (None,))[0] is None for t in tests)}
+    return Run(label=label, root=root, students=students, wall=wall, returncode=returncode, log=log, scores=scores,
+               failed=failed, seconds=per_student_seconds(log))
+
+
+def record(graded: Graded, run: Run) -> Graded:
+    """Merge a run's results into `graded` (in the fixture's thread: the runs themselves run concurrently)."""
+    graded.runs[run.label] = run.students
+    graded.returncodes[run.label] = run.returncode
+    graded.logs[run.label] = run.log
+    graded.scores.update(run.scores)
+    graded.failed |= run.failed
+    graded.seconds.update(run.seconds)
+    graded.workspace.update(dict.fromkeys(run.students, run.root))
+    return graded
 
 
 def slowest_cell_seconds(nb: nbformat.NotebookNode) -> float:
@@ -170,43 +320,91 @@ def slowest_cell_seconds(nb: nbformat.NotebookNode) -> float:
     return max((seconds(c) for c in nb.cells if c.cell_type == "code"), default=0.0)
 
 
-def prepare(name: str, root: Path, mistakes: dict) -> Graded:
-    """Release and gradebook in the workspace, the reference submission graded alone (timed), the rest submitted."""
-    done = nbgrader(["generate_assignment", name, "--force"], cwd=root, env=nbgrader_env(root / ".jupyter"))
+def reference_of(graded: Graded) -> dict[str, str]:
+    return {c.id: reference_answer(c) for c in graded.source.cells if kind(c) in ("solution", "manual")}
+
+
+def prepare(name: str, root: Path, mistakes: dict) -> tuple[Graded, Path]:
+    """Release and gradebook in the workspace, the reference submission graded alone (timed), the rest submitted;
+    and a copy of the workspace holding the looping submission. Returns (graded, the copy)."""
+    done = nbgrader(["generate_assignment", name, "--force"], cwd=root, env=nbgrader_env(root / ".jupyter"),
+                    guard=run_guard(1, 0))
     assert done.returncode == 0, f"nbgrader generate_assignment {name} failed:\n{done.stdout}\n{done.stderr}"
-    graded = Graded(name=name, root=root,
+    graded = Graded(name=name, root=root, timeout=configured_timeout(root),
                     source=nbformat.read(root / "solutions" / name / f"{name}.ipynb", as_version=4),
                     release=nbformat.read(root / "assignments" / name / f"{name}.ipynb", as_version=4))
-    reference = {c.id: reference_answer(c) for c in graded.source.cells if kind(c) in ("solution", "manual")}
-    target = graded.broken_target
+    reference, target = reference_of(graded), graded.broken_target
+    # The looping submission waits for the cell timeout: graded in a copy of the workspace (its own gradebook, as
+    # SQLite wants one writer), at the same time as the rest.
+    loop_root = root.with_name(root.name + "_loop")
+    shutil.copytree(root, loop_root)
+    submit(graded, "loop", {**reference, target: LOOP}, root=loop_root)
 
+    graded.runs["loop"] = ["loop"]
     submit(graded, "reference", reference)
-    graded.one_submission_seconds = autograde(graded, "reference")
-    # The timeout for the other submissions: long enough for every cell of a correct answer, short for the loop.
-    graded.timeout = max(MIN_TIMEOUT, math.ceil(3 * slowest_cell_seconds(graded.autograded("reference"))))
+    graded.runs["reference"] = ["reference"]
+    run = autograde(graded, "reference", root, ["reference"])
+    record(graded, run)
+    graded.one_submission_seconds = run.wall
+    if "reference" not in run.failed:
+        graded.slowest_reference_cell = slowest_cell_seconds(graded.autograded("reference"))
 
+    first = graded.cells("solution")[0]
     submit(graded, "release", {})
-    submit(graded, "loop", {**reference, target: LOOP})
     submit(graded, "error", {**reference, target: raising_answer(reference[target])})
+    # Students are graded in name order: "crash" first, then "good" (the reference again) after it in the same run.
+    submit(graded, "crash", {**reference, first: reference[first] + CRASH})
+    # "good" also adds a scratch cell of its own after every answer, as the statements allow: grading runs it and
+    # scores the answers all the same
+    submit(graded, "good", reference, added=dict.fromkeys(graded.cells("solution"), SCRATCH))
     for mistake, spec in mistakes.items():
-        submit(graded, f"mistake_{mistake}", {**reference, **spec["replace"]})
+        if mistake.startswith(COPIED):  # the others are graded in process only (grade_in_process)
+            submit(graded, f"mistake_{mistake}", {**reference, **spec["replace"]})
+    graded.runs["others"] = sorted(p.name for p in (root / "grading" / "submitted").iterdir()
+                                   if p.name != "reference")
+    return graded, loop_root
+
+
+def grade_in_process(graded: Graded, mistakes: dict) -> Graded:
+    """Every wrong submission, and the reference, graded in one process (in_process.py): a wrong one up to the last
+    tests cell it must fail; the reference and the copied ones (graded by nbgrader too) to the end."""
+    order = graded.cells("tests")
+    submissions = {"reference": {"replace": {}, "until": None}}
+    for mistake, spec in mistakes.items():
+        last = max((t for t in spec["must_lose"] if t in order), key=order.index, default=None)
+        submissions[f"mistake_{mistake}"] = {"replace": spec["replace"],
+                                             "until": None if mistake.startswith(COPIED) else last}
+    folder = graded.root / "in_process"
+    folder.mkdir(exist_ok=True)
+    job, result = folder / "job.json", folder / "result.json"
+    job.write_text(json.dumps({"notebook": str(graded.root / "solutions" / graded.name / f"{graded.name}.ipynb"),
+                               "cell_timeout": graded.timeout, "submissions": submissions}))
+    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", MPLBACKEND="Agg")
+    guard = run_guard(len(submissions), graded.timeout)
+    start = time.perf_counter()
+    done = run_guarded([sys.executable, str(Path(__file__).with_name("in_process.py")), str(job), str(result)],
+                       graded.root, env, guard)
+    graded.in_process_seconds = time.perf_counter() - start
+    assert done.returncode == 0, (
+        f"{graded.name}: in-process grading failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
+    graded.in_process = json.loads(result.read_text())
     return graded
 
 
-def finish(graded: Graded) -> Graded:
-    """Every other submission in one `nbgrader autograde` call; then the scores, read from the gradebook."""
-    autograde(graded, "others", f"--Execute.timeout={graded.timeout}")
-    with Gradebook("sqlite:///" + str(graded.root / "grading" / "gradebook.db")) as gradebook:
-        for student in gradebook.students:
-            notebook = gradebook.find_submission_notebook(graded.name, graded.name, student.id)
-            graded.scores[student.id] = {g.name: (g.auto_score, g.max_score) for g in notebook.grades}
-    return graded
+def others(graded: Graded) -> Run:
+    """Every submission but the reference and the loop, in one `nbgrader autograde` call."""
+    return autograde(graded, "others", graded.root, graded.runs["others"])
+
+
+def looping(graded: Graded, loop_root: Path) -> Run:
+    return autograde(graded, "loop", loop_root, ["loop"])
 
 
 @pytest.fixture(scope="session")
 def grading(request, new_course_copy, mistakes_of):
     """grading(ps) -> Graded. On first use, every problem set the session's selected tests need is graded: the
-    timed reference runs one at a time, then the problem sets' remaining submissions concurrently (2 cores)."""
+    timed references one at a time, then the problem sets' other submissions two at a time (2 cores), while the
+    looping submissions wait out their cell timeout beside them (asleep)."""
     results: dict[str, Graded | BaseException] = {}
 
     def run(step, *args):
@@ -215,17 +413,38 @@ def grading(request, new_course_copy, mistakes_of):
         except BaseException as error:  # kept, and raised in the tests of that problem set only
             return error
 
+    def grade(names: list[str]) -> None:
+        with ThreadPoolExecutor(max_workers=max(1, len(names))) as loops, ThreadPoolExecutor(max_workers=2) as pool:
+            loop_jobs, prepared, in_process = {}, {}, {}
+            for ps in names:
+                prepared[ps] = run(prepare, ps, new_course_copy(f"grading_{ps}"), mistakes_of(ps))
+                if isinstance(prepared[ps], tuple):
+                    loop_jobs[ps] = loops.submit(run, looping, *prepared[ps])
+            for ps, p in prepared.items():  # two busy jobs at a time, on two cores
+                if isinstance(p, tuple):
+                    in_process[ps] = pool.submit(run, grade_in_process, p[0], mistakes_of(ps))
+            jobs = {ps: pool.submit(run, others, p[0]) for ps, p in prepared.items() if isinstance(p, tuple)}
+            for ps, outcome in prepared.items():
+                if not isinstance(outcome, tuple):
+                    results[ps] = outcome
+                    continue
+                graded = results[ps] = outcome[0]
+                done = in_process[ps].result()
+                if isinstance(done, BaseException):  # raised in the tests that read the in-process verdicts
+                    graded.run_errors["in_process"] = done
+                for label, job in (("others", jobs[ps]), ("loop", loop_jobs[ps])):
+                    done = job.result()
+                    if isinstance(done, BaseException):  # raised in the tests of that run's students only
+                        graded.run_errors[label] = done
+                    else:
+                        record(graded, done)
+
     def get(name: str) -> Graded:
         if not results:
-            wanted = sorted({item.callspec.params["problem_set"] for item in request.session.items
-                             if "problem_set" in getattr(getattr(item, "callspec", None), "params", {})} | {name})
-            for ps in wanted:
-                results[ps] = run(prepare, ps, new_course_copy(f"grading_{ps}"), mistakes_of(ps))
-            with ThreadPoolExecutor(max_workers=2) as pool:
-                done = {ps: pool.submit(run, finish, g) for ps, g in results.items() if isinstance(g, Graded)}
-            results.update({ps: future.result() for ps, future in done.items()})
+            grade(sorted({item.callspec.params["problem_set"] for item in request.session.items
+                          if "problem_set" in getattr(getattr(item, "callspec", None), "params", {})} | {name}))
         if name not in results:
-            results[name] = run(lambda: finish(prepare(name, new_course_copy(f"grading_{name}"), mistakes_of(name))))
+            grade([name])
         if isinstance(results[name], BaseException):
             raise results[name]
         return results[name]
@@ -273,16 +492,14 @@ def test_release_holds_no_solutions_and_no_hidden_tests(problem_set):
 
 def test_reference_solution_scores_full_marks(grading, problem_set):
     graded = grading(problem_set)
-    tests, scores = graded.cells("tests"), graded.scores["reference"]
-    assert tests and set(tests) <= set(scores), f"{problem_set}: tests cells not in the gradebook: {tests}, {scores}"
+    tests, scores = graded.cells("tests"), graded.graded_cleanly("reference")
     lost = {t: scores[t] for t in tests if scores[t][0] != scores[t][1]}
     assert lost == {}, f"{problem_set}: the reference solution loses points on {lost}\n{graded.describe('reference')}"
 
 
 def test_untouched_release_scores_zero(grading, problem_set):
     graded = grading(problem_set)
-    tests, scores = graded.cells("tests"), graded.scores["release"]
-    assert tests and set(tests) <= set(scores), f"{problem_set}: tests cells not in the gradebook: {tests}, {scores}"
+    tests, scores = graded.cells("tests"), graded.graded_cleanly("release")
     scored = {t: scores[t] for t in tests if scores[t][0] != 0}
     assert scored == {}, f"{problem_set}: the untouched release scores on {scored}\n{graded.describe('release')}"
 
@@ -302,26 +519,75 @@ def test_mistakes_file_fits_the_problem_set(problem_set, mistakes_of):
             ast.parse(code, filename=f"{where}: {cell_id}")  # a mistake of substance, not a syntax error
 
 
+def in_process_verdicts(graded: Graded, student: str) -> dict[str, str | None]:
+    """The student's in-process verdicts, {tests cell id: None if it passed, else its error}."""
+    if "in_process" in graded.run_errors:
+        raise graded.run_errors["in_process"]
+    verdicts = graded.in_process.get(student)
+    assert verdicts is not None and "<harness>" not in verdicts, f"{graded.name}/{student}: {verdicts}"
+    return verdicts
+
+
 def test_mistake_loses_points(grading, problem_set, mistake, mistakes_of):
+    """Each wrong submission fails every tests cell it must lose (graded in process), and a copied-from-the-package
+    one loses those cells' points in nbgrader's gradebook too."""
     graded = grading(problem_set)
     student = f"mistake_{mistake}"
-    scores = graded.scores[student]
     must_lose = mistakes_of(problem_set)[mistake]["must_lose"]
-    kept = {t: scores[t] for t in must_lose if scores[t][0] >= scores[t][1]}
-    assert kept == {}, f"{problem_set}: '{mistake}' keeps full marks on {kept}\n{graded.describe(student)}"
+    verdicts = in_process_verdicts(graded, student)
+    passed = [t for t in must_lose if t not in verdicts or verdicts[t] is None]
+    assert passed == [], (f"{problem_set}: '{mistake}' passes {passed}, which it must fail (graded in process; "
+                          f"verdicts {verdicts})")
+    if mistake.startswith(COPIED):
+        scores = graded.graded_cleanly(student)  # lost to the tests, not to an error of nbgrader's
+        kept = {t: scores[t] for t in must_lose if (scores[t][0] or 0) >= scores[t][1]}
+        assert kept == {}, f"{problem_set}: '{mistake}' keeps full marks on {kept}\n{graded.describe(student)}"
+
+
+def test_every_graded_cell_has_a_copied_from_the_package_mistake(problem_set, mistakes_of):
+    """The course's rule: for every graded cell a submission that copies the nearest package function loses it."""
+    source = source_notebook(problem_set)
+    tests_after = {}  # solution cell id -> the tests cell that follows it
+    pending = []
+    for cell in source.cells:
+        if kind(cell) == "solution":
+            pending.append(cell.metadata["nbgrader"]["grade_id"])
+        elif kind(cell) == "tests":
+            tests_after.update(dict.fromkeys(pending, cell.metadata["nbgrader"]["grade_id"]))
+            pending = []
+    copied = {cell: spec for name, spec in mistakes_of(problem_set).items() if name.startswith(COPIED)
+              for cell in spec["replace"]}
+    missing = {cell: tests for cell, tests in tests_after.items()
+               if cell not in copied or tests not in copied[cell]["must_lose"]}
+    assert missing == {}, (
+        f"{problem_set}: no '{COPIED}_*' mistake replacing these cells and losing their tests: {missing}")
+
+
+def test_in_process_grading_agrees_with_nbgrader(grading, problem_set):
+    """The reference and every copied-from-the-package submission, graded both ways to the end: each tests cell
+    passes in process exactly when nbgrader gives it full marks."""
+    graded = grading(problem_set)
+    students = ["reference"] + [s for s in graded.runs["others"] if s.startswith(f"mistake_{COPIED}")]
+    assert len(students) > 1, f"{problem_set}: no copied-from-the-package submission was graded by nbgrader"
+    disagree = {}
+    for student in students:
+        scores, verdicts = graded.graded_cleanly(student), in_process_verdicts(graded, student)
+        for t in graded.cells("tests"):
+            if (scores[t][0] == scores[t][1]) != (verdicts.get(t, "did not run") is None):
+                disagree[f"{student}/{t}"] = (scores[t], verdicts.get(t, "did not run"))
+    assert disagree == {}, f"{problem_set}: nbgrader (score, max) and in-process verdicts differ: {disagree}"
 
 
 @pytest.mark.parametrize("broken", ["loop", "error"])
 def test_broken_submission_is_graded_and_contained(grading, problem_set, broken):
-    """A solution cell that never returns (interrupted at the cell timeout) or that raises costs the tests of that
-    cell, not the run: the tests before it keep full marks."""
+    """A solution cell that never returns (interrupted at the course's cell timeout) or that raises costs the tests
+    of that cell, not the run: nbgrader finishes the notebook, and the tests before it keep full marks."""
     graded = grading(problem_set)
-    scores, target = graded.scores[broken], graded.broken_target
+    scores, target = graded.graded_cleanly(broken), graded.broken_target
     order = [c.id for c in graded.source.cells]
     tests = graded.cells("tests")
     before = [t for t in tests if order.index(t) < order.index(target)]
     affected = next(t for t in tests if order.index(t) > order.index(target))
-    assert set(tests) <= set(scores), f"{problem_set}/{broken}: not every tests cell was graded: {scores}"
     assert scores[affected][0] == 0, f"{problem_set}/{broken}: {affected} scored\n{graded.describe(broken)}"
     lost = {t: scores[t] for t in before if scores[t][0] != scores[t][1]}
     assert lost == {}, f"{problem_set}/{broken}: earlier cells lost points {lost}\n{graded.describe(broken)}"
@@ -331,15 +597,86 @@ def test_broken_submission_is_graded_and_contained(grading, problem_set, broken)
     errors = [o.get("ename") for o in cells[where].get("outputs", []) if o.get("output_type") == "error"]
     expected = {"loop": {"CellTimeoutError", "KeyboardInterrupt"}, "error": {"RuntimeError"}}[broken]
     assert expected & set(errors), f"{problem_set}/{broken}: cell {where} shows errors {errors}, wanted {expected}"
+    if broken == "loop":  # stopped by the cell timeout (no sooner), within its run's hang guard (no later)
+        assert graded.seconds["loop"] >= graded.timeout, (
+            f"{problem_set}/loop: graded in {graded.seconds['loop']:.1f} s, under the {graded.timeout} s timeout")
 
 
-def test_one_submission_autogrades_in_under_a_minute(grading, problem_set, record_property):
+def test_a_failing_submission_costs_its_student_only(grading, problem_set):
+    """A submission that kills its kernel, autograded in one nbgrader run with the others: nbgrader reports an error
+    for that student (and so exits 1) and records no score for it; every other student of the run is graded all
+    the same, among them a correct submission graded right after the crash ("crash" < "good" in name order),
+    which scores what the reference scores alone."""
     graded = grading(problem_set)
-    others = [t for s, t in graded.seconds.items() if s not in ("reference", "loop")]
+    tests, run = graded.cells("tests"), graded.runs["others"]
+    assert "crash" in run and "good" in run, f"{problem_set}: {run}"
+    assert "crash" in graded.failed, f"{problem_set}/crash: nbgrader reported no error\n{graded.describe('crash')}"
+    assert graded.returncodes["others"] != 0, f"{problem_set}: nbgrader exited 0 although a student failed"
+    crash = graded.graded("crash")
+    assert all(not crash[t][0] for t in tests), f"{problem_set}/crash: scored {crash}\n{graded.describe('crash')}"
+
+    good, reference = graded.graded_cleanly("good"), graded.graded_cleanly("reference")
+    lost = {t: good[t] for t in tests if good[t][0] != good[t][1]}
+    assert lost == {} and good == reference, (
+        f"{problem_set}/good: lost {lost} beside the crash; alone the reference scored {reference}\n"
+        f"{graded.describe('good')}")
+    assert set(run) <= set(graded.scores), f"{problem_set}: not in the gradebook: {set(run) - set(graded.scores)}"
+
+
+def test_cells_a_student_adds_run_and_change_no_score(grading, problem_set):
+    """The statements let students add cells of their own to experiment. "good" (the reference with a scratch cell
+    after every answer) keeps every added cell in its graded notebook, each ran and printed its result, and its
+    scores are the reference's."""
+    graded = grading(problem_set)
+    answers = graded.cells("solution")
+    nb = graded.autograded("good")
+    own = [c for c in nb.cells if c.cell_type == "code" and "grade_id" not in c.metadata.get("nbgrader", {})]
+    printed = ["my own experiment 285" in "".join(o.get("text", "") for o in c.get("outputs", [])) for c in own]
+    assert len(own) == len(answers) and all(printed), (
+        f"{problem_set}/good: {len(own)} cells of the student's own in the graded notebook for {len(answers)} added, "
+        f"ran and printed: {printed}\n{graded.describe('good')}")
+    assert graded.graded_cleanly("good") == graded.graded_cleanly("reference"), graded.describe("good")
+
+
+def test_grading_times_are_reported(grading, problem_set, record_property):
+    """The times go to the report, not into an assertion: one submission alone (nbgrader's start-up included) and
+    per submission in the shared run. What this test asserts is behaviour: the reference, graded alone, was
+    graded to the end by a run that exited 0, within its hang guard (a run past it is killed and fails)."""
+    graded = grading(problem_set)
+    graded.graded_cleanly("reference")
+    assert graded.returncodes["reference"] == 0, graded.describe("reference")
+    shared = [t for s, t in graded.seconds.items() if s in graded.runs["others"]]
     line = (f"{problem_set}: one submission autograded in {graded.one_submission_seconds:.1f} s end to end "
-            f"(nbgrader start-up included); {statistics.mean(others):.1f} s per submission on average, "
-            f"max {max(others):.1f} s, over {len(others)} more in one run (the looping one "
-            f"{graded.seconds['loop']:.1f} s with a {graded.timeout} s cell timeout)")
+            f"(nbgrader start-up included; hang guard {run_guard(1, graded.timeout)} s), slowest reference cell "
+            f"{graded.slowest_reference_cell:.1f} s (cell timeout {graded.timeout} s); "
+            f"{statistics.mean(shared):.1f} s per submission on average, max {max(shared):.1f} s, over "
+            f"{len(shared)} in one run; the looping one {graded.seconds.get('loop', float('nan')):.1f} s; "
+            f"{len(graded.in_process)} graded in process in {graded.in_process_seconds:.1f} s; {load()}")
     record_property("course_timing", line)
+    record_property("one_submission_seconds", round(graded.one_submission_seconds, 1))
     print(line)
-    assert graded.one_submission_seconds < ONE_SUBMISSION_LIMIT, line
+
+
+def test_a_command_past_its_hang_guard_is_killed(tmp_path):
+    """The guard every nbgrader command of these tests runs under (tools.release.run_guarded): a command still running
+    after it is killed, with the processes it started, and the caller learns it with what the command printed."""
+    pid_file = tmp_path / "child.pid"
+    script = ("import subprocess, sys, time\n"
+              "child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(600)'])\n"
+              f"open({str(pid_file)!r}, 'w').write(str(child.pid))\n"
+              "print('started', flush=True)\n"
+              "time.sleep(600)\n")
+    with pytest.raises(subprocess.TimeoutExpired) as stuck:
+        run_guarded([sys.executable, "-c", script], tmp_path, dict(os.environ), guard=5)
+    assert "started" in stuck.value.output, stuck.value.output
+    child = int(pid_file.read_text())
+    for _ in range(100):  # SIGKILL is immediate; the zombie is reaped by init, give it a moment
+        try:
+            os.kill(child, 0)
+        except ProcessLookupError:
+            break
+        if Path(f"/proc/{child}/stat").exists() and Path(f"/proc/{child}/stat").read_text().split()[2] == "Z":
+            break
+        time.sleep(0.1)
+    else:
+        pytest.fail(f"the command's child {child} outlived the guard")

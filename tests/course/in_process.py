@@ -1,0 +1,89 @@
+"""Grade many submissions of one problem set in one Python process, as nbgrader scores them: the whole notebook run
+top to bottom in a fresh namespace per submission, a tests cell worth its points when it raises nothing.
+
+nbgrader autogrades each submission in a kernel of its own, which costs its start-up, torch's import and nbgrader's
+bookkeeping every time, and runs every cell to the end. Here one process runs them all: each submission gets a fresh
+namespace (a new globals dict; modules already imported stay imported), its cells run in the source notebook's
+order (solution cells replaced by the submission's, tests cells with their hidden tests), and the run stops after
+the last tests cell the caller asks about. tests/course/test_pipeline.py grades the wrong submissions this way, and
+checks on every run that it agrees with nbgrader cell by cell on the submissions graded both ways.
+
+    python tests/course/in_process.py JOB.json RESULT.json
+
+JOB.json: {"notebook": source notebook, "cell_timeout": seconds, "submissions": {name: {"replace": {cell id:
+source}, "until": last tests cell id or null for all}}}. RESULT.json: {name: {tests cell id: null when it passed,
+else "ErrorName: message"}}, for every tests cell that ran.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import signal
+import sys
+import traceback
+
+os.environ.setdefault("MPLBACKEND", "Agg")  # figures are drawn, never shown
+
+
+class CellTimeout(Exception):
+    """A cell ran past the cell timeout (nbgrader interrupts it; its tests score 0)."""
+
+
+def _alarm(signum, frame):
+    raise CellTimeout("the cell ran past the cell timeout")
+
+
+def grade_one(cells: list[dict], replace: dict[str, str], until: str | None,
+              cell_timeout: int) -> dict[str, str | None]:
+    """{tests cell id: None if it raised nothing, else what it raised} for one submission (see the module docstring).
+    cells: the source notebook's code cells, [{"id", "kind", "source"}], in order."""
+    namespace = {"__name__": "__main__", "__builtins__": __builtins__}
+    verdicts: dict[str, str | None] = {}
+    for cell in cells:
+        source = replace.get(cell["id"], cell["source"])
+        signal.alarm(cell_timeout)
+        try:
+            with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+                exec(compile(source, f"<cell {cell['id']}>", "exec"), namespace)
+            error = None
+        except BaseException as raised:  # a submission may raise anything, SystemExit included
+            error = f"{type(raised).__name__}: {raised}"[:500]
+            if not isinstance(raised, Exception | SystemExit):
+                raise
+        finally:
+            signal.alarm(0)
+        if cell["kind"] == "tests":
+            verdicts[cell["id"]] = error
+            if cell["id"] == until:
+                break
+    return verdicts
+
+
+def main(job_path: str, result_path: str) -> None:
+    job = json.loads(open(job_path).read())
+    import nbformat  # here, so that importing the module stays light
+
+    nb = nbformat.read(job["notebook"], as_version=4)
+    cells = []
+    for cell in nb.cells:
+        if cell.cell_type != "code":
+            continue
+        meta = cell.metadata.get("nbgrader", {})
+        kind = "tests" if meta.get("grade") and not meta.get("solution") else "code"
+        cells.append({"id": meta.get("grade_id", cell.get("id")), "kind": kind, "source": cell.source})
+    signal.signal(signal.SIGALRM, _alarm)
+    results = {}
+    for name, submission in job["submissions"].items():
+        try:
+            results[name] = grade_one(cells, submission["replace"], submission.get("until"), job["cell_timeout"])
+        except BaseException:  # a KeyboardInterrupt inside a submission: recorded, the run goes on
+            results[name] = {"<harness>": traceback.format_exc(limit=3)}
+    with open(result_path, "w") as f:
+        json.dump(results, f)
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:3])
