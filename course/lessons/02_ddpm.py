@@ -592,7 +592,8 @@ show(fig, OUT / "toy_loss.png")
 # c\,\tilde\beta_t$ for a factor $c$ you choose: $c = 1$ gives DDPM's two choices (section 3), $c = 0$ removes the
 # noise of every step (here: $\sigma_t^2 = 10^{-12}$), $c > 1$ adds more than the model asks for. Both panels start
 # from the same $\mathbf{x}_T$ and draw the same noises, so only $\sigma_t$ differs. In a notebook frontend the cell
-# shows a slider for $c$ (each redraw samples twice: 9-30 s on two CPU cores); run headless it draws $c = 1$.
+# shows a slider for $c$ (each redraw samples twice: 9-30 s on two CPU cores, while the figure for the
+# previous $c$ stays); run headless it draws $c = 1$.
 
 # %% id="sigma_explorer"
 def toy_samples_with(c: float) -> None:
@@ -601,8 +602,8 @@ def toy_samples_with(c: float) -> None:
     for ax, variance, label in [(axes[0], "beta", r"\beta_t"), (axes[1], "posterior", r"\tilde\beta_t")]:
         sigma2 = (c * toy_schedule.reverse_variances(variance)).clamp(min=1e-12)  # (T+1,): sigma_t^2 > 0 for t >= 1
         with torch_threads(1):
-            cloud = sample(toy_model, toy_schedule, (TOY_EXPLORE, 2), variance=sigma2, progress=True,
-                           generator=torch.Generator().manual_seed(SEED))
+            cloud = sample(toy_model, toy_schedule, (TOY_EXPLORE, 2), variance=sigma2,  # no progress bar: a
+                           generator=torch.Generator().manual_seed(SEED))  # slider's redraw shows none (explore)
         ax.scatter(cloud[:, 0], cloud[:, 1], s=1, alpha=0.5)
         factor = "" if c == 1 else f"{c:g}\\,"
         ax.set_title(rf"$\sigma_t^2 = {factor}{label}$: sliced W2 {sliced_wasserstein(cloud, toy_test):.3f}",

@@ -25,8 +25,9 @@ from .viz import save_figure
 
 __all__ = ["lesson_output_dir", "show", "live_frontend", "explore", "torch_threads"]
 
-FAST_ENV = "DDPM_SCRATCH_FAST"  # "1": the lessons' quick, smaller run (tests, CI), always headless
-WIDGETS_ENV = "DDPM_SCRATCH_WIDGETS"  # "0": never draw sliders; "1": draw them in any IPython kernel
+FAST_ENV = "DDPM_SCRATCH_FAST"  # "1": the lessons' quick, smaller run (tests, CI), headless unless WIDGETS_ENV is "1"
+WIDGETS_ENV = "DDPM_SCRATCH_WIDGETS"  # "0": never draw sliders; "1": draw them in any IPython kernel, fast mode too
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"  # the mime type of a displayed widget (a progress bar, say)
 
 
 def lesson_output_dir(name: str, cwd: str | Path | None = None) -> Path:
@@ -55,12 +56,13 @@ def show(fig: Figure, path: str | Path) -> None:
 def live_frontend() -> bool:
     """Whether a notebook frontend that draws widgets is attached (JupyterLab, Jupyter Notebook, VS Code, Colab).
 
-    False when the notebook runs headless (tests, CI, nbconvert, nbclient): with DDPM_SCRATCH_FAST=1 or
-    DDPM_SCRATCH_WIDGETS=0, without ipywidgets, outside an IPython kernel, or in a kernel that none of those frontends
-    started. DDPM_SCRATCH_WIDGETS=1 turns the sliders on in any IPython kernel (another frontend that draws ipywidgets).
+    False when the notebook runs headless (tests, CI, nbconvert, nbclient): with DDPM_SCRATCH_WIDGETS=0, without
+    ipywidgets, outside an IPython kernel, in a kernel that none of those frontends started, or in fast mode
+    (DDPM_SCRATCH_FAST=1). DDPM_SCRATCH_WIDGETS=1 turns the sliders on in any IPython kernel, fast mode included
+    (another frontend that draws ipywidgets, or the browser test, which moves the sliders of the fast lessons).
     """
     choice = os.environ.get(WIDGETS_ENV, "")
-    if os.environ.get(FAST_ENV, "0") == "1" or choice == "0":
+    if choice == "0" or (os.environ.get(FAST_ENV, "0") == "1" and choice != "1"):
         return False
     try:
         import ipywidgets  # noqa: F401
@@ -78,23 +80,78 @@ def explore(plot: Callable[..., object], **controls: tuple[float, float, float, 
     """Draw plot(**defaults); in a live notebook frontend (live_frontend()), with a slider per control that redraws it.
 
     controls: name=(default, low, high, step); all four ints make an integer slider, otherwise a float slider.
-    Headless, plot is called once with the defaults and no widget is built.
+    Headless, plot is called once with the defaults and no widget is built; an error in it is the cell's error.
+
+    Live, the sliders sit above the figure. A redraw (on release of a slider) keeps the old figure until plot has
+    returned, then replaces it at once with what plot displayed and printed: a slow plot never leaves the space empty.
+    Widgets that plot displays itself (a tqdm progress bar, say) are not shown: they would be closed by the time the
+    figure appears, and a closed widget's view reads "Error displaying widget: model not found". While plot runs, a
+    label under the sliders says so. An error in the first draw is the cell's error; an error in a redraw is shown
+    in place of the figure.
     """
     for name, control in controls.items():
         if not (isinstance(control, tuple) and len(control) == 4):
             raise ValueError(f"control {name} must be a tuple (default, low, high, step), got {control!r}")
+    defaults = {name: control[0] for name, control in controls.items()}
     if not live_frontend():
-        plot(**{name: control[0] for name, control in controls.items()})
+        plot(**defaults)
         return
     import ipywidgets as widgets
+    from IPython import get_ipython
+    from IPython.display import clear_output, display
+    from IPython.utils.capture import capture_output
 
     sliders = {}
     for name, (default, low, high, step) in controls.items():
-        integer = all(isinstance(v, int) for v in (default, low, high, step))
-        slider = widgets.IntSlider if integer else widgets.FloatSlider
-        sliders[name] = slider(value=default, min=low, max=high, step=step, description=name,
-                               continuous_update=False)
-    widgets.interact(plot, **sliders)
+        if all(isinstance(v, int) for v in (default, low, high, step)):
+            sliders[name] = widgets.IntSlider(value=default, min=low, max=high, step=step, description=name,
+                                              continuous_update=False)
+        else:  # the readout shows as many decimals as the control has (ipywidgets' default, 2, shows 0.008 as 0.01)
+            sliders[name] = widgets.FloatSlider(value=default, min=low, max=high, step=step, description=name,
+                                                continuous_update=False,
+                                                readout_format=f".{_decimals(default, low, high, step)}f")
+    status = widgets.Label()
+    figure = widgets.Output()
+
+    def draw(values: dict) -> None:
+        """plot(**values) with everything it shows held back, then put in place of the previous figure at once."""
+        captured = None
+        try:
+            with capture_output() as captured:
+                plot(**values)
+        finally:  # also after an error: what plot showed before it failed, then (from the caller) the traceback
+            with figure:
+                clear_output(wait=True)  # the old figure goes when the first new output arrives, not before
+                if captured is not None:
+                    if captured.stdout:
+                        sys.stdout.write(captured.stdout)
+                    if captured.stderr:
+                        sys.stderr.write(captured.stderr)
+                    for output in captured.outputs:
+                        if WIDGET_VIEW not in output.data:
+                            output.display()
+
+    def redraw(change: dict) -> None:
+        values = {name: slider.value for name, slider in sliders.items()}
+        status.value = "drawing " + ", ".join(f"{name} = {value:g}" for name, value in values.items()) + " ..."
+        try:
+            draw(values)
+        except Exception:  # a slider callback has no cell to fail: show the error where the figure was
+            with figure:
+                get_ipython().showtraceback()
+        finally:
+            status.value = ""
+
+    for slider in sliders.values():
+        slider.observe(redraw, names="value")
+    display(widgets.VBox([*sliders.values(), status, figure]))
+    draw(defaults)
+
+
+def _decimals(*values: float) -> int:
+    """The decimals that show each of values exactly, up to 6 (a float slider's readout): 0.008 -> 3, 2.0 -> 1."""
+    places = [len(f"{v:.6f}".rstrip("0").partition(".")[2]) for v in values]
+    return max(1, *places)
 
 
 @contextmanager
