@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 TORCH ?= $(shell command -v nvidia-smi >/dev/null 2>&1 && echo torch || echo torch==2.13.0)
 STAMP := $(VENV)/.installed
 
-.PHONY: help venv demo test test-fast lab notebooks release bench lint clean
+.PHONY: help venv demo test test-fast test-browser chromium lab notebooks release bench lint clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -17,19 +17,39 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet "$(TORCH)"
-	$(BIN)/python -m pip install --quiet -e ".[course,dev]"
+	$(BIN)/python -m pip install --quiet -e ".[course,dev,browser]"
 	touch $(STAMP)
 
-venv: $(STAMP)  ## create .venv with the package, course tools and test tools
+venv: $(STAMP)  ## create .venv with the package, course tools and test tools (Playwright included)
+
+# The browser test (tests/browser) drives Debian's Chromium through Playwright; Playwright's own browser download is
+# not used. Where no Chromium is found, root with apt-get installs Debian's package (about 20 s to 1 minute);
+# elsewhere the target stops and says what to install. DDPM_SCRATCH_CHROMIUM=/path/to/chrome picks another binary.
+chromium:  ## make sure a Chromium for the browser test is there (apt-get install chromium where missing, as root)
+	@if [ -n "$$DDPM_SCRATCH_CHROMIUM" ] || command -v chromium >/dev/null 2>&1 \
+		|| command -v chromium-browser >/dev/null 2>&1; then :; \
+	elif command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+		echo "installing Debian's chromium for the browser test (apt-get)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+			chromium >/dev/null; \
+	else \
+		echo "make test needs Chromium for the browser test (tests/browser): install Debian's package chromium" \
+			"(sudo apt-get install chromium), or set DDPM_SCRATCH_CHROMIUM to a Chromium or Chrome binary." \
+			"make test-fast runs without it." >&2; \
+		exit 1; \
+	fi
 
 demo: $(STAMP)  ## train on the built-in digits and write outputs/demo/ (3-4 minutes on 2 CPU cores)
 	$(BIN)/ddpm-scratch demo --out outputs/demo
 
-test: $(STAMP)  ## the whole suite: package, notebooks, nbgrader pipeline
+test: $(STAMP) chromium  ## the whole suite: package, notebooks, nbgrader pipeline, the lessons in a browser
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m pytest -n 2 --dist loadfile
 
-test-fast: $(STAMP)  ## package tests only (no notebooks, no nbgrader)
+test-fast: $(STAMP)  ## package tests only (no notebooks, no nbgrader, no browser)
 	$(BIN)/python -m pytest -n 2 -m "not course"
+
+test-browser: $(STAMP) chromium  ## only the browser test: each lesson in JupyterLab in headless Chromium (about 1.5 min on 2 cores, load 2)
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m pytest tests/browser
 
 lab: $(STAMP)  ## open JupyterLab on the course (lessons/, assignments/)
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/jupyter lab $(LAB_ARGS) $(if $(filter 0,$(shell id -u)),--allow-root,)
