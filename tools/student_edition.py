@@ -14,10 +14,12 @@ What goes in is an allow-list, copied from the tree as it is when the command ru
     README.md, Makefile, .gitignore    from course/student_edition/ (the student README, a Makefile whose
                                `make lab` creates .venv exactly as the main Makefile does, a .gitignore for a
                                public repository of the edition)
+    nbgrader_config.py         from course/student_edition/: how `make validate` runs a notebook (the cell
+                               timeout grading uses), so that nbgrader finds a configuration there
 
 Everything else stays out: solutions/, course/ (the jupytext sources, with answers and hidden tests), tests/
 (tests/course/mistakes/ lists wrong answers; the package tests need the dev tools and are no use to a student),
-tools/, benchmarks/, nbgrader_config.py and grading/, .git (no history), caches and outputs.
+tools/, benchmarks/, the instructors' nbgrader_config.py and grading/, .git (no history), caches and outputs.
 
 Before the archive is written the folder is checked by path and by content (`leaks`): no secret folder or file
 (solutions, problem_sets, mistakes, grading, gradebook, .git, nbgrader's source/release/submitted/... folders), no
@@ -64,6 +66,7 @@ CONTENTS = (
     (f"{EXTRAS}/README.md", "README.md"),
     (f"{EXTRAS}/Makefile", "Makefile"),
     (f"{EXTRAS}/gitignore", ".gitignore"),
+    (f"{EXTRAS}/nbgrader_config.py", "nbgrader_config.py"),
 )
 REQUIRED = ("ddpm_scratch/__init__.py", "README.md", "Makefile", "pyproject.toml", "docs/students.md")
 # Local leftovers never shipped (what .gitignore ignores inside the copied folders).
@@ -74,8 +77,11 @@ REGIONS = (("BEGIN SOLUTION", "END SOLUTION"), ("BEGIN HIDDEN TESTS", "END HIDDE
 # Path parts that never belong in the edition: instructors' folders, nbgrader's workspace, version control.
 SECRET_PARTS = frozenset({
     "solutions", "problem_sets", "mistakes", "course", "tests", "grading", "gradebook.db", ".git", "source",
-    "release", "submitted", "autograded", "feedback", "nbgrader_config.py", ".ipynb_checkpoints",
+    "release", "submitted", "autograded", "feedback", ".ipynb_checkpoints",
 })
+# The edition's own nbgrader_config.py (how `make validate` runs a notebook); the instructors' (which maps the
+# grading folders) never goes in: an nbgrader_config.py is a leak unless it is this file, at the top.
+EDITION_CONFIG = ROOT / EXTRAS / "nbgrader_config.py"
 SECRET_SUFFIXES = (".db", ".db-journal", ".sqlite")
 MIN_LINE = 12  # characters (stripped): shorter lines ("return x", ")", "else:") prove nothing on their own
 # Idioms that a reference answer or hidden test shares with public material (the package, a lesson) and that give
@@ -191,6 +197,8 @@ def leaks(folder: Path, secrets: dict[str, str]) -> list[str]:
         if not path.is_file():
             continue
         data = path.read_bytes()
+        if path.name == "nbgrader_config.py" and (rel != Path(path.name) or data != EDITION_CONFIG.read_bytes()):
+            found.append(f"{rel}: an nbgrader_config.py that is not the edition's own ({EXTRAS}/nbgrader_config.py)")
         for marker in MARKERS:
             if marker.encode() in data:
                 found.append(f"{rel}: nbgrader marker '{marker}'")

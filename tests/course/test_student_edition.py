@@ -41,12 +41,17 @@ pytestmark = pytest.mark.course
 ROOT = Path(__file__).resolve().parents[2]
 # What a student needs (top level of the edition) and what must never be there, written out here on their own.
 NEEDED = {"ddpm_scratch", "lessons", "assignments", "pyproject.toml", "environment.yml", "README.md", "Makefile",
-          "docs"}
+          "docs", "nbgrader_config.py"}
 FORBIDDEN = {"solutions", "problem_sets", "mistakes", "course", "tests", "tools", "grading", "gradebook.db", ".git",
-             "nbgrader_config.py", "source", "release", "submitted", "autograded", "feedback", "benchmarks"}
+             "source", "release", "submitted", "autograded", "feedback", "benchmarks"}
+# What a lesson may tell a student to run with `python -m`: the package and the tools the edition installs.
+RUNNABLE = {"ddpm_scratch", "pip", "venv", "nbgrader", "jupyter", "jupyterlab", "ipykernel"}
 MARKERS = ("BEGIN SOLUTION", "END SOLUTION", "BEGIN HIDDEN TESTS", "END HIDDEN TESTS", "MARK SCHEME")
-SETUP_TIMEOUT = 900  # seconds for `make check` from nothing (pip installs torch, JupyterLab, nbgrader)
-LESSON_TIMEOUT = 300  # seconds per cell
+# Hang guards, in seconds, not speed limits: `make check` from nothing (pip installs torch, JupyterLab, nbgrader)
+# took 86-97 s under a load of 1.5-3.7 and 783 s with both cores loaded six times over (load 10-15); 40 minutes is
+# 3x the latter. A lesson's cell takes a few seconds in fast mode.
+SETUP_TIMEOUT = 2400
+LESSON_TIMEOUT = 300  # per cell
 
 
 @pytest.fixture(scope="module")
@@ -121,6 +126,24 @@ def test_edition_holds_what_a_student_needs(edition):
         assert (folder / licence.name).read_bytes() == licence.read_bytes()
     readme = (folder / "README.md").read_text()
     assert "student edition" in readme and readme != (ROOT / "README.md").read_text()
+    # nbgrader finds a configuration where `make validate` runs: the edition's own, not the instructors' (which maps
+    # the grading folders), with the cell timeout grading uses
+    config = (folder / "nbgrader_config.py").read_text()
+    assert config == (ROOT / "course" / "student_edition" / "nbgrader_config.py").read_text()
+    assert config != (ROOT / "nbgrader_config.py").read_text() and "CourseDirectory" not in config
+    timeout = re.compile(r"^c\.Execute\.timeout = (\d+)$", re.MULTILINE)
+    assert timeout.findall(config) == timeout.findall((ROOT / "nbgrader_config.py").read_text()) != [], (
+        "the edition's cell timeout is not the one grading uses")
+
+
+def test_lessons_only_call_what_the_edition_ships(edition):
+    """A lesson that says `python -m <module>` names a module the edition has (the package) or installs."""
+    calls = []
+    for lesson in sorted((edition["folder"] / "lessons").glob("*.ipynb")):
+        for cell in nbformat.read(lesson, as_version=4).cells:
+            calls += [(lesson.name, module) for module in re.findall(r"python -m ([\w.]+)", cell.source)]
+    missing = [f"{name}: python -m {module}" for name, module in calls if module.split(".")[0] not in RUNNABLE]
+    assert missing == [], f"lessons call what the student edition does not ship: {missing}"
 
 
 def test_no_secret_path_and_no_copy_of_a_secret_file(edition):
@@ -197,6 +220,7 @@ def test_leak_check_catches_planted_leaks(edition, tmp_path):
     shutil.copy2(ps, copy / "solutions" / ps.parent.name / "renamed.txt")
     (copy / ".git").mkdir()
     (copy / ".git" / "HEAD").write_text("ref: refs/heads/main\n")
+    shutil.copy2(ROOT / "nbgrader_config.py", copy / "nbgrader_config.py")  # the instructors' configuration
 
     found = leaks(copy, secrets)
     expected = [
@@ -209,6 +233,7 @@ def test_leak_check_catches_planted_leaks(edition, tmp_path):
         (copy / "solutions", "secret path"),
         (copy / "solutions" / ps.parent.name / "renamed.txt", "nbgrader marker 'BEGIN SOLUTION'"),
         (copy / ".git" / "HEAD", "secret path"),
+        (copy / "nbgrader_config.py", "an nbgrader_config.py that is not the edition's own"),
     ]
     missed = [f"{p.relative_to(copy)}: {what}" for p, what in expected
               if not any(line.startswith(f"{p.relative_to(copy)}: {what}") for line in found)]
@@ -327,6 +352,18 @@ def test_setup_and_a_lesson_run_inside_the_edition(edition, tmp_path, record_pro
     setup = time.perf_counter() - start
     assert done.returncode == 0, f"make check failed in the edition:\n{done.stdout[-4000:]}\n{done.stderr[-4000:]}"
     assert "ok: ddpm_scratch" in done.stdout and f"from {copy / 'ddpm_scratch'}" in done.stdout, done.stdout[-2000:]
+    # setuptools installs the package as a plain path entry (a simple layout), without its warning about folders
+    # named like the package (pyproject.toml: package-dir)
+    assert "BuildBackendWarning" not in done.stdout + done.stderr, (done.stdout + done.stderr)[-4000:]
+
+    # `make validate` on the untouched release: nbgrader finds the edition's configuration, runs the notebook and
+    # lists the answers still missing
+    ps = sorted((copy / "assignments").iterdir())[0].name
+    done = subprocess.run(["make", "validate", f"PS={ps}"], cwd=copy, env=env, capture_output=True, text=True,
+                          timeout=SETUP_TIMEOUT)
+    said = done.stdout + done.stderr
+    assert done.returncode == 0 and "You did not provide a response" in said, f"make validate PS={ps}:\n{said[-4000:]}"
+    assert "No nbgrader_config.py" not in said, f"make validate warns:\n{said[-4000:]}"
 
     python = copy / ".venv" / "bin" / "python"
     lesson = sorted((copy / "lessons").glob("*.ipynb"))[0]
