@@ -23,15 +23,16 @@ $(STAMP): pyproject.toml
 venv: $(STAMP)  ## create .venv with the package, course tools and test tools (Playwright included)
 
 # The browser test (tests/browser) drives Debian's Chromium through Playwright; Playwright's own browser download is
-# not used. Where no Chromium is found, root with apt-get installs Debian's package (about 20 s to 1 minute);
+# not used. Where no Chromium is found, apt-get installs Debian's package as root or with sudo (20 s to 1 minute);
 # elsewhere the target stops and says what to install. DDPM_SCRATCH_CHROMIUM=/path/to/chrome picks another binary.
-chromium:  ## make sure a Chromium for the browser test is there (apt-get install chromium where missing, as root)
+chromium:  ## make sure a Chromium for the browser test is there (apt-get install chromium where missing)
 	@if [ -n "$$DDPM_SCRATCH_CHROMIUM" ] || command -v chromium >/dev/null 2>&1 \
 		|| command -v chromium-browser >/dev/null 2>&1; then :; \
-	elif command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+	elif command -v apt-get >/dev/null 2>&1 && { [ "$$(id -u)" = 0 ] || sudo -n true 2>/dev/null; }; then \
 		echo "installing Debian's chromium for the browser test (apt-get)"; \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-			chromium >/dev/null; \
+		SUDO=$$([ "$$(id -u)" = 0 ] || echo "sudo -n"); \
+		$$SUDO apt-get update -qq && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+			--no-install-recommends chromium >/dev/null; \
 	else \
 		echo "make test needs Chromium for the browser test (tests/browser): install Debian's package chromium" \
 			"(sudo apt-get install chromium), or set DDPM_SCRATCH_CHROMIUM to a Chromium or Chrome binary." \
