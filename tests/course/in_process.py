@@ -11,8 +11,11 @@ checks on every run that it agrees with nbgrader cell by cell on the submissions
     python tests/course/in_process.py JOB.json RESULT.json
 
 JOB.json: {"notebook": source notebook, "cell_timeout": seconds, "submissions": {name: {"replace": {cell id:
-source}, "until": last tests cell id or null for all}}}. RESULT.json: {name: {tests cell id: null when it passed,
-else "ErrorName: message"}}, for every tests cell that ran.
+source}, "until": last tests cell id or null for all, "visible": true to run the tests cells without their hidden
+tests, as the student runs them}}}. RESULT.json: {name: {tests cell id: null when it passed, else "ErrorName:
+message"}}, for every tests cell that ran, and "<answer CELL>": what a replaced cell itself raised, if anything
+(a wrong submission is wrong in what its functions compute, not in failing to define them). The result file is
+rewritten after each submission, so a process that dies leaves the verdicts of those before.
 """
 
 from __future__ import annotations
@@ -36,14 +39,29 @@ def _alarm(signum, frame):
     raise CellTimeout("the cell ran past the cell timeout")
 
 
-def grade_one(cells: list[dict], replace: dict[str, str], until: str | None,
-              cell_timeout: int) -> dict[str, str | None]:
+def visible_part(source: str) -> str:
+    """A tests cell as the release shows it: the lines between the hidden-test markers dropped."""
+    kept, hidden = [], False
+    for line in source.split("\n"):
+        if "BEGIN HIDDEN TESTS" in line:
+            hidden = True
+        elif "END HIDDEN TESTS" in line:
+            hidden = False
+        elif not hidden:
+            kept.append(line)
+    return "\n".join(kept)
+
+
+def grade_one(cells: list[dict], replace: dict[str, str], until: str | None, cell_timeout: int,
+              visible: bool = False) -> dict[str, str | None]:
     """{tests cell id: None if it raised nothing, else what it raised} for one submission (see the module docstring).
     cells: the source notebook's code cells, [{"id", "kind", "source"}], in order."""
     namespace = {"__name__": "__main__", "__builtins__": __builtins__}
     verdicts: dict[str, str | None] = {}
     for cell in cells:
         source = replace.get(cell["id"], cell["source"])
+        if visible and cell["kind"] == "tests":
+            source = visible_part(source)
         signal.alarm(cell_timeout)
         try:
             with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
@@ -59,6 +77,8 @@ def grade_one(cells: list[dict], replace: dict[str, str], until: str | None,
             verdicts[cell["id"]] = error
             if cell["id"] == until:
                 break
+        elif cell["id"] in replace and error is not None:
+            verdicts[f"<answer {cell['id']}>"] = error
     return verdicts
 
 
@@ -75,14 +95,19 @@ def main(job_path: str, result_path: str) -> None:
         kind = "tests" if meta.get("grade") and not meta.get("solution") else "code"
         cells.append({"id": meta.get("grade_id", cell.get("id")), "kind": kind, "source": cell.source})
     signal.signal(signal.SIGALRM, _alarm)
+    import matplotlib.pyplot as plt
+
     results = {}
     for name, submission in job["submissions"].items():
         try:
-            results[name] = grade_one(cells, submission["replace"], submission.get("until"), job["cell_timeout"])
+            results[name] = grade_one(cells, submission["replace"], submission.get("until"), job["cell_timeout"],
+                                      submission.get("visible", False))
         except BaseException:  # a KeyboardInterrupt inside a submission: recorded, the run goes on
             results[name] = {"<harness>": traceback.format_exc(limit=3)}
-    with open(result_path, "w") as f:
-        json.dump(results, f)
+        plt.close("all")  # a submission's figures go with its namespace
+        with open(result_path + ".part", "w") as f:
+            json.dump(results, f)
+        os.replace(result_path + ".part", result_path)
 
 
 if __name__ == "__main__":

@@ -260,7 +260,7 @@ def read_gradebook(root: Path, name: str, students: list[str]) -> dict[str, dict
     a student nbgrader never recorded is left out. auto_score is None where no score was recorded (a notebook
     nbgrader could not finish)."""
     scores = {}
-    with Gradebook("sqlite:///" + str(root / "grading" / "gradebook.db")) as gradebook:
+    with Gradebook("sqlite:///" + str(root / "grading" / "gradebook.db"), course_id="ddpm_scratch") as gradebook:
         for student in students:
             try:
                 notebook = gradebook.find_submission_notebook(name, name, student)
@@ -374,20 +374,31 @@ def grade_in_process(graded: Graded, mistakes: dict) -> Graded:
         last = max((t for t in spec["must_lose"] if t in order), key=order.index, default=None)
         submissions[f"mistake_{mistake}"] = {"replace": spec["replace"],
                                              "until": None if mistake.startswith(COPIED) else last}
+        if spec.get("visible"):  # the student's own run of the tests must already catch it
+            submissions[f"visible_{mistake}"] = {"replace": spec["replace"], "until": last, "visible": True}
     folder = graded.root / "in_process"
     folder.mkdir(exist_ok=True)
-    job, result = folder / "job.json", folder / "result.json"
-    job.write_text(json.dumps({"notebook": str(graded.root / "solutions" / graded.name / f"{graded.name}.ipynb"),
-                               "cell_timeout": graded.timeout, "submissions": submissions}))
     env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", MPLBACKEND="Agg")
-    guard = run_guard(len(submissions), graded.timeout)
-    start = time.perf_counter()
-    done = run_guarded([sys.executable, str(Path(__file__).with_name("in_process.py")), str(job), str(result)],
-                       graded.root, env, guard)
+    start, left, attempt = time.perf_counter(), dict(submissions), 0
+    while left:  # one process for all; if one submission kills it (or hangs it past the guard), that one is recorded
+        attempt += 1  # as failed and a new process takes the rest: one student's crash is that student's result
+        job, result = folder / f"job{attempt}.json", folder / f"result{attempt}.json"
+        job.write_text(json.dumps({"notebook": str(graded.root / "solutions" / graded.name / f"{graded.name}.ipynb"),
+                                   "cell_timeout": graded.timeout, "submissions": left}))
+        try:
+            done = run_guarded([sys.executable, str(Path(__file__).with_name("in_process.py")), str(job), str(result)],
+                               graded.root, env, run_guard(len(left), graded.timeout))
+            said = f"exit status {done.returncode}: {done.stderr[-2000:]}"
+        except subprocess.TimeoutExpired as stuck:
+            said = f"killed by its hang guard: {(stuck.stderr or '')[-2000:]}"
+        verdicts = json.loads(result.read_text()) if result.exists() else {}
+        graded.in_process.update(verdicts)
+        left = {name: spec for name, spec in left.items() if name not in verdicts}
+        if left:
+            first = next(iter(left))
+            graded.in_process[first] = {"<harness>": f"the grading process died on this submission ({said})"}
+            del left[first]
     graded.in_process_seconds = time.perf_counter() - start
-    assert done.returncode == 0, (
-        f"{graded.name}: in-process grading failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
-    graded.in_process = json.loads(result.read_text())
     return graded
 
 
@@ -417,7 +428,7 @@ def grading(request, new_course_copy, mistakes_of):
         with ThreadPoolExecutor(max_workers=max(1, len(names))) as loops, ThreadPoolExecutor(max_workers=2) as pool:
             loop_jobs, prepared, in_process = {}, {}, {}
             for ps in names:
-                prepared[ps] = run(prepare, ps, new_course_copy(f"grading_{ps}"), mistakes_of(ps))
+                prepared[ps] = run(lambda ps=ps: prepare(ps, new_course_copy(f"grading_{ps}"), mistakes_of(ps)))
                 if isinstance(prepared[ps], tuple):
                     loop_jobs[ps] = loops.submit(run, looping, *prepared[ps])
             for ps, p in prepared.items():  # two busy jobs at a time, on two cores
@@ -512,7 +523,9 @@ def test_mistakes_file_fits_the_problem_set(problem_set, mistakes_of):
     tests = {c.id for c in cells if kind(c) == "tests"}
     for mistake, spec in mistakes.items():
         where = f"tests/course/mistakes/{problem_set}.py: {mistake}"
-        assert set(spec) == {"replace", "must_lose"}, f"{where}: keys must be replace and must_lose"
+        assert {"replace", "must_lose"} <= set(spec) <= {"replace", "must_lose", "visible"}, (
+            f"{where}: keys must be replace, must_lose and optionally visible")
+        assert spec.get("visible", True) is True, f"{where}: visible is True or absent"
         assert spec["replace"] and set(spec["replace"]) <= solution, f"{where}: replace names solution cells only"
         assert spec["must_lose"] and set(spec["must_lose"]) <= tests, f"{where}: must_lose names tests cells only"
         for cell_id, code in spec["replace"].items():
@@ -535,6 +548,8 @@ def test_mistake_loses_points(grading, problem_set, mistake, mistakes_of):
     student = f"mistake_{mistake}"
     must_lose = mistakes_of(problem_set)[mistake]["must_lose"]
     verdicts = in_process_verdicts(graded, student)
+    broken = {k: v for k, v in verdicts.items() if k.startswith("<answer")}
+    assert broken == {}, f"{problem_set}: '{mistake}' fails to define its answer, which proves nothing: {broken}"
     passed = [t for t in must_lose if t not in verdicts or verdicts[t] is None]
     assert passed == [], (f"{problem_set}: '{mistake}' passes {passed}, which it must fail (graded in process; "
                           f"verdicts {verdicts})")
@@ -542,6 +557,21 @@ def test_mistake_loses_points(grading, problem_set, mistake, mistakes_of):
         scores = graded.graded_cleanly(student)  # lost to the tests, not to an error of nbgrader's
         kept = {t: scores[t] for t in must_lose if (scores[t][0] or 0) >= scores[t][1]}
         assert kept == {}, f"{problem_set}: '{mistake}' keeps full marks on {kept}\n{graded.describe(student)}"
+
+
+def test_visible_tests_catch_the_named_slips(grading, problem_set, mistakes_of):
+    """A mistake marked "visible" (the usual slips, a copy of the package) fails its cells' tests already in the
+    student's own run, without the hidden tests: the student learns of it before handing in, not from the grade."""
+    graded = grading(problem_set)
+    marked = {m: spec for m, spec in mistakes_of(problem_set).items() if spec.get("visible")}
+    assert marked, f"tests/course/mistakes/{problem_set}.py: no mistake is marked visible"
+    missed = {}
+    for mistake, spec in marked.items():
+        verdicts = in_process_verdicts(graded, f"visible_{mistake}")
+        passed = [t for t in spec["must_lose"] if verdicts.get(t) is None]  # a cell that did not run: missed
+        if passed:
+            missed[mistake] = passed
+    assert missed == {}, f"{problem_set}: the visible tests let these slips pass (mistake: tests cells): {missed}"
 
 
 def test_every_graded_cell_has_a_copied_from_the_package_mistake(problem_set, mistakes_of):
@@ -680,3 +710,43 @@ def test_a_command_past_its_hang_guard_is_killed(tmp_path):
         time.sleep(0.1)
     else:
         pytest.fail(f"the command's child {child} outlived the guard")
+
+
+def test_in_process_grading_contains_a_crash_a_hang_and_a_broken_answer(tmp_path):
+    """The cheap grading (grade_in_process) is held to nbgrader's rule: a submission that kills the process, one
+    that loops (stopped at the cell timeout, here 2 s) and one whose answer cell itself raises cost their own
+    verdicts only; the submissions after them are graded as if alone."""
+    name = "tiny"
+    nb = nbformat.v4.new_notebook()
+    cells = [("setup", None, "import math"),
+             ("answer", {"solution": True, "grade": False, "grade_id": "answer"}, "def f(x):\n    return 2 * x"),
+             ("answer_tests", {"solution": False, "grade": True, "grade_id": "answer_tests", "points": 1},
+              "assert f(3) == 6\n### BEGIN HIDDEN TESTS\nassert f(-1) == -2\n### END HIDDEN TESTS")]
+    for cell_id, meta, source in cells:
+        cell = nbformat.v4.new_code_cell(source)
+        cell.id = cell_id
+        if meta:
+            cell.metadata["nbgrader"] = meta
+        nb.cells.append(cell)
+    (tmp_path / "solutions" / name).mkdir(parents=True)
+    nbformat.write(nb, tmp_path / "solutions" / name / f"{name}.ipynb")
+    graded = Graded(name=name, root=tmp_path, source=nb, release=nb, timeout=2)
+    answer = "def f(x):\n    return {}"
+    mistakes = {
+        "a_crash": {"replace": {"answer": "import os\nos._exit(3)"}, "must_lose": ["answer_tests"]},
+        "b_loop": {"replace": {"answer": "import time\nwhile True:\n    time.sleep(0.1)"},
+                   "must_lose": ["answer_tests"]},
+        "c_broken": {"replace": {"answer": "raise ValueError('no answer')"}, "must_lose": ["answer_tests"]},
+        "d_hidden": {"replace": {"answer": answer.format("6 if x == 3 else 0")}, "must_lose": ["answer_tests"],
+                     "visible": True},
+        "e_wrong": {"replace": {"answer": answer.format("3 * x")}, "must_lose": ["answer_tests"], "visible": True},
+    }
+    verdicts = grade_in_process(graded, mistakes).in_process
+    assert verdicts["reference"] == {"answer_tests": None}, verdicts
+    assert "died" in verdicts["mistake_a_crash"]["<harness>"], verdicts
+    assert verdicts["mistake_b_loop"]["<answer answer>"].startswith("CellTimeout"), verdicts
+    assert verdicts["mistake_c_broken"]["<answer answer>"].startswith("ValueError"), verdicts
+    assert verdicts["mistake_d_hidden"]["answer_tests"].startswith("AssertionError"), verdicts  # the hidden test
+    assert verdicts["visible_d_hidden"] == {"answer_tests": None}, verdicts  # passes the visible test alone
+    assert verdicts["mistake_e_wrong"]["answer_tests"].startswith("AssertionError"), verdicts
+    assert verdicts["visible_e_wrong"]["answer_tests"].startswith("AssertionError"), verdicts

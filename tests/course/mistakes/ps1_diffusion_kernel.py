@@ -1,7 +1,8 @@
 """Plausible wrong submissions of ps1_diffusion_kernel, for the pipeline tests.
 
 Each entry replaces the named answer cells (grade_id -> the student's whole cell) in an otherwise correct
-submission; every test cell in `must_lose` must then score below its maximum.
+submission; every test cell in `must_lose` must then score below its maximum. With `"visible": True` the visible tests
+alone (the student's own run, hidden tests removed) must already fail those cells.
 
 The `copied_from_package_<cell>` entries are what a student gets by calling (or transcribing) the nearest function
 of the shipped package, `ddpm_scratch`, instead of answering: the package implements DDPM's variance-preserving chain
@@ -27,6 +28,7 @@ def betas_from_alpha_bar(alpha_bar, *, max_beta=0.999):
     return schedule.betas.to(alpha_bar.dtype), schedule.alpha_bars.to(alpha_bar.dtype)
 '''},
         "must_lose": ["alpha_bar_tests"],
+        "visible": True,
     },
     "off_by_one_alpha_bar": {  # alpha_bar[t] = prod_{s < t}: the recomputed product stops one factor early
         "replace": {"alpha_bar": '''
@@ -37,6 +39,7 @@ def betas_from_alpha_bar(alpha_bar, *, max_beta=0.999):
     return betas, torch.cat([torch.ones_like(alpha_bar[:1]), torch.cumprod(alphas, dim=0)[:-1]])
 '''},
         "must_lose": ["alpha_bar_tests"],
+        "visible": True,
     },
     "alpha_bar_without_leading_one": {  # cumprod over beta_1..beta_T only: length T, index t holds alpha_bar_{t+1}
         "replace": {"alpha_bar": '''
@@ -46,6 +49,7 @@ def betas_from_alpha_bar(alpha_bar, *, max_beta=0.999):
     return betas, torch.cumprod(1 - betas[1:], dim=0)
 '''},
         "must_lose": ["alpha_bar_tests"],
+        "visible": True,
     },
     "betas_shifted_by_one": {  # beta_t = 1 - alpha_bar_{t+1} / alpha_bar_t: the ratio of the next step
         "replace": {"alpha_bar": '''
@@ -65,6 +69,7 @@ def betas_from_alpha_bar(alpha_bar, *, max_beta=0.999):
     return betas, alpha_bar
 '''},
         "must_lose": ["alpha_bar_tests"],
+        "visible": True,
     },
     "betas_in_the_default_dtype": {  # torch.zeros(1) is float64 here, and torch.cat promotes a float32 target
         "replace": {"alpha_bar": '''
@@ -85,6 +90,7 @@ def q_jump(kernel, x_s, s, t, *, eps):
     return q_sample(schedule, x_s, t, noise=eps)
 '''},
         "must_lose": ["q_sample_tests"],
+        "visible": True,
     },
     "missing_sqrt_in_q_jump": {  # the jump's variance w used as the noise's coefficient
         "replace": {"q_sample": '''
@@ -153,6 +159,7 @@ def propagate_moments(chain, *, mean0, var0=0.0):
     return alpha_bar.sqrt() * mean0, alpha_bar * var0 + 1 - alpha_bar
 '''},
         "must_lose": ["propagate_tests"],
+        "visible": True,
     },
     "variance_recursion_with_unsquared_coefficient": {  # V_t = a_t V_{t-1} + b_t^2
         "replace": {"propagate": '''
@@ -181,6 +188,7 @@ def propagate_moments(chain, *, mean0, var0=0.0):
     return mean, var
 '''},
         "must_lose": ["propagate_tests"],
+        "visible": True,
     },
     "propagate_ignores_var0": {  # starts from a known x_0 whatever var0 says
         "replace": {"propagate": '''
@@ -211,6 +219,7 @@ def forward_chain(chain, x0, t, *, generator=None):
     return x
 '''},
         "must_lose": ["forward_chain_tests"],
+        "visible": True,
     },
     "chain_noise_scaled_by_variance": {  # noise of standard deviation b_t^2 instead of b_t
         "replace": {"forward_chain": '''
@@ -245,6 +254,7 @@ def forward_chain(chain, x0, t, *, generator=None):
     return x
 '''},
         "must_lose": ["forward_chain_tests"],
+        "visible": True,
     },
     "chain_noise_in_the_default_dtype": {  # torch.randn without dtype: float64 noise turns float32 chains into float64
         "replace": {"forward_chain": '''
@@ -268,6 +278,7 @@ def mc_tolerances(var, n, *, kurtosis, k=5.0):
     return k * std_of_x / math.sqrt(n), k * std_of_squared_deviation / math.sqrt(n)
 '''},
         "must_lose": ["mc_tolerance_tests"],
+        "visible": True,
     },
     "variance_error_bar_like_the_mean": {  # sqrt(v / n) used for the sample variance too
         "replace": {"mc_tolerance": '''
@@ -312,6 +323,7 @@ def q_posterior(kernel, x_t, t, *, x0, s):
     return mean, var.flatten()[0]
 '''},
         "must_lose": ["posterior_tests"],
+        "visible": True,
     },
     "copied_from_package_posterior_respaced": {  # the package's respacing turns the jump into one step: DDPM's only
         "replace": {"posterior": '''
@@ -324,6 +336,7 @@ def q_posterior(kernel, x_t, t, *, x0, s):
     return mean, var.flatten()[0]
 '''},
         "must_lose": ["posterior_tests"],
+        "visible": True,
     },
     "posterior_variance_of_the_jump": {  # forgetting that x0 is known: the jump's own variance w
         "replace": {"posterior": '''
@@ -392,6 +405,7 @@ def gaussian_kl(mean1, cov1, mean2, cov2):
     return per_coordinate(mean1, var1, mean2, var2).sum(dim=-1)
 '''},
         "must_lose": ["gaussian_kl_tests"],
+        "visible": True,
     },
     "kl_arguments_reversed": {  # KL(N2 || N1): the expectation taken under the wrong Gaussian
         "replace": {"gaussian_kl": '''
@@ -440,6 +454,7 @@ def prior_bits_per_dim(kernel, x0, *, prior_var=1.0):
     return prior_bpd(NoiseSchedule.from_betas([1 - kernel.m[-1].item() ** 2]), x0)
 '''},
         "must_lose": ["prior_bpd_tests"],
+        "visible": True,
     },
     "prior_in_nats": {  # the KL left in nats: bits/dim needs the division by ln 2
         "replace": {"prior_bpd": '''
@@ -484,6 +499,7 @@ def drowning_step(power, kernel):
     return torch.where(below.any(dim=0), first, torch.full_like(first, T + 1))
 '''},
         "must_lose": ["drowning_tests"],
+        "visible": True,
     },
     "drowning_step_off_by_one": {  # the position in m[1:] returned as if it were t
         "replace": {"drowning": '''
@@ -495,6 +511,7 @@ def drowning_step(power, kernel):
     return torch.where(below.any(dim=0), first, torch.full_like(first, T + 1))
 '''},
         "must_lose": ["drowning_tests"],
+        "visible": True,
     },
     "drowning_step_at_or_below": {  # SNR <= 1 instead of < 1: a frequency whose SNR is exactly 1 counted as drowned
         "replace": {"drowning": '''

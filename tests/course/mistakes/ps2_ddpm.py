@@ -1,7 +1,8 @@
 """Plausible wrong submissions of ps2_ddpm, for the pipeline tests.
 
 Each entry replaces the named answer cells (grade_id -> the student's whole cell) in an otherwise correct
-submission; every test cell in `must_lose` must then score below its maximum.
+submission; every test cell in `must_lose` must then score below its maximum. With `"visible": True` the visible tests
+alone (the student's own run, hidden tests removed) must already fail those cells.
 
 The `copied_from_package_<cell>` entries are what a student gets by calling (or transcribing) the nearest function
 of the shipped package, `ddpm_scratch`, instead of answering: the package implements DDPM's variance-preserving chain
@@ -56,6 +57,7 @@ def l_simple(eps_model, sched, x0, t, *, eps):
     return package_l_simple(eps_model, schedule, x0, t=t, noise=eps)
 '''},
         "must_lose": ["l_simple_tests"],
+        "visible": True,
     },
     "l_simple_regresses_x0": {  # the network trained to predict the clean data instead of the noise
         "replace": {"l_simple": '''
@@ -78,6 +80,7 @@ def l_simple(eps_model, sched, x0, t, *, eps):
     return (eps - eps_model(x0, t)).pow(2).mean()
 '''},
         "must_lose": ["l_simple_tests"],
+        "visible": True,
     },
     "l_simple_noise_scaled_by_variance": {  # x_t = m_t x0 + v_t eps: the variance used as the noise's scale
         "replace": {"l_simple": '''
@@ -138,6 +141,7 @@ def p_sample_step(sched, x_t, t, *, eps, sigma2, z):
     return package_step(schedule, x_t, t, eps=eps, variance=sigma2, noise=z)
 '''},
         "must_lose": ["p_sample_step_tests"],
+        "visible": True,
     },
     "missing_division_by_a": {  # the mean without the factor 1 / a_t (1 / sqrt(alpha_t) for DDPM)
         "replace": {"p_sample_step": _STEP + '''
@@ -159,6 +163,7 @@ def p_sample_step(sched, x_t, t, *, eps, sigma2, z):
     return mean + torch.where(last, 0.0, s2) * z
 '''},
         "must_lose": ["p_sample_step_tests", "sampler_tests"],
+        "visible": True,
     },
     "noise_subtracted": {  # mean - sigma_t z: the right distribution, but the problem states + sigma_t z for a given z
         "replace": {"p_sample_step": _STEP + '''
@@ -173,6 +178,7 @@ def p_sample_step(sched, x_t, t, *, eps, sigma2, z):
     return mean + torch.where(last, 0.0, s2.sqrt()) * z
 '''},
         "must_lose": ["p_sample_step_tests"],
+        "visible": True,
     },
     "last_step_tested_on_the_whole_batch": {  # `if (t == 1).all()`: rows at t = 1 get noise when others do not
         "replace": {"p_sample_step": _STEP + '''
@@ -208,6 +214,7 @@ def gaussian_eps(sched, x_t, t, *, mu, s2):
     return mixture_eps_model(GaussianMixture([1.0], mu[None], [float(s2)]), schedule)(x_t, t)
 '''},
         "must_lose": ["gaussian_eps_tests"],
+        "visible": True,
     },
     "eps_ignores_data_variance": {  # x_t - m_t mu divided by sqrt(v_t), as if x0 = mu were known
         "replace": {"gaussian_eps": _EPS + '''
@@ -220,6 +227,7 @@ def gaussian_eps(sched, x_t, t, *, mu, s2):
     return (v.sqrt() * (x_t - m * mu) / (m**2 * s2 + v).sqrt()).to(x_t.dtype)
 '''},
         "must_lose": ["gaussian_eps_tests"],
+        "visible": True,
     },
     "eps_with_ddpm_variance_of_x_t": {  # Var(x_t) = m_t^2 s2 + 1 - m_t^2: DDPM's v_t = 1 - alpha_bar_t assumed
         "replace": {"gaussian_eps": _EPS + '''
@@ -245,6 +253,7 @@ def gaussian_reverse_variance(sched, t, *, s2):
     return kernel.covs[0, 0, 0].item()
 '''},
         "must_lose": ["reverse_variance_tests"],
+        "visible": True,
     },
     "reverse_variance_ratio_swapped": {  # b_t^2 V_t / V_{t-1}
         "replace": {"reverse_variance": '''
@@ -277,6 +286,7 @@ def ddpm_sample(eps_model, sched, x_T, *, sigma2, generator=None):
     return package_sample(eps_model, schedule, x_T, variance=sigma2, generator=generator)
 '''},
         "must_lose": ["sampler_tests"],
+        "visible": True,
     },
     "sampler_draws_noise_once": {  # one z for the whole chain: the steps' noises are not independent
         "replace": {"sampler": _SAMPLER + '''
@@ -297,6 +307,7 @@ def ddpm_sample(eps_model, sched, x_T, *, sigma2, generator=None):
     return x
 '''},
         "must_lose": ["sampler_tests"],
+        "visible": True,
     },
     "sampler_seeds_its_own_generator": {  # a fixed private seed: reproducible, but every seed gives the same samples
         "replace": {"sampler": _SAMPLER + '''
@@ -308,6 +319,7 @@ def ddpm_sample(eps_model, sched, x_T, *, sigma2, generator=None):
     return x
 '''},
         "must_lose": ["sampler_tests"],
+        "visible": True,
     },
     "sampler_uses_b2_regardless_of_sigma2": {  # ignores the variances it is given: sigma_t^2 = b_t^2 (beta_t)
         "replace": {"sampler": _SAMPLER + '''
@@ -328,6 +340,7 @@ def ddpm_sample(eps_model, sched, x_T, *, sigma2, generator=None):
     return x
 '''},
         "must_lose": ["sampler_tests"],
+        "visible": True,
     },
     "sampler_float_t": {  # t as a float tensor: 3.0 == 3, but an embedding or an index needs a long t
         "replace": {"sampler": _SAMPLER + '''
@@ -338,6 +351,7 @@ def ddpm_sample(eps_model, sched, x_T, *, sigma2, generator=None):
     return x
 '''},
         "must_lose": ["sampler_tests"],
+        "visible": True,
     },
     "sampler_noise_in_the_default_dtype": {  # torch.randn without dtype: float64 noise turns float32 states to float64
         "replace": {"sampler": _SAMPLER + '''
@@ -364,6 +378,7 @@ def vlb_weight(snr_prev, snr, *, sigma2_ratio):
     return vlb_weights(schedule, sigma2)[2].item()
 '''},
         "must_lose": ["vlb_weight_tests"],
+        "visible": True,
     },
     "lambda_snr_ratio_inverted": {  # SNR(t) / SNR(t-1) - 1: negative, the SNR falls along the chain
         "replace": {"vlb_weight": '''
@@ -415,6 +430,7 @@ def vlb_weight(snr_prev, snr, *, sigma2_ratio):
     return beta_t**2 / (2 * sigma2_ratio * beta_tilde * alpha_bar_t * (1 - alpha_bar_t))
 '''},
         "must_lose": ["vlb_weight_tests"],
+        "visible": True,
     },
     "lambda_unsimplified_fails_without_noise": {  # eq. 12 evaluated through alpha_bar as is: 0 / 0 when beta_t = 0
         "replace": {"vlb_weight": '''
@@ -441,6 +457,7 @@ def train_step(eps_model, optimizer, sched, x0, t, *, eps, micro_batch=None):
     return optimisation_step(eps_model, optimizer, objective, Batch(x0)).item()
 '''},
         "must_lose": ["train_step_tests"],
+        "visible": True,
     },
     "train_step_without_zero_grad": {  # gradients of earlier batches accumulate into every step
         "replace": {"train_step": _TRAIN + '''

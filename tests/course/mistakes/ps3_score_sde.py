@@ -1,7 +1,8 @@
 """Plausible wrong submissions of ps3_score_sde, for the pipeline tests.
 
 Each entry replaces the named answer cells (grade_id -> the student's whole cell) in an otherwise correct
-submission; every test cell in `must_lose` must then score below its maximum.
+submission; every test cell in `must_lose` must then score below its maximum. With `"visible": True` the visible tests
+alone (the student's own run, hidden tests removed) must already fail those cells.
 
 The `copied_from_package_<cell>` entries are what a student who found the course package's function of that name
 (or the nearest one) would hand in: the package's function called on the notebook's objects, as its docstring says
@@ -74,6 +75,7 @@ def marginal(sde, t):
     return m2.sqrt(), (1 - m2).sqrt()
 '''},
         "must_lose": ["marginal_tests"],
+        "visible": True,
     },
     "marginal_subvp_variance_from_g_squared": {  # v = 1 - e^{-2I}: the bracket of g^2 taken for the variance
         "replace": {"marginal": _MARGINAL + '''
@@ -108,6 +110,7 @@ def marginal(sde, t):
     return m2.sqrt(), 1 - m2
 '''},
         "must_lose": ["marginal_tests"],
+        "visible": True,
     },
     "marginal_only_tensors": {  # torch.exp of a Python float: the part allows a float t
         "replace": {"marginal": '''
@@ -139,6 +142,7 @@ def reverse_drift(sde, x, t, *, score, kappa=1.0):
     return package_reverse_drift(sde, x, t, score=score)
 '''},
         "must_lose": ["reverse_drift_tests", "em_step_tests"],
+        "visible": True,
     },
     "reverse_drift_plus_score": {  # f + (1 + kappa^2)/2 g^2 score: the sign of the score term flipped
         "replace": {"reverse_drift": _REVERSE + '''
@@ -157,12 +161,14 @@ def reverse_drift(sde, x, t, *, score, kappa=1.0):
     return sde.drift(x, t) - 0.5 * (1 + kappa) * per_example(sde.diffusion(t) ** 2, x) * score
 '''},
         "must_lose": ["reverse_drift_tests", "em_step_tests"],
+        "visible": True,
     },
     "reverse_drift_coefficient_against_columns": {  # g(t)^2 of a (B,) t multiplied with (B, D) without per_example
         "replace": {"reverse_drift": _REVERSE + '''
     return sde.drift(x, t) - 0.5 * (1 + kappa**2) * sde.diffusion(t) ** 2 * score
 '''},
         "must_lose": ["reverse_drift_tests", "em_step_tests"],
+        "visible": True,
     },
     "reverse_drift_default_kappa_zero": {  # the default is the probability-flow ODE instead of Anderson's SDE
         "replace": {"reverse_drift": '''
@@ -182,6 +188,7 @@ def probability_flow_drift(sde, x, t, *, x0):
     return package_flow(sde, x, t, score=x0)
 '''},
         "must_lose": ["pf_drift_tests"],
+        "visible": True,
     },
     "pf_drift_without_half": {  # f - g^2 score: the reverse SDE's drift without its noise
         "replace": {"pf_drift": _FLOW + '''
@@ -206,6 +213,7 @@ def probability_flow_drift(sde, x, t, *, x0):
     return sde.drift(x, t) - 0.5 * g2 * (m * x0 - x) / s
 '''},
         "must_lose": ["pf_drift_tests"],
+        "visible": True,
     },
     "pf_drift_vp_variance_for_subvp": {  # sigma^2 = 1 - m^2, the VP's, whatever the SDE
         "replace": {"pf_drift": _FLOW + '''
@@ -221,6 +229,7 @@ def probability_flow_drift(sde, x, t, *, x0):
     return sde.drift(x, t) - 0.5 * sde.diffusion(t) ** 2 * (m * x0 - x) / s**2
 '''},
         "must_lose": ["pf_drift_tests"],
+        "visible": True,
     },
     # --------------------------------------------------------------------------------------------- D: em_step
     "copied_from_package_em_step": {  # score_solvers' Euler-Maruyama step: x - reverse_drift h + g sqrt(h) z, kappa = 1
@@ -234,6 +243,7 @@ def em_step(sde, x, t, dt, *, score, z, kappa=1.0):
     return x_mean + package_per_example(sde.diffusion(t), x) * math.sqrt(dt) * z
 '''},
         "must_lose": ["em_step_tests"],
+        "visible": True,
     },
     "em_step_forward_in_time": {  # x + drift dt: steps as if time increased
         "replace": {"em_step": _EM + '''
@@ -274,6 +284,7 @@ def em_step(sde, x, t, dt, *, score, z, kappa=1.0):
     return x - reverse_drift(sde, x, end, score=score, kappa=kappa) * dt + kappa * g * math.sqrt(dt) * z
 '''},
         "must_lose": ["em_step_tests"],
+        "visible": True,
     },
     "em_step_default_kappa_zero": {  # the default is Euler on the ODE instead of Anderson's SDE
         "replace": {"em_step": '''
@@ -296,6 +307,7 @@ def dsm_target(sde, x_t, t, *, x0):
     return -(x_t - package_per_example(m, x_t) * x0) / package_per_example(s, x_t) ** 2
 '''},
         "must_lose": ["dsm_target_tests"],
+        "visible": True,
     },
     "dsm_target_plus_eps_over_sigma": {  # +eps / sigma: the sign of the target flipped
         "replace": {"dsm_target": _TARGET + '''
@@ -326,6 +338,7 @@ def dsm_target(sde, x_t, t, *, x0):
     return -(x_t - s * x0) / m**2
 '''},
         "must_lose": ["dsm_target_tests"],
+        "visible": True,
     },
     "dsm_target_vp_variance_for_subvp": {  # sigma^2 = 1 - m^2, the VP's, whatever the SDE
         "replace": {"dsm_target": _TARGET + '''
@@ -341,6 +354,7 @@ def dsm_target(sde, x_t, t, *, x0):
     return -(x_t - m * x0) / s**2
 '''},
         "must_lose": ["dsm_target_tests"],
+        "visible": True,
     },
     # --------------------------------------------------------------------------------------------- E2: dsm_loss
     "copied_from_package_dsm_loss": {  # ddpm_scratch.score.dsm_loss: sigma^2-weighted DSM of a *score* model
@@ -355,6 +369,7 @@ def dsm_loss(eps_model, sde, x0, t, *, eps):
     return package_dsm_loss(eps_model, process, x0, t=t, noise=eps)
 '''},
         "must_lose": ["dsm_loss_tests"],
+        "visible": True,
     },
     "dsm_loss_sigma2_weighting": {  # lambda = sigma^2 (lesson 3's L_simple) instead of the likelihood weighting
         "replace": {"dsm_loss": _LOSS + '''
@@ -380,6 +395,7 @@ def dsm_loss(eps_model, sde, x0, t, *, eps):
     return (g2 / s**2 * (eps - eps_model(x0, t_batch)) ** 2).mean()
 '''},
         "must_lose": ["dsm_loss_tests"],
+        "visible": True,
     },
     "dsm_loss_sum_over_coordinates": {  # summed over the D coordinates, averaged over the batch only
         "replace": {"dsm_loss": _LOSS + '''
@@ -392,5 +408,6 @@ def dsm_loss(eps_model, sde, x0, t, *, eps):
     return (g2 / s**2 * (eps - eps_model(x_t, t)) ** 2).mean()
 '''},
         "must_lose": ["dsm_loss_tests"],
+        "visible": True,
     },
 }

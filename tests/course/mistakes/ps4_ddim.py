@@ -1,7 +1,8 @@
 """Plausible wrong submissions of ps4_ddim, for the pipeline tests.
 
 Each entry replaces the named answer cells (grade_id -> the student's whole cell) in an otherwise correct
-submission; every test cell in `must_lose` must then score below its maximum.
+submission; every test cell in `must_lose` must then score below its maximum. With `"visible": True` the visible tests
+alone (the student's own run, hidden tests removed) must already fail those cells.
 
 The entries "copied_from_package_<cell>" are what a student gets by calling or transcribing the nearest function of
 the shipped package (`ddpm_scratch`), which answers the lecture's questions in the paper's variables, not this
@@ -81,6 +82,7 @@ MISTAKES = {
     return (varsigma_next**2 - up**2) ** 0.5, up
 '''},
         "must_lose": ["ancestral_split_tests", "ancestral_step_tests"],
+        "visible": True,
     },
     "split_eta_on_the_variance": {  # up^2 = eta Var: eta scales the variance, up = sqrt(eta) sqrt(Var)
         "replace": {"ancestral_split": _SPLIT + '''
@@ -95,6 +97,7 @@ MISTAKES = {
     return varsigma_next - up, up
 '''},
         "must_lose": ["ancestral_split_tests", "ancestral_step_tests"],
+        "visible": True,
     },
     "split_floats_only": {  # math.sqrt: right for Python floats, a TypeError for a grid of jumps as tensors
         "replace": {"ancestral_split": '''
@@ -134,6 +137,7 @@ def ancestral_split(varsigma, varsigma_next, eta):
     return a_prev**0.5 * x0_hat + max(1 - a_prev - sigma**2, 0) ** 0.5 * eps + sigma * noise
 '''},
         "must_lose": ["ancestral_step_tests"],
+        "visible": True,
     },
     "step_direction_ignores_the_split": {  # x_bar + (varsigma' - varsigma) eps + up z: the noise added on top of the
         # whole Euler step instead of replacing part of it (the level ends above varsigma')
@@ -198,6 +202,7 @@ def log_snr_timesteps(sched, num_steps):
     return karras_timesteps(NoiseSchedule.from_betas(sched.betas[1:]), num_steps)
 '''},
         "must_lose": ["log_snr_timesteps_tests"],
+        "visible": True,
     },
     "copied_from_package_quadratic_spacing": {  # the package's schedules.spaced_timesteps(T, S, "quadratic"): DDIM's
         # k^2 profile, small jumps near the data too
@@ -211,6 +216,7 @@ def log_snr_timesteps(sched, num_steps):
     return spaced_timesteps(sched.T, num_steps, "quadratic")
 '''},
         "must_lose": ["log_snr_timesteps_tests"],
+        "visible": True,
     },
     "grid_even_in_varsigma": {  # levels evenly spaced in varsigma instead of log varsigma (EDM's rho = 1)
         "replace": {"log_snr_timesteps": _GRID + '''
@@ -237,6 +243,7 @@ def log_snr_timesteps(sched, num_steps):
     return (lam[None, :] - levels[:, None]).abs().argmin(dim=1) + 1
 '''},
         "must_lose": ["log_snr_timesteps_tests"],
+        "visible": True,
     },
     "grid_levels_k_over_s": {  # levels lambda_T + (S - k) / S (lambda_1 - lambda_T): the top one is right, the
         # bottom one lambda_T + (lambda_1 - lambda_T) / S is far above step 1
@@ -270,6 +277,7 @@ def ancestral_sample(eps_model, sched, x_T, *, timesteps, eta=0.0, noises=None, 
     return ddim_sample(eps_model, schedule, x_T, eta=eta, generator=generator)
 '''},
         "must_lose": ["ancestral_sample_tests"],
+        "visible": True,
     },
     "sample_model_sees_x_bar": {  # the model called with x_bar, not with x = sqrt(abar) x_bar
         "replace": {"ancestral_sample": _SAMPLE + '''
@@ -281,6 +289,7 @@ def ancestral_sample(eps_model, sched, x_T, *, timesteps, eta=0.0, noises=None, 
     return x_bar
 '''},
         "must_lose": ["ancestral_sample_tests"],
+        "visible": True,
     },
     "sample_stale_x": {  # the model always called at x_T: the state it is shown never moves
         "replace": {"ancestral_sample": _SAMPLE + '''
@@ -292,6 +301,7 @@ def ancestral_sample(eps_model, sched, x_T, *, timesteps, eta=0.0, noises=None, 
     return x_bar
 '''},
         "must_lose": ["ancestral_sample_tests"],
+        "visible": True,
     },
     "sample_float_t": {  # t = step * torch.ones(B): a float64 tensor, whose .tolist() is [1000.0, ...] == [1000, ...]
         "replace": {"ancestral_sample": _SAMPLE + '''
@@ -303,6 +313,7 @@ def ancestral_sample(eps_model, sched, x_T, *, timesteps, eta=0.0, noises=None, 
     return x_bar
 '''},
         "must_lose": ["ancestral_sample_tests"],
+        "visible": True,
     },
     "sample_noises_off_by_one": {  # noises[k] for the jump tau_k -> tau_{k-1} (the index of its start, from 0)
         "replace": {"ancestral_sample": _SAMPLE + '''
@@ -314,6 +325,7 @@ def ancestral_sample(eps_model, sched, x_T, *, timesteps, eta=0.0, noises=None, 
     return x_bar
 '''},
         "must_lose": ["ancestral_sample_tests"],
+        "visible": True,
     },
     "sample_eta_in_run_order": {  # eta[0] taken for the first jump the run makes (from the top) instead of tau_1 -> 0
         "replace": {"ancestral_sample": _SAMPLE + '''
@@ -372,6 +384,7 @@ def ancestral_invert(eps_model, sched, x0, *, timesteps, eta=0.0, noises=None):
     return ddim_invert(eps_model, NoiseSchedule.from_betas(sched.betas[1:]).respace(timesteps), x0)
 '''},
         "must_lose": ["ancestral_invert_tests"],
+        "visible": True,
     },
     "invert_noise_sign": {  # + up z: the decoding step's noise added again instead of removed
         "replace": {"ancestral_invert": _INVERT + '''
