@@ -46,15 +46,19 @@ class Label:
 
 
 class Output:
-    """The figure's place: entering it routes what is displayed there (here: to the shell's publisher)."""
+    """The figure's place: entering it routes what is displayed there (here: to the shell's publisher, which notes
+    whether an Output was entered when something was shown or cleared)."""
 
-    entered = 0
+    entered = 0  # times entered (reset by the fixture)
+    depth = 0  # Outputs entered now
 
     def __enter__(self):
         Output.entered += 1
+        Output.depth += 1
         return self
 
     def __exit__(self, *exc):
+        Output.depth -= 1
         return None
 
 
@@ -92,7 +96,20 @@ def kernel(monkeypatch, tmp_path):
     assert not InteractiveShell.initialized(), "another IPython shell is running in this process"
     shell_type = type("ZMQInteractiveShell", (InteractiveShell,), {})
     shell = shell_type.instance(config=Config({"HistoryManager": {"enabled": False}}))
-    shell.display_pub = CapturingDisplayPublisher()
+    class Publisher(CapturingDisplayPublisher):
+        """Notes, for each output and each clear_output, whether it went to an Output, and each clear's wait."""
+
+        def publish(self, data, metadata=None, source=None, *, transient=None, update=False):
+            super().publish(data, metadata, source, transient=transient, update=update)
+            self.outputs[-1]["in_output"] = Output.depth > 0
+
+        def clear_output(self, wait=False):
+            self.clears.append((wait, Output.depth > 0))
+            super().clear_output(wait)
+
+    Output.entered = Output.depth = 0
+    shell.display_pub = Publisher()
+    shell.display_pub.clears = []
     try:
         yield shell, shell.display_pub.outputs, built
     finally:
@@ -194,7 +211,10 @@ def test_a_redraw_keeps_the_old_figure_until_the_new_one_is_complete_and_shows_n
     assert figures(shown) == ["figure c=0.4"] and status.value == ""
     assert not any(notebook.WIDGET_VIEW in out["data"] for out in shown), "the progress bar was shown"
     assert "sampled with c = 0.4" in capsys.readouterr().out
-    assert Output.entered >= 2  # both draws went to the figure's place
+    assert Output.entered >= 2 and all(out["in_output"] for out in shown)  # both draws went to the figure's place
+    # each draw replaced the figure inside its place, and only once the new output was there (wait=True)
+    assert shell.display_pub.clears and all(wait and inside for wait, inside in shell.display_pub.clears), \
+        shell.display_pub.clears
 
 
 def test_an_error_in_the_first_draw_is_the_cells_and_in_a_redraw_shows_in_place_of_the_figure(kernel, capsys):

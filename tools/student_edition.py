@@ -81,7 +81,7 @@ SECRET_PARTS = frozenset({
 })
 # The edition's own nbgrader_config.py (how `make validate` runs a notebook); the instructors' (which maps the
 # grading folders) never goes in: an nbgrader_config.py is a leak unless it is this file, at the top.
-EDITION_CONFIG = ROOT / EXTRAS / "nbgrader_config.py"
+EDITION_CONFIG = EXTRAS / "nbgrader_config.py"  # relative to the course root
 SECRET_SUFFIXES = (".db", ".db-journal", ".sqlite")
 MIN_LINE = 12  # characters (stripped): shorter lines ("return x", ")", "else:") prove nothing on their own
 # Idioms that a reference answer or hidden test shares with public material (the package, a lesson) and that give
@@ -182,9 +182,10 @@ def _joined(value) -> str:
     return "".join(value) if isinstance(value, list) else str(value)
 
 
-def leaks(folder: Path, secrets: dict[str, str]) -> list[str]:
+def leaks(folder: Path, secrets: dict[str, str], root: Path = ROOT) -> list[str]:
     """Everything in `folder` a student must not get, one line each (empty: the folder is clean): secret paths,
-    nbgrader markers in any file, and lines of `secrets` (see secret_lines) in any text file."""
+    nbgrader markers in any file, lines of `secrets` (see secret_lines) in any text file, and any nbgrader_config.py
+    but the edition's own of the course `root`."""
     found = []
     for path in sorted(folder.rglob("*")):
         rel = path.relative_to(folder)
@@ -197,8 +198,9 @@ def leaks(folder: Path, secrets: dict[str, str]) -> list[str]:
         if not path.is_file():
             continue
         data = path.read_bytes()
-        if path.name == "nbgrader_config.py" and (rel != Path(path.name) or data != EDITION_CONFIG.read_bytes()):
-            found.append(f"{rel}: an nbgrader_config.py that is not the edition's own ({EXTRAS}/nbgrader_config.py)")
+        if path.name == "nbgrader_config.py" and (rel != Path(path.name) or
+                                                   data != (root / EDITION_CONFIG).read_bytes()):
+            found.append(f"{rel}: an nbgrader_config.py that is not the edition's own ({EDITION_CONFIG})")
         for marker in MARKERS:
             if marker.encode() in data:
                 found.append(f"{rel}: nbgrader marker '{marker}'")
@@ -285,7 +287,7 @@ def build(root: Path = ROOT, out: Path | None = None) -> dict[str, Path]:
         old.unlink(missing_ok=True)
     out.mkdir(parents=True, exist_ok=True)
     copy_tree(root, folder)
-    found = leaks(folder, secret_lines(root))
+    found = leaks(folder, secret_lines(root), root)
     if found:
         raise LeakError(found)
     write_tar(folder, tar_path)
@@ -313,7 +315,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     root = args.root.resolve()
     if args.check_only is not None:
-        found = leaks(args.check_only, secret_lines(root))
+        found = leaks(args.check_only, secret_lines(root), root)
         print("\n".join(f"leak: {line}" for line in found) or f"{args.check_only}: no leak found")
         return 1 if found else 0
     for line in stale_notebooks(root):

@@ -714,7 +714,7 @@ for t in tqdm(COMPARE_TIMES, desc="DSM and ESM losses", leave=False):
 # $g^2 |\Delta t|$ per step; DDPM's Algorithm 2 is another discretisation of the same equation.
 #
 # **There is also an ODE.** The density of the forward SDE obeys the Fokker-Planck equation $\partial_t q_t =
-# -\nabla\cdot(f\mathbf{x}\,q_t) + \tfrac12 g^2 \Delta q_t$. Write the diffusion term as a flow: $\Delta q_t =
+# -\nabla\cdot(f\mathbf{x}\,q_t) + \tfrac12 g^2 \nabla^2 q_t$. Write the diffusion term as a flow: $\nabla^2 q_t =
 # \nabla\cdot(q_t \nabla \log q_t)$, so
 #
 # $$\partial_t q_t = -\nabla \cdot \Big(\big[f(t)\,\mathbf{x} - \tfrac12 g(t)^2 \nabla \log q_t(\mathbf{x})\big]\,

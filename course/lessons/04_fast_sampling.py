@@ -70,7 +70,7 @@
 # $\bar{\mathbf{x}} = \mathbf{x}_t/m_t$ and $\sigma_\text{EDM}$, a jump's noise split into a deterministic part and
 # fresh noise, a noise level per jump, steps uniform in $\lambda_t$, and the inversion of a noisy member given its
 # noises; here the package's DDIM is used as the paper writes it. With `DDPM_SCRATCH_FAST=1` every cell
-# is shrunk (fewer points, seeds and training steps); the full run trains the GANs and the distillation 7-15 times
+# is shrunk (fewer points, seeds and training steps); the full run trains the GANs and the distillation 5-15 times
 # longer and averages over more seeds. Measured on two CPU cores with nothing else running (load average about 1):
 # 21-25 s in fast mode and about 5 minutes in full mode, most of it the GAN trainings of section 5 and the
 # distillation of section 6. While other work kept both cores busy (load average about 4), fast mode took 63-71 s:
@@ -427,7 +427,9 @@ same = {n: (torch.cdist(decoded[n], mixture.means).argmin(1) == torch.cdist(fina
 inside = {n: (torch.cdist(x, mixture.means).min(1).values < 2 * COMPONENT_STD).double().mean().item()
           for n, x in decoded.items()}
 print("nearest to the same component as with 1000 steps: " + ", ".join(f"{n} steps {f:.0%}" for n, f in same.items()))
-print("inside a component (within 2 std of a mean; true samples 86%): "
+true_inside = (torch.cdist(mixture.sample(20_000, torch.Generator().manual_seed(SEED + 7)), mixture.means)
+               .min(1).values < 2 * COMPONENT_STD).double().mean().item()
+print(f"inside a component (within 2 std of a mean; true samples {true_inside:.0%}): "
       + ", ".join(f"{n} steps {f:.0%}" for n, f in inside.items()))
 path = torch.stack([decoded[n] for n in DECODE_STEPS])  # (steps, N, 2)
 
@@ -578,6 +580,9 @@ for j, n in enumerate(NFES):
 for j, n in enumerate(NFES):
     within = [s for s in SOLVERS if curves[s][j] <= floor_band[1]]
     print(f"NFE {n}: inside the floor's band, so not told from the truth: {', '.join(within) or 'none'}")
+sigma_edm_range = ((1 - schedule.alpha_bars[[1, T]]) / schedule.alpha_bars[[1, T]]).sqrt().tolist()
+print(f"sigma_EDM = s_t / m_t on this schedule: {sigma_edm_range[0]:.3f} at t = 1 to {sigma_edm_range[1]:.0f} "
+      f"at t = {T}")
 print("EDM's grid (spacing='karras'), EDM's Heun steps and DDIM's Euler steps on the same steps:")
 print(f"{'steps':>6} {'EDM: NFE, SW2':>14} {'DDIM: NFE, SW2':>15}   steps visited")
 for j, k in enumerate(KARRAS_STEPS):
@@ -894,6 +899,8 @@ start = time.perf_counter()
 ddgan = train_ddgan(train_data, ddgan_schedule, steps=DDGAN_ITERATIONS, lr=DDGAN_LR, hidden=64, depth=2,
                     seed=SEED)
 print(f"DDGAN: {DDGAN_ITERATIONS} iterations in {time.perf_counter() - start:.0f} s")
+print(f"what x_T keeps of x0: alpha_bar_T = {schedule.alpha_bars[T].item():.1e}, "
+      f"m_T = sqrt(alpha_bar_T) = {schedule.alpha_bars[T].sqrt().item():.4f}")
 ddgan.G.eval()
 
 
@@ -936,8 +943,8 @@ print(f"the trained DDGAN ({DDGAN_ITERATIONS} iterations, seed {SEED}) is {where
 # **Against a one-shot GAN: mode coverage.** The lecture's claim for DDGANs, beside quality in few steps, is the
 # trilemma's second corner: better mode coverage and more stable training than a GAN that generates in one shot. A
 # DDGAN with *one* step is such a GAN: its generator maps $(\mathbf{x}_T, \mathbf{z})$ to $\mathbf{x}_0$, and
-# $\mathbf{x}_T$ carries almost nothing of $\mathbf{x}_0$ ($\bar\alpha_T = 4 \cdot 10^{-5}$). Why should more steps
-# cover the modes better?
+# $\mathbf{x}_T$ carries almost nothing of $\mathbf{x}_0$ ($\bar\alpha_T = 4 \cdot 10^{-5}$, printed above). Why should
+# more steps cover the modes better?
 #
 # - *Each step's problem is simpler.* The one-shot generator must tear one Gaussian into eight separated pieces with
 #   the right masses. A DDGAN step only has to produce $q(\mathbf{x}_{t-1} \mid \mathbf{x}_t)$, a few overlapping
@@ -1138,7 +1145,7 @@ show(fig, OUT / "distillation.png")
 # 8. Distil down to one step (`DISTILL_TO = 1`). Does the one-step student still beat its teacher? Salimans & Ho
 #    (section 4) explain why an $\boldsymbol\epsilon$-predicting student struggles there: from $\mathbf{x}_T$,
 #    $\hat{\mathbf{x}}_0 = (\mathbf{x}_T - s_T\boldsymbol\epsilon_\theta)/m_T$ divides the network's error by $m_T
-#    \approx 0.006$.
+#    \approx 0.006$ (printed by the DDGAN cell).
 #
 # **Where the code lives:** `ddpm_scratch/ddim.py` (the DDIM step, $\sigma_t(\eta)$, sampling, inversion, slerp),
 # `ddpm_scratch/schedules.py` (`spaced_timesteps`, `karras_timesteps`, `respaced`), `ddpm_scratch/eps_solvers.py`

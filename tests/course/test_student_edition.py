@@ -137,12 +137,20 @@ def test_edition_holds_what_a_student_needs(edition):
 
 
 def test_lessons_only_call_what_the_edition_ships(edition):
-    """A lesson that says `python -m <module>` names a module the edition has (the package) or installs."""
-    calls = []
-    for lesson in sorted((edition["folder"] / "lessons").glob("*.ipynb")):
+    """A lesson that says `python -m <module>` names a module the edition has (the package) or installs;
+    `python <script>.py` a script in the edition; `make <target>` a target of the edition's Makefile."""
+    folder = edition["folder"]
+    targets = set(re.findall(r"^([a-z][\w-]*):", (folder / "Makefile").read_text(), re.MULTILINE))
+    missing = []
+    for lesson in sorted((folder / "lessons").glob("*.ipynb")):
         for cell in nbformat.read(lesson, as_version=4).cells:
-            calls += [(lesson.name, module) for module in re.findall(r"python -m ([\w.]+)", cell.source)]
-    missing = [f"{name}: python -m {module}" for name, module in calls if module.split(".")[0] not in RUNNABLE]
+            text = cell.source
+            missing += [f"{lesson.name}: python -m {m}" for m in re.findall(r"python -m ([\w.]+)", text)
+                        if m.split(".")[0] not in RUNNABLE]
+            missing += [f"{lesson.name}: python {script}" for script in re.findall(r"python ([\w/.-]+\.py)\b", text)
+                        if not (folder / script).is_file()]
+            missing += [f"{lesson.name}: make {t}" for t in re.findall(r"`make ([a-z][\w-]*)", text)
+                        if t not in targets]
     assert missing == [], f"lessons call what the student edition does not ship: {missing}"
 
 
