@@ -59,7 +59,8 @@
 # - $\sigma_t$: the std of the noise that a reverse step adds, DDPM's $\sigma_t^2 = \beta_t$ or $\tilde\beta_t$
 #   (lesson 2) and DDIM's $\sigma_t(\eta)$, as in the DDPM and DDIM papers.
 # - $\sigma_\text{EDM} = s_t/m_t$: EDM's noise level, the std of the noise in $\bar{\mathbf{x}} = \mathbf{x}_t/m_t$
-#   (EDM, and DDIM's section 4.3, write $\sigma$).
+#   (EDM, and DDIM's section 4.3, write $\sigma$); section 4's stiffness analysis writes $\varsigma_t$ for its value
+#   at step $t$ (problem set 4's name).
 # - $\lambda_t = \log(m_t/s_t)$: half the log signal-to-noise ratio (DPM-Solver's $\lambda_t$). Lesson 3's
 #   $\lambda(t)$ is the weight of the DSM loss, a different thing.
 #
@@ -643,28 +644,29 @@ show(fig, OUT / "quality_vs_nfe.png")
 # \boldsymbol\mu), \qquad \kappa(\sigma_\text{EDM}) = \frac{\sigma_\text{EDM}}{v + \sigma_\text{EDM}^2},$$
 #
 # linear, with a rate $\kappa$ that peaks at $1/(2\sqrt v) = 2.9$ where $\sigma_\text{EDM} = \sqrt v$. (Numerical
-# analysts write this rate $\lambda$; here $\lambda$ is the half log-SNR.) A Heun step from $\sigma_t$ to $\sigma_u <
-# \sigma_t$ (both $\sigma_\text{EDM}$), $h = \sigma_u - \sigma_t < 0$, first takes Euler's step, DDIM's, to
-# $\bar{\mathbf{x}}' = \bar{\mathbf{x}}_t + h\,\boldsymbol\epsilon(\bar{\mathbf{x}}_t, \sigma_t)$, then corrects it
+# analysts write this rate $\lambda$; here $\lambda$ is the half log-SNR.) Write $\varsigma_t$ for
+# $\sigma_\text{EDM}$ at step $t$ (problem set 4's name for it). A Heun step from $\varsigma_t$ to $\varsigma_u <
+# \varsigma_t$, $h = \varsigma_u - \varsigma_t < 0$, first takes Euler's step, DDIM's, to
+# $\bar{\mathbf{x}}' = \bar{\mathbf{x}}_t + h\,\boldsymbol\epsilon(\bar{\mathbf{x}}_t, \varsigma_t)$, then corrects it
 # with the slope found there:
 #
-# $$\bar{\mathbf{x}}_u = \bar{\mathbf{x}}_t + \tfrac{h}{2}\big[\boldsymbol\epsilon(\bar{\mathbf{x}}_t, \sigma_t) +
-# \boldsymbol\epsilon(\bar{\mathbf{x}}', \sigma_u)\big] = \boldsymbol\mu + \Big(1 + \frac{h\,\kappa(\sigma_u)}{2}\Big)
-# (\bar{\mathbf{x}}' - \boldsymbol\mu) - \tfrac{h}{2}\,\boldsymbol\epsilon(\bar{\mathbf{x}}_t, \sigma_t).$$
+# $$\bar{\mathbf{x}}_u = \bar{\mathbf{x}}_t + \tfrac{h}{2}\big[\boldsymbol\epsilon(\bar{\mathbf{x}}_t, \varsigma_t) +
+# \boldsymbol\epsilon(\bar{\mathbf{x}}', \varsigma_u)\big] = \boldsymbol\mu +
+# \Big(1 + \frac{h\,\kappa(\varsigma_u)}{2}\Big) (\bar{\mathbf{x}}' - \boldsymbol\mu) - \tfrac{h}{2}\,\boldsymbol\epsilon(\bar{\mathbf{x}}_t, \varsigma_t).$$
 #
 # The last term is fixed by the start, so the corrected point moves with the Euler point by the factor $1 +
-# h\kappa(\sigma_u)/2$. For a lone Gaussian the Euler point is close to right and the terms nearly cancel. With
+# h\kappa(\varsigma_u)/2$. For a lone Gaussian the Euler point is close to right and the terms nearly cancel. With
 # several components, though, a long Euler step lands between them, towards the average of the components still
 # plausible (as section 2's 5-step endpoints did), and the correction multiplies that displacement by the factor.
-# Once $h\kappa(\sigma_u) < -4$ the factor is below $-1$: the point is thrown to the far side of the component,
+# Once $h\kappa(\varsigma_u) < -4$ the factor is below $-1$: the point is thrown to the far side of the component,
 # farther off than the Euler point was. This is *stiffness*: an explicit method is only stable while $|h\kappa|$ is
 # small (for $\kappa$ held fixed, Euler's and Heun's both need $-2 \le h\kappa \le 0$). Euler's step reads the slope
-# only at its start, where $\sigma_\text{EDM}$ is large and $\kappa$ small, so its own factor $1 + h\kappa(\sigma_t)$
+# only at its start, where $\sigma_\text{EDM}$ is large and $\kappa$ small, so its own factor $1 + h\kappa(\varsigma_t)$
 # stays inside $[-1, 1]$; Heun's correction also reads it at the end, and a long step that ends where the components
-# separate ($\sigma_\text{EDM}$ near $\sqrt v$, where $\kappa$ peaks) puts $h\kappa(\sigma_u)$ far outside.
+# separate ($\sigma_\text{EDM}$ near $\sqrt v$, where $\kappa$ peaks) puts $h\kappa(\varsigma_u)$ far outside.
 #
 # The cell follows `N_STIFF` points along the exact ODE solution (DDIM one training step at a time). For each step
-# of EDM's 3-, 5- and 10-step grids it prints Euler's factor, $h\kappa(\sigma_u)$ and the correction's factor, and
+# of EDM's 3-, 5- and 10-step grids it prints Euler's factor, $h\kappa(\varsigma_u)$ and the correction's factor, and
 # it takes one Euler step and one Heun step from the exact state at the step's start and measures how far each lands
 # from the exact state at its end. For the step with the lowest correction factor it draws the Euler points, Heun's
 # points and the exact ones, and measures the correction's actual gain for the mixture: the eigenvalues of
@@ -683,7 +685,7 @@ def kappa(sig: float) -> float:
 
 
 def grid_steps(num_steps: int) -> list[tuple[int, int, float, float]]:
-    """(t, u, h kappa(sigma_t), h kappa(sigma_u)) for every Heun step t -> u of EDM's grid with num_steps steps
+    """(t, u, h kappa(varsigma_t), h kappa(varsigma_u)) for every Heun step t -> u of EDM's grid with num_steps steps
     (the last, to 0, is Euler's)."""
     grid = karras_timesteps(schedule, num_steps).flip(0).tolist()
     steps = []
@@ -717,13 +719,13 @@ def error(step: dict[str, torch.Tensor], name: str) -> float:
 
 for num_steps in STIFF_GRIDS:
     print(f"EDM's grid with {num_steps} steps (NFE {nfe('edm', num_steps)}). Factors for one component: Euler's "
-          "1 + h kappa(sigma_t), the correction's 1 + h kappa(sigma_u) / 2; error of one step from the exact state "
-          "(mean distance to the exact state, in x_bar)")
-    print(f"  {'step':>11} {'sigma_EDM':>17} {'Euler':>6} {'h kappa(sigma_u)':>17} {'correction':>11}"
+          "1 + h kappa(varsigma_t), the correction's 1 + h kappa(varsigma_u) / 2; error of one step from the exact "
+          "state (mean distance to the exact state, in x_bar)")
+    print(f"  {'step':>11} {'sigma_EDM':>17} {'Euler':>6} {'h kappa(varsigma_u)':>20} {'correction':>11}"
           f" {'error: Euler':>13} {'Heun':>5}")
     for t, u, h_kappa_t, h_kappa_u in grid_steps(num_steps):
         step = one_step(t, u)
-        print(f"  {t:>4} -> {u:>3} {sigma_edm[t]:7.3f} -> {sigma_edm[u]:6.3f} {1 + h_kappa_t:6.2f} {h_kappa_u:17.2f} "
+        print(f"  {t:>4} -> {u:>3} {sigma_edm[t]:7.3f} -> {sigma_edm[u]:6.3f} {1 + h_kappa_t:6.2f} {h_kappa_u:20.2f} "
               f"{1 + h_kappa_u / 2:11.2f} {error(step, 'Euler'):13.2f} {error(step, 'Heun'):5.2f}")
     print(f"  {grid_steps(num_steps)[-1][1]:>4} ->   0: Euler's step alone (EDM's last)")
 
@@ -731,7 +733,7 @@ STIFF_GRID = 5
 t_from, t_to, _, h_kappa = min(grid_steps(STIFF_GRID), key=lambda step: step[3])
 bar = one_step(t_from, t_to)
 print(f"\nthe step {t_from} -> {t_to} of the {STIFF_GRID}-step grid, {N_STIFF} points from the exact state:")
-print(f"  one component: h kappa(sigma_u) = {h_kappa:.2f}, the correction's factor 1 + h kappa / 2 = "
+print(f"  one component: h kappa(varsigma_u) = {h_kappa:.2f}, the correction's factor 1 + h kappa / 2 = "
       f"{1 + h_kappa / 2:.2f}")
 delta = 1e-5
 
@@ -1134,7 +1136,7 @@ show(fig, OUT / "distillation.png")
 #    number of steps?
 # 4. Raise `fixed_point_iterations` in section 3. How many extra calls make a 10-step round trip as accurate as a
 #    100-step one?
-# 5. Compute the factor $1 + h\kappa(\sigma_u)/2$ of section 4 for the steps of another grid, e.g.
+# 5. Compute the factor $1 + h\kappa(\varsigma_u)/2$ of section 4 for the steps of another grid, e.g.
 #    `respaced(schedule, 5, "quadratic").timesteps`, predict whether EDM's Heun steps survive it, then run
 #    `sample(..., sampler="edm", num_steps=5, spacing="quadratic")` to check.
 # 6. Move `x_t_point` in section 5 towards one component, or pick an earlier index `t_big`. When does the kernel
