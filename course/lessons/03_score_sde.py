@@ -452,7 +452,9 @@ show(fig, OUT / "langevin_weights.png")
 # **Notation.** In this lesson $s(t)$ is the standard deviation of $\mathbf{x}_t$ given $\mathbf{x}_0$, for any
 # SDE, and $m(t)$ its mean coefficient; $\sigma$ is kept for a noise level of the VE kind (annealed Langevin's
 # $\sigma$, the VE SDE's $\sigma(t)$). The lecture writes $\sigma_t$ for our $s(t)$, and problem set 3 writes
-# $\sigma(t)$ for it: the same quantity, $\sqrt{1 - \bar\alpha}$ of lessons 1-2 for the VP SDE.
+# $\sigma(t)$ for it: the same quantity, $\sqrt{1 - \bar\alpha}$ of lessons 1-2 for the VP SDE. The score network
+# is the bold vector field $\mathbf{s}_\theta(\mathbf{x}, t)$, as in the lecture: bold $\mathbf{s}$ is a score,
+# italic $s$ a standard deviation.
 
 # %% id="forward_marginals"
 ve = VESDE(sigma_min=0.01, sigma_max=6.0)  # sigma_max: about the largest distance between the components
