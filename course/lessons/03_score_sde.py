@@ -36,8 +36,8 @@
 # points). Measured on two CPU cores with nothing else running (load average about 1): 19-21 s in fast mode and
 # about 1.5 minutes in full mode. While other programs kept both cores busy it took much longer: 53-73 s in fast
 # mode at a load average of about 4, and 80-130 s (fast) and 7-10 minutes (full) at 9-15. Most of a full run goes
-# to the solver comparisons of section 6 and to the two trainings of sections 4 and 8. Every cell that takes more than a few seconds shows a
-# progress bar.
+# to the solver comparisons of section 6 and to the two trainings of sections 4 and 8. Every cell that takes more
+# than a few seconds shows a progress bar.
 
 # %% id="parameters" tags=["parameters"]
 import os
