@@ -23,7 +23,6 @@ import statistics
 import sys
 import tempfile
 import time
-from datetime import datetime
 from pathlib import Path
 
 import nbformat
@@ -33,7 +32,7 @@ from benchmarks.common import machine
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # tools/ is a folder of scripts in the repository
-from tools.release import generate, nbgrader, nbgrader_env, problem_sets  # noqa: E402
+from tools.release import generate, nbgrader, nbgrader_env, problem_sets, slowest_cell_seconds  # noqa: E402
 
 SOLUTION_MARKERS = ("BEGIN SOLUTION", "END SOLUTION")
 
@@ -42,26 +41,13 @@ def load() -> str:
     return "{:.1f}/{:.1f}/{:.1f}".format(*os.getloadavg())
 
 
-def slowest_cell(nb: nbformat.NotebookNode) -> float:
-    """The longest cell of an executed notebook, from the timestamps nbclient records in the cell metadata."""
-    def seconds(cell) -> float:
-        timing = cell.metadata.get("execution", {})
-        start, end = timing.get("iopub.execute_input"), timing.get("shell.execute_reply")
-        if not (start and end):
-            return 0.0
-        parse = [datetime.fromisoformat(t.replace("Z", "+00:00")) for t in (start, end)]
-        return (parse[1] - parse[0]).total_seconds()
-
-    return max((seconds(c) for c in nb.cells if c.cell_type == "code"), default=0.0)
-
-
 def run_lesson(lesson: Path) -> tuple[float, float]:
     """(wall seconds, slowest cell seconds) of the lesson in fast mode, in a scratch folder."""
     nb = nbformat.read(lesson, as_version=4)
     with tempfile.TemporaryDirectory(prefix="course_times_") as tmp:
         start = time.perf_counter()
         NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": tmp}}).execute()
-        return time.perf_counter() - start, slowest_cell(nb)
+        return time.perf_counter() - start, slowest_cell_seconds(nb)
 
 
 def reference_submission(name: str, workspace: Path) -> None:
@@ -92,7 +78,7 @@ def grade_reference(name: str) -> tuple[float, float]:
         if done.returncode != 0:
             raise RuntimeError(f"nbgrader autograde {name} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
         graded = workspace / "grading" / "autograded" / "reference" / name / f"{name}.ipynb"
-        return wall, slowest_cell(nbformat.read(graded, as_version=4))
+        return wall, slowest_cell_seconds(nbformat.read(graded, as_version=4))
 
 
 def cell_timeout() -> int:

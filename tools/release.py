@@ -22,6 +22,7 @@ import subprocess
 import sys
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -67,6 +68,20 @@ def nbgrader(args: list[str], cwd: Path, env: dict[str, str] | None = None,
     parent gone (ipykernel polls JPY_PARENT_PID)."""
     env = env if env is not None else nbgrader_env(cwd / ".jupyter")
     return run_guarded([sys.executable, "-m", "nbgrader", *args], cwd, env, guard)
+
+
+def slowest_cell_seconds(nb) -> float:
+    """The longest cell execution of an executed notebook (nbformat), from the timestamps nbclient records in the
+    cell metadata (nbgrader's autograded copies have them): what the cell timeout of nbgrader_config.py guards."""
+    def seconds(cell) -> float:
+        timing = cell.metadata.get("execution", {})
+        start, end = timing.get("iopub.execute_input"), timing.get("shell.execute_reply")
+        if not (start and end):
+            return 0.0
+        parse = [datetime.fromisoformat(t.replace("Z", "+00:00")) for t in (start, end)]
+        return (parse[1] - parse[0]).total_seconds()
+
+    return max((seconds(c) for c in nb.cells if c.cell_type == "code"), default=0.0)
 
 
 def problem_sets(root: Path = ROOT) -> list[str]:

@@ -35,7 +35,6 @@ import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 
 import nbformat
@@ -48,6 +47,7 @@ from tools.release import (  # importable: tests/course/conftest.py puts ROOT fi
     nbgrader,
     nbgrader_env,
     run_guarded,
+    slowest_cell_seconds,
 )
 
 pytestmark = pytest.mark.course
@@ -305,19 +305,6 @@ def record(graded: Graded, run: Run) -> Graded:
     graded.seconds.update(run.seconds)
     graded.workspace.update(dict.fromkeys(run.students, run.root))
     return graded
-
-
-def slowest_cell_seconds(nb: nbformat.NotebookNode) -> float:
-    """The longest cell execution of an executed notebook (nbclient records the timestamps in the metadata)."""
-    def seconds(cell) -> float:
-        timing = cell.metadata.get("execution", {})
-        start, end = timing.get("iopub.execute_input"), timing.get("shell.execute_reply")
-        if not (start and end):
-            return 0.0
-        parse = [datetime.fromisoformat(t.replace("Z", "+00:00")) for t in (start, end)]
-        return (parse[1] - parse[0]).total_seconds()
-
-    return max((seconds(c) for c in nb.cells if c.cell_type == "code"), default=0.0)
 
 
 def reference_of(graded: Graded) -> dict[str, str]:
