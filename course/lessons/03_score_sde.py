@@ -1093,14 +1093,14 @@ show(fig, OUT / "likelihood.png")
 # $\|\boldsymbol\epsilon - \boldsymbol\epsilon_\theta\|^2$, and near $t = 0$, where $s(t)^2 \approx
 # \beta_\text{min}t$, that weight grows like $1/t$: with $t$ drawn uniformly, a few small times dominate each batch
 # and the gradient is noisy. Song, Durkan, Murray & Ermon (2021, section 5.1) draw $t$ from a density proportional
-# to that weight instead, $p(t) = \beta(t) / (Z\,s(t)^2)$ on $[t_\text{min}, 1]$. Writing $\ell(t) =
-# \mathbb{E}\|\mathbf{s}_\theta + \boldsymbol\epsilon/s\|^2$,
+# to that weight instead, $\rho(t) = \beta(t) / (Z\,s(t)^2)$ on $[t_\text{min}, 1]$ (a density over times; $p$
+# stays the data's). Writing $\ell(t) = \mathbb{E}\|\mathbf{s}_\theta + \boldsymbol\epsilon/s\|^2$,
 #
-# $$\int_{t_\text{min}}^1 \beta(t)\,\ell(t)\,dt = \mathbb{E}_{t\sim p}\Big[\frac{\beta(t)\,\ell(t)}{p(t)}\Big] = Z\,
-# \mathbb{E}_{t \sim p}\big[s(t)^2\,\ell(t)\big]:$$
+# $$\int_{t_\text{min}}^1 \beta(t)\,\ell(t)\,dt = \mathbb{E}_{t\sim \rho}\Big[\frac{\beta(t)\,\ell(t)}{\rho(t)}\Big]
+# = Z\,\mathbb{E}_{t \sim \rho}\big[s(t)^2\,\ell(t)\big]:$$
 #
 # the same objective as $\lambda = \beta$ with uniform times, computed as the $\lambda = s^2$ loss at times drawn from
-# $p$. So the two weightings differ only in **which times** the network is trained on. For the VP SDE, with $B(t) =
+# $\rho$. So the two weightings differ only in **which times** the network is trained on. For the VP SDE, with $B(t) =
 # \int_0^t \beta = \beta_\text{min}t + \tfrac12(\beta_\text{max} - \beta_\text{min})t^2$ and $s^2 = 1 - e^{-B}$,
 # $\int \beta / s^2\,dt = \int dB / (1 - e^{-B}) = \log(e^B - 1)$, so a uniform $u$ gives $B = \log\big(1 + \exp(L_0
 # + u\,(L_1 - L_0))\big)$ with $L = \log(e^B - 1)$ at $t_\text{min}$ and at 1, $Z = L_1 - L_0$, and $t$ solves a
@@ -1124,7 +1124,8 @@ Z = L_END - L_START  # int_{T_MIN}^1 beta(t) / s(t)^2 dt
 
 
 def likelihood_times(n: int, generator: torch.Generator) -> torch.Tensor:
-    """n times in [T_MIN, 1], float64, drawn from p(t) = beta(t) / (Z s(t)^2) by inverting its distribution function."""
+    """n times in [T_MIN, 1], float64, drawn from rho(t) = beta(t) / (Z s(t)^2) by inverting its distribution
+    function."""
     u = torch.rand(n, generator=generator, dtype=F64)
     b = torch.nn.functional.softplus(L_START + (L_END - L_START) * u)  # B(t) = log(1 + e^(L_START + u Z))
     t = ((beta_min**2 + 2 * (beta_max - beta_min) * b).sqrt() - beta_min) / (beta_max - beta_min)
@@ -1132,7 +1133,7 @@ def likelihood_times(n: int, generator: torch.Generator) -> torch.Tensor:
 
 
 def likelihood_objective(model, x0: torch.Tensor, g: torch.Generator) -> torch.Tensor:
-    """lambda = beta with importance-sampled times: Z / (1 - T_MIN) times the s^2-weighted loss at t ~ p(t), an
+    """lambda = beta with importance-sampled times: Z / (1 - T_MIN) times the s^2-weighted loss at t ~ rho(t), an
     estimate of the same number as dsm_loss(..., weighting="likelihood") (uniform t)."""
     t = likelihood_times(len(x0), g).to(x0.dtype).clamp(min=T_MIN)
     noise = torch.randn(x0.shape, generator=g, dtype=x0.dtype)
@@ -1155,13 +1156,13 @@ with torch.no_grad():
     sampled = [likelihood_objective(check_model, x0, g).item() for x0 in batches]
 print(f"lambda = beta on the lambda = s^2 model, {N_CHECK_BATCHES} batches of {DSM_BATCH}: uniform t "
       f"{np.mean(uniform):.3f} ± {np.std(uniform) / math.sqrt(N_CHECK_BATCHES):.3f} (one batch's std "
-      f"{np.std(uniform):.3f}); t ~ p(t) {np.mean(sampled):.3f} ± {np.std(sampled) / math.sqrt(N_CHECK_BATCHES):.3f} "
+      f"{np.std(uniform):.3f}); t ~ rho(t) {np.mean(sampled):.3f} ± {np.std(sampled) / math.sqrt(N_CHECK_BATCHES):.3f} "
       f"(one batch's std {np.std(sampled):.3f})")
 
-# the models: lambda = s^2 and lambda = beta (t ~ p(t)), same initial weights and batches
+# the models: lambda = s^2 and lambda = beta (t ~ rho(t)), same initial weights and batches
 t0 = time.perf_counter()
 models = {"lambda = s^2": check_model}
-models["lambda = beta, t ~ p(t)"], _ = train_score_model(likelihood_objective, desc="training with lambda = beta")
+models["lambda = beta, t ~ rho(t)"], _ = train_score_model(likelihood_objective, desc="training with lambda = beta")
 if DSM_WEIGHTING == "likelihood":
     models["lambda = beta, t uniform"] = score_model
 print(f"training: {time.perf_counter() - t0:.1f} s")
@@ -1229,7 +1230,7 @@ print(f"(nats; KL(q_1 || prior) <= {prior_kl:.1e} is in the bound; ODE likelihoo
       f"{weight_sw_band:.3f}, gap 0 ± {weight_gap_band:.3f})")
 
 # the comparison, read by the code
-base, other = "lambda = s^2", "lambda = beta, t ~ p(t)"
+base, other = "lambda = s^2", "lambda = beta, t ~ rho(t)"
 bound_difference = report[other]["bound"][0] - report[base]["bound"][0]
 bound_se = math.hypot(report[other]["bound"][1], report[base]["bound"][1])
 paired = ode_log_likelihoods[other] - ode_log_likelihoods[base]  # the same points: a paired difference
@@ -1256,7 +1257,7 @@ for name, sq_error in sq_errors.items():
     bound_integrand = 0.5 * sde.beta(t_bound) * sq_error  # what lambda = beta weighs, at each t
     eps_error = std**2 * sq_error  # ||eps_theta - E[eps | x_t]||^2: what lambda = s^2 weighs
     label = (name.replace("lambda", r"$\lambda$").replace("s^2", "$s^2$").replace("beta", r"$\beta$")
-             .replace("t ~ p(t)", r"$t \sim p(t)$").replace("t uniform", "$t$ uniform"))
+             .replace("t ~ rho(t)", r"$t \sim \rho(t)$").replace("t uniform", "$t$ uniform"))
     axes[0].plot(centres, [bound_integrand[which == k].mean() for k in filled], "o-", ms=3, label=label)
     axes[1].plot(centres, [eps_error[which == k].mean() for k in filled], "o-", ms=3, label=label)
 axes[0].set(ylabel=r"$\frac{1}{2} g^2\,\mathbb{E}\|\mathbf{s}_\theta - \nabla\log q_t\|^2$",
@@ -1309,7 +1310,7 @@ show(fig, OUT / "weighting.png")
 # - The reverse SDE and the probability-flow ODE share the marginals $q_t$; one is stochastic, the other a
 #   deterministic map with an exact likelihood. Euler's method steps the ODE by $-h_k\,\mathbf{F}(\mathbf{x}_k, t_k)$;
 #   compare solvers at equal NFE.
-# - The likelihood weighting needs its times drawn from $p(t) \propto \beta(t)/s(t)^2$ to train well; then it lowers
+# - The likelihood weighting needs its times drawn from $\rho(t) \propto \beta(t)/s(t)^2$ to train well; then it lowers
 #   the bound it is built for. The ODE's likelihood and the samples are other measurements, and section 8 prints
 #   whether they moved beyond their noise.
 #
