@@ -34,8 +34,9 @@
 # polynomial $\beta(t)$, a family of reverse-time SDEs, the flow driven by a denoiser, the likelihood-weighted loss
 # of a noise predictor). With `DDPM_SCRATCH_FAST=1` every cell is shrunk (fewer chains, steps and
 # points). Measured on two CPU cores with nothing else running (load average about 1): 19-21 s in fast mode and
-# about 1.5 minutes in full mode. While other programs kept both cores busy it took much longer: 53-73 s in fast
-# mode at a load average of about 4, and 80-130 s (fast) and 7-10 minutes (full) at 9-15. Most of a full run goes
+# about 1.5 minutes in full mode. Other programs on the same cores stretch it, by how much depends on them: at a
+# load average of 4-5 fast mode took 22 s in one measurement (two busy loops) and 53-73 s in another, and at 9-15
+# it took 80-130 s (fast) and 7-10 minutes (full). Most of a full run goes
 # to the solver comparisons of section 6 and to the two trainings of sections 4 and 8. Every cell that takes more
 # than a few seconds shows a progress bar.
 

@@ -74,8 +74,9 @@
 # is shrunk (fewer points, seeds and training steps); the full run trains the GANs and the distillation 5-15 times
 # longer and averages over more seeds. Measured on two CPU cores with nothing else running (load average about 1):
 # 21-25 s in fast mode and about 5 minutes in full mode, most of it the GAN trainings of section 5 and the
-# distillation of section 6. While other work kept both cores busy (load average about 4), fast mode took 63-71 s:
-# expect a full run to stretch the same way. Every cell that takes more than a few seconds shows a progress bar.
+# distillation of section 6. Other programs on the same cores stretch it, by how much depends on them: at a load
+# average of 4-5 fast mode took 26 s in one measurement (two busy loops) and 63-71 s in another; expect a full run
+# to stretch the same way. Every cell that takes more than a few seconds shows a progress bar.
 
 # %% id="parameters" tags=["parameters"]
 import os
