@@ -32,6 +32,10 @@ Unit 4, fast sampling
                     kl_monte_carlo, grid_modes
     ddgan           StepMLP, DDGAN, posterior_sample, real_pair, fake_previous, discriminator_loss, generator_loss,
                     ddgan_sample
+Unit 5, guidance (in progress)
+    guidance        classifier_free_eps, ClassifierFree, classifier_guided_eps, ClassifierGuided, THRESHOLDS,
+                    static_threshold, dynamic_threshold, Thresholded, mixture_conditional_eps_model,
+                    mixture_log_prob_y
 Every sampler, and the extension points of units 5-7
     sampling        Option, Sampler, SAMPLERS, register, sample, trajectory
     reverse_steps   Hook, initial_noise, training_steps, reverse_indices, eps_at, after_step

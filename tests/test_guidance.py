@@ -1,0 +1,208 @@
+"""Guidance wrappers (ddpm_scratch.guidance) against exact references: a 2-D Gaussian mixture whose components are
+the classes gives, by Bayes' rule, the exact conditional and unconditional eps and the exact p_t(y | x_t); the
+guided scores are checked against autograd of the tilted noised densities, computed here from log-densities only."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from hypothesis import given
+from hypothesis import strategies as st
+
+from ddpm_scratch.guidance import (
+    ClassifierFree,
+    ClassifierGuided,
+    Thresholded,
+    classifier_free_eps,
+    classifier_guided_eps,
+    dynamic_threshold,
+    mixture_conditional_eps_model,
+    mixture_log_prob_y,
+    static_threshold,
+)
+from ddpm_scratch.sampling import SAMPLERS, sample
+from ddpm_scratch.schedules import NoiseSchedule
+from ddpm_scratch.score import GaussianMixture
+
+F64 = torch.float64
+SCHEDULE = NoiseSchedule.cosine(200)
+MIXTURE = GaussianMixture([0.5, 0.3, 0.2], [[-1.0, 0.2], [1.2, 0.8], [0.3, -1.1]],
+                          [[0.10, 0.05], [0.08, 0.12], [0.15, 0.06]])  # 3 classes, diagonal covariances
+K = MIXTURE.K
+STEPS = torch.tensor([1, 7, 40, 90, 150, 199])  # from almost clean to almost pure noise
+
+
+def points(n: int, seed: int = 0) -> torch.Tensor:
+    return 1.5 * torch.randn(n, 2, generator=torch.Generator().manual_seed(seed), dtype=F64)
+
+
+def noised_log_prob(x: torch.Tensor, t: torch.Tensor, weights: list[float] | None = None,
+                    component: int | None = None) -> torch.Tensor:
+    """log q_t(x) of the diffused mixture (or of one component), written out from the Gaussians' densities."""
+    abar = SCHEDULE.alpha_bars.to(F64)[t][:, None]
+    terms = []
+    for k in range(K) if component is None else [component]:
+        mean = abar.sqrt() * MIXTURE.means[k]
+        var = abar * torch.diagonal(MIXTURE.covs[k]) + (1 - abar)  # the covariances are diagonal
+        log_normal = -0.5 * (((x - mean) ** 2 / var).sum(1) + var.log().sum(1) + 2 * math.log(2 * math.pi))
+        w = 1.0 if component is not None else (weights or MIXTURE.weights.tolist())[k]
+        terms.append(math.log(w) + log_normal)
+    return torch.logsumexp(torch.stack(terms, 1), 1)
+
+
+def score_of(log_density, x: torch.Tensor) -> torch.Tensor:
+    x = x.clone().requires_grad_(True)
+    grad, = torch.autograd.grad(log_density(x).sum(), x)
+    return grad
+
+
+def eps_of(score: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    return -(1 - SCHEDULE.alpha_bars.to(F64)[t])[:, None].sqrt() * score
+
+
+# ---------------------------------------------------------------------------------- the exact references
+
+def test_exact_references_are_bayes_rule():
+    x = points(len(STEPS), 1)
+    net = mixture_conditional_eps_model(MIXTURE, SCHEDULE)
+    for k in range(K):
+        y = torch.full((len(STEPS),), k)
+        want = eps_of(score_of(lambda z, k=k: noised_log_prob(z, STEPS, component=k), x), STEPS)
+        torch.testing.assert_close(net(x, STEPS, y), want, rtol=1e-9, atol=1e-12)
+    want = eps_of(score_of(lambda z: noised_log_prob(z, STEPS), x), STEPS)
+    torch.testing.assert_close(net(x, STEPS, torch.full((len(STEPS),), K)), want, rtol=1e-9, atol=1e-12)
+    log_p_y = mixture_log_prob_y(MIXTURE, SCHEDULE)
+    total = torch.stack([log_p_y(x, STEPS, torch.full((len(STEPS),), k)).exp() for k in range(K)]).sum(0)
+    torch.testing.assert_close(total, torch.ones(len(STEPS), dtype=F64))
+    k = 2  # log p(y | x) = log pi_y + log q_t(x | y) - log q_t(x)
+    want = math.log(MIXTURE.weights[k]) + noised_log_prob(x, STEPS, component=k) - noised_log_prob(x, STEPS)
+    torch.testing.assert_close(log_p_y(x, STEPS, torch.full((len(STEPS),), k)), want, rtol=1e-10, atol=1e-12)
+
+
+# ---------------------------------------------------------------------------------- classifier-free guidance
+
+@given(gamma=st.floats(0, 10), seed=st.integers(0, 10_000))
+def test_classifier_free_eps_is_the_lectures_combination(gamma, seed):
+    g = torch.Generator().manual_seed(seed)
+    eps_uncond, eps_cond = torch.randn(2, 3, 4, generator=g, dtype=F64)
+    got = classifier_free_eps(eps_uncond=eps_uncond, eps_cond=eps_cond, gamma=gamma)
+    torch.testing.assert_close(got, (1 - gamma) * eps_uncond + gamma * eps_cond)
+    torch.testing.assert_close(classifier_free_eps(eps_uncond=eps_uncond, eps_cond=eps_cond, gamma=0.0), eps_uncond)
+    torch.testing.assert_close(classifier_free_eps(eps_uncond=eps_uncond, eps_cond=eps_cond, gamma=1.0), eps_cond)
+
+
+@pytest.mark.parametrize("gamma", [0.0, 1.0, 3.0, 7.5])
+def test_cfg_is_the_score_of_the_tilted_noised_densities(gamma):
+    """CFG with the exact networks: eps of p_t(x)^(1 - gamma) p_t(x | y)^gamma, at every noise level."""
+    x, y = points(len(STEPS), 2), torch.tensor([0, 1, 2, 0, 1, 2])
+    guided = ClassifierFree(mixture_conditional_eps_model(MIXTURE, SCHEDULE), y, gamma=gamma, num_classes=K)
+
+    def tilted(z):
+        conditional = torch.stack([noised_log_prob(z[i:i + 1], STEPS[i:i + 1], component=int(y[i]))
+                                   for i in range(len(y))]).squeeze(1)
+        return (1 - gamma) * noised_log_prob(z, STEPS) + gamma * conditional
+
+    torch.testing.assert_close(guided(x, STEPS), eps_of(score_of(tilted, x), STEPS), rtol=1e-8, atol=1e-10)
+
+
+def test_classifier_free_makes_one_network_call_on_2b_rows():
+    calls = []
+    exact = mixture_conditional_eps_model(MIXTURE, SCHEDULE)
+
+    def network(x_t, t, y):
+        calls.append((x_t.shape[0], t.tolist(), y.tolist()))
+        return exact(x_t, t, y)
+
+    x, t = points(3, 3), torch.tensor([5, 50, 150])
+    got = ClassifierFree(network, 1, gamma=2.0, num_classes=K)(x, t)
+    assert calls == [(6, [5, 50, 150, 5, 50, 150], [1, 1, 1, K, K, K])]
+    want = classifier_free_eps(eps_uncond=exact(x, t, torch.full((3,), K)),
+                               eps_cond=exact(x, t, torch.ones(3, dtype=torch.long)), gamma=2.0)
+    torch.testing.assert_close(got, want)
+
+
+def test_classifier_free_checks_its_arguments():
+    net = mixture_conditional_eps_model(MIXTURE, SCHEDULE)
+    with pytest.raises(ValueError, match="y must hold classes in 0..2"):
+        ClassifierFree(net, K, gamma=1.0, num_classes=K)  # the "no label" token is not a class to guide towards
+    with pytest.raises(ValueError, match="gamma"):
+        ClassifierFree(net, 0, gamma=-1.0, num_classes=K)
+    with pytest.raises(TypeError, match="y must be an int"):
+        ClassifierFree(net, 1.0, gamma=1.0, num_classes=K)
+    with pytest.raises(ValueError, match="labels y have shape"):
+        ClassifierFree(net, torch.tensor([0, 1]), gamma=1.0, num_classes=K)(points(3), torch.tensor([1, 2, 3]))
+
+
+# ---------------------------------------------------------------------------------- classifier guidance
+
+@pytest.mark.parametrize("gamma", [0.0, 1.0, 4.0])
+def test_classifier_guidance_with_the_exact_classifier_is_cfg_with_the_exact_networks(gamma):
+    """Bayes' rule: grad log p_t(y | x) = grad log p_t(x | y) - grad log p_t(x), so both guidances agree."""
+    x, y = points(len(STEPS), 4), torch.tensor([2, 2, 1, 0, 1, 0])
+    net = mixture_conditional_eps_model(MIXTURE, SCHEDULE)
+    unconditional = ClassifierFree(net, 0, gamma=0.0, num_classes=K)  # gamma = 0: the network without a label
+    guided = ClassifierGuided(unconditional, mixture_log_prob_y(MIXTURE, SCHEDULE), y, SCHEDULE, gamma=gamma)
+    cfg = ClassifierFree(net, y, gamma=gamma, num_classes=K)
+    with torch.no_grad():  # as the samplers call it: the wrapper takes its gradient all the same
+        torch.testing.assert_close(guided(x, STEPS), cfg(x, STEPS), rtol=1e-8, atol=1e-10)
+
+
+def test_classifier_guided_eps_scales_the_gradient_by_the_noise_std():
+    x, t = points(2, 5), torch.tensor([10, 100])
+    eps, grad = torch.randn(2, 2, 2, generator=torch.Generator().manual_seed(6), dtype=F64)
+    got = classifier_guided_eps(SCHEDULE, x, t, eps=eps, grad_log_p_y=grad, gamma=3.0)
+    std = (1 - SCHEDULE.alpha_bars.to(F64)[t])[:, None].sqrt()
+    torch.testing.assert_close(got, eps - 3.0 * std * grad)
+
+
+# ---------------------------------------------------------------------------------- thresholding
+
+@given(seed=st.integers(0, 10_000), scale=st.floats(0.1, 5.0), percentile=st.floats(0.5, 1.0))
+def test_dynamic_threshold_keeps_x0_in_range_and_leaves_in_range_samples_alone(seed, scale, percentile):
+    x0 = scale * torch.randn(4, 3, 5, generator=torch.Generator().manual_seed(seed), dtype=F64)
+    out = dynamic_threshold(x0, percentile=percentile)
+    assert out.shape == x0.shape and out.dtype == x0.dtype and out.abs().max() <= 1 + 1e-12
+    inside = x0.reshape(4, -1).abs().max(1).values <= 1  # every value in range: s = 1 and nothing clipped
+    torch.testing.assert_close(out[inside], x0[inside])
+    s = torch.quantile(x0.reshape(4, -1).abs(), percentile, dim=1).clamp(min=1)[:, None, None]
+    torch.testing.assert_close(out, x0.clamp(-s, s) / s)  # independent of the clipping order
+
+
+def test_static_threshold_clips_to_the_data_range():
+    x0 = torch.tensor([[-3.0, -0.5, 0.0, 0.7, 2.0]])
+    torch.testing.assert_close(static_threshold(x0), torch.tensor([[-1.0, -0.5, 0.0, 0.7, 1.0]]))
+
+
+@pytest.mark.parametrize("method", ["static", "dynamic"])
+def test_thresholded_model_predicts_the_thresholded_x0(method):
+    x, t = points(6, 7) * 3, torch.tensor([3, 20, 60, 100, 160, 199])
+    model = mixture_conditional_eps_model(GaussianMixture([1.0], [[2.5, -2.5]], [0.2]), SCHEDULE)
+    eps_model = ClassifierFree(model, 0, gamma=0.0, num_classes=1)
+    wrapped = Thresholded(eps_model, SCHEDULE, method=method)
+    abar = SCHEDULE.alpha_bars.to(F64)[t][:, None]
+    x0 = (x - (1 - abar).sqrt() * eps_model(x, t)) / abar.sqrt()
+    x0_wrapped = (x - (1 - abar).sqrt() * wrapped(x, t)) / abar.sqrt()
+    assert x0.abs().max() > 1.5 and x0_wrapped.abs().max() <= 1 + 1e-9
+    want = static_threshold(x0) if method == "static" else dynamic_threshold(x0)
+    torch.testing.assert_close(x0_wrapped, want)
+    with pytest.raises(ValueError, match="method"):
+        Thresholded(eps_model, SCHEDULE, method="soft")
+
+
+# ---------------------------------------------------------------------------------- every sampler takes them
+
+@pytest.mark.parametrize("sampler", sorted(SAMPLERS))
+def test_every_sampler_takes_the_guided_models_unchanged(sampler):
+    """A guided, thresholded model is an eps-model: each registered sampler runs it, and with gamma = 1 and a class
+    far from the others it lands in that class's component."""
+    net = mixture_conditional_eps_model(MIXTURE, SCHEDULE)
+    model = Thresholded(ClassifierFree(net, 1, gamma=1.0, num_classes=K), SCHEDULE, method="static")
+    x0 = sample(model, SCHEDULE, (64, 2), sampler=sampler, num_steps=20, dtype=F64,
+                generator=torch.Generator().manual_seed(8))
+    assert x0.shape == (64, 2) and torch.isfinite(x0).all()
+    nearest = torch.cdist(x0, MIXTURE.means).argmin(1)
+    # class 1's own law puts all but about 1e-3 of its mass nearest its mean (the others are 7 of its stds away);
+    # 0.9 leaves room for 20 steps' discretisation error and the clipping of x0 to [-1, 1]
+    assert (nearest == 1).double().mean() > 0.9, f"{sampler}: {(nearest == 1).double().mean():.2f} in class 1"
