@@ -207,3 +207,66 @@ def test_demo_writes_every_picture_and_the_report(tmp_path):
     report = (tmp_path / "report.md").read_text()
     assert f"{result.fd.fd:.3f}" in report and f"{result.fd.floor:.3f}" in report
     assert result.fd.ratio > 1  # 4 training steps cannot match real digits
+
+
+# ---------------------------------------------------------------------------------- conditional runs and guidance
+
+@pytest.fixture(scope="module")
+def gaussians_run(tmp_path_factory):
+    """A conditional run on the eight Gaussians (8 classes), trained for a few steps."""
+    run = tmp_path_factory.mktemp("gaussians")
+    assert main(["train", "--dataset", "eight_gaussians", "--num-classes", "8", "--T", "40", "--steps", "3",
+                 "--batch-size", "16", "--model", '{"hidden": 16, "depth": 1}', "--device", "cpu",
+                 "--out", str(run)]) == 0
+    return run
+
+
+def _sampled(run, tmp_path, name, *extra):
+    out = tmp_path / f"{name}.png"
+    assert main(["sample", "--run", str(run), "--n", "12", "--num-steps", "8", "--device", "cpu", "--out", str(out),
+                 *extra]) == 0
+    return torch.load(out.with_suffix(".pt"))
+
+
+def test_sample_a_class_with_classifier_free_guidance(gaussians_run, tmp_path):
+    """--class and --guidance wrap the run's network in guidance.ClassifierFree: gamma = 0 is the unconditional
+    model (the "no label" token), gamma = 1 the conditional one, and gamma = 3 their extrapolation."""
+    from ddpm_scratch.guidance import ClassifierFree
+    from ddpm_scratch.nets.protocol import LabelBound
+
+    network, schedule, config = load_model(gaussians_run / "checkpoint.pt")
+    assert config.num_classes == 8
+
+    def direct(model):
+        return sample(model, schedule, (12, 2), num_steps=8, generator=torch.Generator().manual_seed(0))
+
+    torch.testing.assert_close(_sampled(gaussians_run, tmp_path, "unconditional"), direct(LabelBound(network, 8)))
+    torch.testing.assert_close(_sampled(gaussians_run, tmp_path, "gamma0", "--class", "3", "--guidance", "0"),
+                               direct(LabelBound(network, 8)), rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(_sampled(gaussians_run, tmp_path, "gamma1", "--class", "3"),
+                               direct(LabelBound(network, 3)))
+    guided = _sampled(gaussians_run, tmp_path, "gamma3", "--class", "3", "--guidance", "3")
+    torch.testing.assert_close(guided, direct(ClassifierFree(network, 3, gamma=3.0, num_classes=8)))
+    assert not torch.allclose(guided, direct(LabelBound(network, 3)))
+    thresholded = _sampled(gaussians_run, tmp_path, "thresholded", "--class", "3", "--guidance", "3",
+                           "--threshold", "dynamic")
+    assert thresholded.shape == (12, 2) and torch.isfinite(thresholded).all() and not torch.equal(thresholded, guided)
+
+
+@pytest.mark.parametrize(("extra", "message"), [
+    (["--guidance", "2"], "--guidance needs --class"),
+    (["--class", "8"], r"--class must be in 0\.\.7"),
+    (["--class", "2", "--guidance", "-1"], "gamma must lie in"),
+])
+def test_guidance_options_are_checked(gaussians_run, tmp_path, capsys, extra, message):
+    with pytest.raises(SystemExit):
+        main(["sample", "--run", str(gaussians_run), "--n", "4", "--num-steps", "2", "--device", "cpu",
+              "--out", str(tmp_path / "x.png"), *extra])
+    assert re.search(message, capsys.readouterr().err)
+
+
+def test_class_and_guidance_need_a_conditional_run(moons_run, tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        main(["sample", "--run", str(moons_run), "--n", "4", "--device", "cpu", "--out", str(tmp_path / "x.png"),
+              "--class", "1"])
+    assert "need a conditional run" in capsys.readouterr().err

@@ -133,9 +133,11 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("sample", help="draw samples from a trained run and save a picture",
                        description="Sample from a checkpoint (ancestral sampling, Algorithm 2, by default; the reverse "
                                    "SDE, predictor-corrector or the probability-flow ODE of lecture 3 and DDIM of "
-                                   "lecture 4 with --sampler): a grid of images for digits, a scatter plot for 2-D "
-                                   "data; the tensor is saved beside the picture as .pt. A continuous-time run samples "
-                                   "on its SDE's discretisation, t_i = i / T.")
+                                   "lecture 4 with --sampler; a class of a conditional run, with classifier-free "
+                                   "guidance and thresholding of lecture 5, with --class, --guidance, --threshold): a "
+                                   "grid of images for digits, a scatter plot for 2-D data; the tensor is saved beside "
+                                   "the picture as .pt. A continuous-time run samples on its SDE's discretisation, "
+                                   "t_i = i / T.")
     src = s.add_mutually_exclusive_group(required=True)
     src.add_argument("--run", type=Path, help="run folder written by `train` (uses its checkpoint.pt)")
     src.add_argument("--checkpoint", type=Path,
@@ -156,6 +158,20 @@ def build_parser() -> argparse.ArgumentParser:
                         + "; ".join(f"{k} {v.spacing}{' (' + v.why + ')' if v.why else ''}"
                                     for k, v in sorted(SAMPLERS.items())) + "; a student's own)")
     add_sampler_options(s)
+    s.add_argument("--class", dest="label", type=int, default=None,
+                   help="a conditional run (train --num-classes N): sample class 0..N-1 (default: unconditional, the "
+                        "'no label' token)")
+    s.add_argument("--guidance", type=float, default=None,
+                   help="with --class: classifier-free guidance scale gamma, eps = (1 - gamma) eps_uncond + gamma "
+                        "eps_cond (0 unconditional, 1 conditional, > 1 guided; one network call on 2n rows per step) "
+                        "(default: 1)")
+    s.add_argument("--threshold", choices=("static", "dynamic"), default=None,
+                   help="threshold the model's x0 prediction at every step: static clips it to [-1, 1], dynamic "
+                        "(Imagen) clips each sample at its --percentile quantile of |x0| (at least 1) and rescales "
+                        "(default: none)")
+    s.add_argument("--percentile", type=float, default=0.995,
+                   help="with --threshold dynamic: the quantile of |x0| that sets the clipping level (default: "
+                        "%(default)s)")
     s.add_argument("--no-ema", action="store_true", help="use the raw weights instead of the EMA weights")
     s.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
     s.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:N (default: auto)")
@@ -223,6 +239,31 @@ def _student_steps(args: argparse.Namespace, num_steps: int, spacing: str) -> No
     args.sampler, args.num_steps, args.spacing = "ddim", num_steps, spacing
 
 
+def _conditioned(model: Any, schedule: Any, config: Any, args: argparse.Namespace) -> Any:
+    """The loaded model as the eps-model `sample` takes: with its class and guidance (a conditional run), then
+    thresholded (--threshold). A conditional run without --class samples unconditionally (the "no label" token)."""
+    from ..guidance import ClassifierFree, Thresholded
+    from ..nets.protocol import LabelBound
+
+    if not config.num_classes:
+        if args.label is not None or args.guidance is not None:
+            raise ValueError(f"--class and --guidance need a conditional run (train --num-classes N); this run of "
+                             f"{config.dataset} is unconditional (num_classes = 0)")
+    elif args.label is None:
+        if args.guidance is not None:
+            raise ValueError("--guidance needs --class: the class to guide towards")
+        model = LabelBound(model, config.num_classes)  # the "no label" token: the unconditional model
+    elif args.guidance is None or args.guidance == 1:  # plain conditional sampling: one call on n rows
+        if not 0 <= args.label < config.num_classes:
+            raise ValueError(f"--class must be in 0..{config.num_classes - 1}, got {args.label}")
+        model = LabelBound(model, args.label)
+    else:
+        model = ClassifierFree(model, args.label, gamma=args.guidance, num_classes=config.num_classes)
+    if args.threshold is not None:
+        model = Thresholded(model, schedule, method=args.threshold, percentile=args.percentile)
+    return model
+
+
 def _sample(args: argparse.Namespace) -> int:
     import torch
 
@@ -239,6 +280,7 @@ def _sample(args: argparse.Namespace) -> int:
         _student_steps(args, student.num_steps, student.distill_config["spacing"])
     else:
         model, schedule, config = load_model(path, ema=not args.no_ema, device=device)
+    model = _conditioned(model, schedule, config, args)
     args.sampler = args.sampler or "ddpm"
     options = _sampler_options(args)
     dataset = DATASETS[config.dataset]
