@@ -369,3 +369,34 @@ def test_fd_warns_on_samples_slightly_out_of_range(classifier):
     samples = load_digits("test")[0][:20] * 1.2
     with pytest.warns(UserWarning, match="exceed"):
         digits_fd(samples, classifier, num_draws=1)
+
+
+# ---------------------------------------------------------------------------------- class-conditional samples
+
+def test_class_accuracy_of_the_test_digits_is_the_classifiers_test_accuracy(classifier):
+    images, labels = load_digits("test")
+    assert metrics.class_accuracy(images, labels, classifier) == pytest.approx(classifier.test_accuracy, abs=1e-12)
+    wrong = (labels + 1) % 10  # every label shifted: only the classifier's mistakes can land on them
+    assert metrics.class_accuracy(images, wrong, classifier) < 1 - classifier.test_accuracy + 1e-12
+
+
+def test_class_diversity_is_one_for_real_digits_and_zero_for_one_image_per_class(classifier):
+    images, labels = load_digits("test")
+    assert metrics.class_diversity(images, labels, classifier) == pytest.approx(1.0, abs=1e-9)
+    first = torch.stack([images[labels == k][0] for k in range(10)])
+    collapsed = first.repeat_interleave(5, dim=0)  # five copies of one digit per class
+    assert metrics.class_diversity(collapsed, torch.arange(10).repeat_interleave(5), classifier) == 0.0
+    half = torch.cat([images[labels == k][: len(images[labels == k]) // 2] for k in range(10)])
+    half_labels = torch.cat([labels[labels == k][: len(images[labels == k]) // 2] for k in range(10)])
+    assert 0.5 < metrics.class_diversity(half, half_labels, classifier) < 2.0  # a real subset: about as varied
+
+
+@pytest.mark.parametrize(("y", "message"), [
+    (torch.zeros(3, dtype=torch.long), r"y must be a \(N,\)"),
+    (torch.full((4,), 10), "classes 0..9"),
+    (torch.zeros(4), r"y must be a \(N,\)"),
+])
+def test_class_metrics_check_the_labels(classifier, y, message):
+    images = load_digits("test")[0][:4]
+    with pytest.raises(ValueError, match=message):
+        metrics.class_accuracy(images, y, classifier)

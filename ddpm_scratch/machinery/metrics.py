@@ -35,7 +35,7 @@ from .loop import Batch, LoopSettings, Update, run_loop
 __all__ = [
     "sliced_wasserstein", "frechet_distance", "frechet_distance_from_stats", "gaussian_stats",
     "DigitsClassifier", "train_digits_classifier", "digits_classifier", "default_cache_dir",
-    "FDReport", "digits_fd", "CLASSIFIER_VERSION",
+    "FDReport", "digits_fd", "CLASSIFIER_VERSION", "class_accuracy", "class_diversity",
 ]
 
 
@@ -352,3 +352,52 @@ def digits_fd(samples: Tensor, classifier: DigitsClassifier | None = None,
         floors.append(frechet_distance(subset("train"), test))
     return FDReport(fd=fmean(fds), fd_std=_spread(fds), floor=fmean(floors), floor_std=_spread(floors), n=n,
                     num_draws=num_draws, classifier_accuracy=classifier.test_accuracy)
+
+
+# ---------------------------------------------------------------------------------- class-conditional samples
+# Guidance trades diversity for fidelity to the class (lecture 5): these two numbers make that a measured curve.
+
+def _check_labels(y: Tensor, samples: Tensor) -> Tensor:
+    if not isinstance(y, Tensor) or y.shape != (len(samples),) or y.is_floating_point():
+        raise ValueError(f"y must be a (N,) = ({len(samples)},) integer tensor of the classes the samples were drawn "
+                         f"for, got {type(y).__name__} {tuple(getattr(y, 'shape', ()))}")
+    if len(y) and (y.min() < 0 or y.max() > 9):
+        raise ValueError(f"y must hold digit classes 0..9, got values in {y.min().item()}..{y.max().item()}")
+    return y.cpu()
+
+
+def class_accuracy(samples: Tensor, y: Tensor, classifier: DigitsClassifier | None = None) -> float:
+    """The fraction of generated digits that the digits classifier assigns to the class they were drawn for.
+
+    samples: (N, 1, 8, 8) in [-1, 1]; y: (N,) classes 0..9. classifier: digits_classifier() by default (its
+    test_accuracy, about 0.97, is what real digits score)."""
+    _check_samples(samples)
+    y = _check_labels(y, samples)
+    classifier = digits_classifier() if classifier is None else classifier
+    device = next(classifier.parameters()).device
+    with torch.no_grad():
+        predicted = classifier(samples.detach().to(device, torch.float32)).argmax(dim=1).cpu()
+    return (predicted == y).double().mean().item()
+
+
+def class_diversity(samples: Tensor, y: Tensor, classifier: DigitsClassifier | None = None) -> float:
+    """How varied the digits of each class are, relative to real ones: for each class with at least 2 samples, the
+    total variance (trace of the covariance) of the samples' classifier features, divided by that of the test
+    split's digits of the class; the mean over those classes. 1: as varied as real digits; 0: one image per class.
+    samples: (N, 1, 8, 8) in [-1, 1]; y: (N,) classes 0..9."""
+    _check_samples(samples)
+    y = _check_labels(y, samples)
+    classifier = digits_classifier() if classifier is None else classifier
+    device = next(classifier.parameters()).device
+    test_images, test_labels = load_digits("test")
+    with torch.no_grad():
+        feats = classifier.features(samples.detach().to(device, torch.float32)).cpu().double()
+        real = classifier.features(test_images.to(device)).cpu().double()
+    ratios = []
+    for k in y.unique().tolist():
+        mine = feats[y == k]
+        if len(mine) >= 2:
+            ratios.append((mine.var(dim=0).sum() / real[test_labels == k].var(dim=0).sum()).item())
+    if not ratios:
+        raise ValueError("class_diversity needs at least 2 samples of some class")
+    return fmean(ratios)
