@@ -31,14 +31,15 @@ import torch
 from torch import Tensor, nn
 
 from .checks import check_choice, check_int, check_number
-from .forward import eps_from_x0, x0_from_eps
+from .forward import eps_from_x0, q_sample, x0_from_eps
+from .losses import sample_timesteps
 from .nets.protocol import EpsModel
 from .schedules import NoiseSchedule, check_schedule, lookup
 from .score import GaussianMixture, mixture_eps_model
 
 __all__ = [
     "classifier_free_eps", "ClassifierFree",
-    "classifier_guided_eps", "ClassifierGuided",
+    "classifier_guided_eps", "ClassifierGuided", "classifier_log_prob_y", "classifier_loss",
     "THRESHOLDS", "static_threshold", "dynamic_threshold", "Thresholded",
     "mixture_conditional_eps_model", "mixture_log_prob_y",
 ]
@@ -139,6 +140,28 @@ class ClassifierGuided(nn.Module):
             log_p = self.log_prob_y(x, t, _labels(self.y, x.shape[0], x.device))
             grad_log_p_y, = torch.autograd.grad(log_p.sum(), x)  # rows are independent: the sum's gradient per row
         return classifier_guided_eps(self.schedule, x_t, t, eps=eps, grad_log_p_y=grad_log_p_y, gamma=self.gamma)
+
+
+def classifier_log_prob_y(classifier: Callable[[Tensor, Tensor], Tensor]) -> LogProbY:
+    """A noise-aware classifier's logits(x_t, t) (B, K) (nets.NoisyClassifier) as log_prob_y(x_t, t, y) -> (B,)
+    log p_t(y | x_t) = log_softmax(logits)[y], the callable ClassifierGuided takes."""
+    if not callable(classifier):
+        raise TypeError(f"classifier must be callable as classifier(x_t, t) -> logits, got {type(classifier).__name__}")
+
+    def log_prob_y(x_t: Tensor, t: Tensor, y: Tensor) -> Tensor:
+        return torch.log_softmax(classifier(x_t, t), dim=1).gather(1, y[:, None]).squeeze(1)
+
+    return log_prob_y
+
+
+def classifier_loss(classifier: Callable[[Tensor, Tensor], Tensor], schedule: NoiseSchedule, x0: Tensor, y: Tensor,
+                    *, generator: torch.Generator | None = None) -> Tensor:
+    """The noise-aware classifier's objective: cross-entropy of classifier(x_t, t) against y, with t ~ U{1..T} and
+    x_t ~ q(x_t | x0) (Dhariwal & Nichol 2021: trained on the noisy data the sampler will show it).
+    x0: (B, ...); y: (B,) LongTensor. generator draws t, then the noise."""
+    t = sample_timesteps(schedule.T, x0.shape[0], device=x0.device, generator=generator)
+    x_t = q_sample(schedule, x0, t, generator=generator)
+    return torch.nn.functional.cross_entropy(classifier(x_t, t), y)
 
 
 # ---------------------------------------------------------------------------------- thresholding

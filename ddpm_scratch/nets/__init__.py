@@ -1,4 +1,5 @@
-"""eps-networks: U-Net for images, MLP for 2-D toy data, and the time/label embeddings they share.
+"""eps-networks: U-Net for images, MLP for 2-D toy data, the time/label embeddings they share, and the noise-aware
+classifier of classifier guidance (logits = classifier(x_t, t)).
 
 Every network is called as eps_model(x_t, t) or eps_model(x_t, t, y): t is a (B,) LongTensor of steps 1..T
 or a float tensor of continuous times in [0, 1] (mapped to the same range, see `embeddings`), and y a (B,)
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 from torch import nn
 
+from .classifier import NoisyClassifier
 from .embeddings import TIME_SCALE, LabelEmbedding, RandomFourierFeatures, SinusoidalEmbedding, as_time, time_to_tau
 from .mlp import MLPEps
 from .protocol import EpsModel
@@ -17,7 +19,7 @@ from .unet import Attention, Downsample, ResBlock, UNet, Upsample
 __all__ = [
     "EpsModel",
     "TIME_SCALE", "as_time", "time_to_tau", "SinusoidalEmbedding", "RandomFourierFeatures", "LabelEmbedding",
-    "ResBlock", "Attention", "Downsample", "Upsample", "UNet", "MLPEps", "count_parameters",
+    "ResBlock", "Attention", "Downsample", "Upsample", "UNet", "MLPEps", "NoisyClassifier", "count_parameters",
 ]
 
 
