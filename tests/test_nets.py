@@ -324,3 +324,36 @@ def test_unconditional_net_rejects_labels():
 def test_mlp_and_embeddings_reject_bad_arguments(make, error, name):
     with pytest.raises(error, match=rf"\b{name}\b"):
         make()
+
+
+# ---------------------------------------------------------------------------------- conditioning on an image
+
+def test_image_conditioned_concatenates_the_bound_image_and_samples():
+    """ImageConditioned calls the network on cat([x_t, image], dim=1) (and any extra conditioning after t), and the
+    wrapped network is an eps-model every sampler takes: here a U-Net with 1 + 1 input channels."""
+    from ddpm_scratch.nets import UNet
+    from ddpm_scratch.nets.protocol import ImageConditioned
+    from ddpm_scratch.sampling import sample
+    from ddpm_scratch.schedules import NoiseSchedule
+
+    image = torch.randn(3, 1, 8, 8, generator=torch.Generator().manual_seed(0))
+    seen = []
+
+    def network(x, t, level):
+        seen.append((x.clone(), t, level))
+        return x[:, :1] * 0.5
+
+    x_t, t, level = torch.randn(3, 1, 8, 8), torch.tensor([4, 5, 6]), torch.tensor([0.1, 0.2, 0.3])
+    out = ImageConditioned(network, image, level)(x_t, t)
+    torch.testing.assert_close(seen[0][0], torch.cat([x_t, image], dim=1))
+    assert seen[0][1] is t and seen[0][2] is level
+    torch.testing.assert_close(out, 0.5 * x_t)
+    with pytest.raises(ValueError, match="must share the batch size"):
+        ImageConditioned(network, image)(torch.randn(2, 1, 8, 8), t[:2])
+    with pytest.raises(ValueError, match="image must be a float tensor"):
+        ImageConditioned(network, torch.zeros(3, 8, 8))
+
+    unet = UNet(in_channels=2, out_channels=1, base_channels=8, channel_mults=(1,), attention_resolutions=())
+    x0 = sample(ImageConditioned(unet, image), NoiseSchedule.linear(20), (3, 1, 8, 8), sampler="ddim", num_steps=4,
+                generator=torch.Generator().manual_seed(1))
+    assert x0.shape == (3, 1, 8, 8) and torch.isfinite(x0).all()

@@ -18,7 +18,7 @@ from typing import Protocol
 import torch
 from torch import Tensor, nn
 
-__all__ = ["EpsModel", "ScoreFn", "LabelBound"]
+__all__ = ["EpsModel", "ScoreFn", "LabelBound", "ImageConditioned"]
 
 ScoreFn = Callable[[Tensor, Tensor], Tensor]  # score_fn(x (B, ...), t (B,) float) -> grad_x log p_t(x), (B, ...)
 
@@ -52,3 +52,30 @@ class LabelBound(nn.Module):
                 self._on_device[x_t.device] = self.y.to(x_t.device)
             return self.network(x_t, t, self._on_device[x_t.device])
         return self.network(x_t, t, torch.full((x_t.shape[0],), self.y, dtype=torch.long, device=x_t.device))
+
+
+class ImageConditioned(nn.Module):
+    """A network conditioned on an image by channel concatenation, with the image bound, as an eps-model:
+    forward(x_t, t) = network(cat([x_t, image], dim=1), t, *extra) (SR3's and the cascades' conditioning on a
+    low-resolution input, upsampled to x_t's size; Palette's on a source image).
+
+    image: (B, C', H, W), the rows of the batches it will be called with; x_t: (B, C, H, W). The network takes
+    C + C' input channels and returns C (`UNet(in_channels=C + C', out_channels=C)`). extra: further conditioning
+    passed after t as it is (a label, a noise-augmentation level).
+    """
+
+    def __init__(self, network: Callable[..., Tensor], image: Tensor, *extra: Tensor) -> None:
+        super().__init__()
+        if not callable(network):
+            raise TypeError(f"network must be callable, got {type(network).__name__}")
+        if not isinstance(image, Tensor) or image.dim() != 4 or not image.is_floating_point():
+            raise ValueError(f"image must be a float tensor (B, C', H, W), got "
+                             f"{getattr(image, 'dtype', type(image).__name__)} {tuple(getattr(image, 'shape', ()))}")
+        self.network, self.image, self.extra = network, image, extra
+
+    def forward(self, x_t: Tensor, t: Tensor) -> Tensor:
+        if x_t.dim() != 4 or x_t.shape[0] != self.image.shape[0] or x_t.shape[2:] != self.image.shape[2:]:
+            raise ValueError(f"x_t {tuple(x_t.shape)} and the bound image {tuple(self.image.shape)} must share the "
+                             "batch size and the height and width")
+        image = self.image.to(device=x_t.device, dtype=x_t.dtype)
+        return self.network(torch.cat([x_t, image], dim=1), t, *self.extra)
