@@ -96,8 +96,10 @@ class ClassifierFree(nn.Module):
         self.gamma = check_number("gamma", gamma, low=0.0)
         self.network = network
 
-    def forward(self, x_t: Tensor, t: Tensor) -> Tensor:
+    def forward(self, x_t: Tensor, t: int | Tensor) -> Tensor:
         batch = x_t.shape[0]
+        if not isinstance(t, Tensor) or t.dim() == 0:  # one step for the whole batch, as (B,)
+            t = torch.as_tensor(t, device=x_t.device).expand(batch)
         y = _labels(self.y, batch, x_t.device)
         no_label = torch.full_like(y, self.num_classes)
         both = self.network(torch.cat([x_t, x_t]), torch.cat([t, t]), torch.cat([y, no_label]))

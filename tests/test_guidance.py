@@ -121,6 +121,8 @@ def test_classifier_free_makes_one_network_call_on_2b_rows():
     want = classifier_free_eps(eps_uncond=exact(x, t, torch.full((3,), K)),
                                eps_cond=exact(x, t, torch.ones(3, dtype=torch.long)), gamma=2.0)
     torch.testing.assert_close(got, want)
+    one_step = ClassifierFree(network, 1, gamma=2.0, num_classes=K)(x, 50)  # an int t: the same step for every row
+    torch.testing.assert_close(one_step, ClassifierFree(network, 1, gamma=2.0, num_classes=K)(x, torch.full((3,), 50)))
 
 
 def test_classifier_free_checks_its_arguments():
