@@ -9,7 +9,8 @@ term by gamma (lecture's convention, DESIGN.md: gamma = 0 unconditional, 1 condi
 With eps = -sqrt(1 - alpha_bar_t) score (`forward.eps_from_score`) the two are the same formula: CFG's implicit
 classifier is grad log p_t(y | x) = grad log p_t(x | y) - grad log p_t(x). At each noise level the guided score
 is the score of p_t(x)^(1 - gamma) p_t(x | y)^gamma, the *tilted noised* densities, which for gamma > 1 are not the
-noised tilted density: a guided sampler does not sample p(x)^(1 - gamma) p(x | y)^gamma (lesson 05 measures it).
+noised tilted density: a guided sampler does not sample p(x)^(1 - gamma) p(x | y)^gamma
+(benchmarks/guidance_exact.py measures how far it lands, and how Langevin correctors close the gap).
 
 Thresholding (Imagen, Saharia et al. 2022) works on the model's x0: static clipping to [-1, 1], or dynamic, which
 clips each sample at s = max(1, the `percentile` quantile of |x0|) and divides by s. As a wrapper it goes
@@ -20,7 +21,8 @@ LongTensor of labels, `num_classes` the "no label" token of a conditional networ
 
 Exact references: a `GaussianMixture` whose components are the classes gives the exact conditional network
 (`mixture_conditional_eps_model`) and the exact noise-aware classifier log p_t(y | x_t) (`mixture_log_prob_y`), by
-Bayes' rule; tests and lesson 05 measure the wrappers against them.
+Bayes' rule; the tests and benchmarks measure the wrappers against them. A trained classifier is a
+`nets.NoisyClassifier`, trained on noisy data with `classifier_loss` and read through `classifier_log_prob_y`.
 """
 
 from __future__ import annotations
