@@ -11,7 +11,8 @@ schedule (T = 1000), guided by guidance.ClassifierFree, sampled through sampling
    samplers do not return the tilted density p(x)^(1 - gamma) p(x | y)^gamma (its mean and sd are computed on a
    grid): the tilted noised densities are not the noised tilted density (Bradley & Nakkiran 2024; Chidambaram et
    al. 2024). The probability-flow ODE (ddim, ode) overshoots and narrows, ancestral sampling (ddpm) less so;
-   Langevin corrector steps at every level (the pc sampler) pull the samples to the tilted density.
+   Langevin corrector steps at every level (the pc sampler) close most of the gap (a small bias remains: about
+   0.005 in the mean and sd with n = 20,000, several standard errors).
    Each row: mean and sd of n samples, the mean over seeds, with the standard error of one seed's mean.
 
 Run: python -m benchmarks.guidance_exact [--n 20000] [--seeds 3] [--threads 1]  (about 10 minutes on one core)

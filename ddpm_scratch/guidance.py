@@ -10,7 +10,7 @@ With eps = -sqrt(1 - alpha_bar_t) score (`forward.eps_from_score`) the two are t
 classifier is grad log p_t(y | x) = grad log p_t(x | y) - grad log p_t(x). At each noise level the guided score
 is the score of p_t(x)^(1 - gamma) p_t(x | y)^gamma, the *tilted noised* densities, which for gamma > 1 are not the
 noised tilted density: a guided sampler does not sample p(x)^(1 - gamma) p(x | y)^gamma
-(benchmarks/guidance_exact.py measures how far it lands, and how Langevin correctors close the gap).
+(benchmarks/guidance_exact.py measures how far it lands, and how Langevin correctors close most of the gap).
 
 Thresholding (Imagen, Saharia et al. 2022) works on the model's x0: static clipping to [-1, 1], or dynamic, which
 clips each sample at s = max(1, the `percentile` quantile of |x0|) and divides by s. As a wrapper it goes
@@ -27,6 +27,7 @@ Bayes' rule; the tests and benchmarks measure the wrappers against them. A train
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import torch
@@ -50,12 +51,24 @@ ConditionalNetwork = Callable[[Tensor, Tensor, Tensor], Tensor]  # network(x_t, 
 LogProbY = Callable[[Tensor, Tensor, Tensor], Tensor]  # log_prob_y(x_t, t, y) -> (B,) log p_t(y | x_t)
 
 
-def _labels(y: int | Tensor, batch: int, device: torch.device) -> Tensor:
+class _OnDevice:
+    """A tensor, or a schedule, copied to each device it is asked for once, not at every step."""
+
+    def __init__(self, value: Tensor | NoiseSchedule) -> None:
+        self.value, self.copies = value, {}
+
+    def on(self, device: torch.device) -> Tensor | NoiseSchedule:
+        if device not in self.copies:
+            self.copies[device] = self.value.to(device)
+        return self.copies[device]
+
+
+def _labels(y: int | _OnDevice, batch: int, device: torch.device) -> Tensor:
     """y as a (batch,) LongTensor on `device`."""
-    if isinstance(y, Tensor):
-        if y.shape != (batch,):
-            raise ValueError(f"the labels y have shape {tuple(y.shape)}, the batch x_t has {batch} rows")
-        return y.to(device)
+    if isinstance(y, _OnDevice):
+        if y.value.shape != (batch,):
+            raise ValueError(f"the labels y have shape {tuple(y.value.shape)}, the batch x_t has {batch} rows")
+        return y.on(device)
     return torch.full((batch,), y, dtype=torch.long, device=device)
 
 
@@ -76,7 +89,12 @@ def _check_label(y: object, num_classes: int | None) -> int | Tensor:
 # ---------------------------------------------------------------------------------- classifier-free guidance
 
 def classifier_free_eps(*, eps_uncond: Tensor, eps_cond: Tensor, gamma: float) -> Tensor:
-    """eps = (1 - gamma) eps_uncond + gamma eps_cond (Ho & Salimans 2022, in the lecture's gamma)."""
+    """eps = (1 - gamma) eps_uncond + gamma eps_cond (Ho & Salimans 2022, in the lecture's gamma), (B, ...) each."""
+    if eps_uncond.shape != eps_cond.shape:
+        raise ValueError(f"eps_uncond {tuple(eps_uncond.shape)} and eps_cond {tuple(eps_cond.shape)} must have the "
+                         "same shape")
+    if not math.isfinite(gamma):
+        raise ValueError(f"gamma must be a finite number, got {gamma!r}")
     return eps_uncond + gamma * (eps_cond - eps_uncond)
 
 
@@ -94,7 +112,8 @@ class ClassifierFree(nn.Module):
         if not callable(network):
             raise TypeError(f"network must be callable as network(x_t, t, y), got {type(network).__name__}")
         self.num_classes = check_int("num_classes", num_classes)
-        self.y = _check_label(y, self.num_classes)
+        y = _check_label(y, self.num_classes)
+        self.y = _OnDevice(y) if isinstance(y, Tensor) else y
         self.gamma = check_number("gamma", gamma, low=0.0)
         self.network = network
 
@@ -133,8 +152,9 @@ class ClassifierGuided(nn.Module):
             if not callable(value):
                 raise TypeError(f"{name} must be callable, got {type(value).__name__}")
         check_schedule(schedule)
-        self.eps_model, self.log_prob_y, self.schedule = eps_model, log_prob_y, schedule
-        self.y = _check_label(y, None)
+        self.eps_model, self.log_prob_y, self.schedule = eps_model, log_prob_y, _OnDevice(schedule)
+        y = _check_label(y, None)
+        self.y = _OnDevice(y) if isinstance(y, Tensor) else y
         self.gamma = check_number("gamma", gamma, low=0.0)
 
     def forward(self, x_t: Tensor, t: Tensor) -> Tensor:
@@ -143,7 +163,8 @@ class ClassifierGuided(nn.Module):
             x = x_t.detach().requires_grad_(True)
             log_p = self.log_prob_y(x, t, _labels(self.y, x.shape[0], x.device))
             grad_log_p_y, = torch.autograd.grad(log_p.sum(), x)  # rows are independent: the sum's gradient per row
-        return classifier_guided_eps(self.schedule, x_t, t, eps=eps, grad_log_p_y=grad_log_p_y, gamma=self.gamma)
+        return classifier_guided_eps(self.schedule.on(x_t.device), x_t, t, eps=eps, grad_log_p_y=grad_log_p_y,
+                                     gamma=self.gamma)
 
 
 def classifier_log_prob_y(classifier: Callable[[Tensor, Tensor], Tensor]) -> LogProbY:
@@ -179,6 +200,7 @@ def dynamic_threshold(x0: Tensor, *, percentile: float = 0.995) -> Tensor:
     """Imagen's dynamic thresholding: per sample, s = max(1, the `percentile` quantile of |x0|), then x0 clipped to
     [-s, s] and divided by s. A sample whose quantile is at most 1 gets s = 1: it is only clipped to [-1, 1], and
     is unchanged if it lies there already.  x0: (B, ...). Returns (B, ...) in [-1, 1], x0's dtype."""
+    check_number("percentile", percentile, low=0.0, high=1.0, low_open=True)  # a quantile: 0.995, not 99.5
     magnitude = x0.detach().reshape(x0.shape[0], -1).abs()
     if magnitude.dtype not in (torch.float32, torch.float64):  # torch.quantile takes these two only
         magnitude = magnitude.float()
@@ -204,13 +226,14 @@ class Thresholded(nn.Module):
             raise TypeError(f"eps_model must be callable, got {type(eps_model).__name__}")
         check_schedule(schedule)
         self.method = check_choice("method", method, tuple(THRESHOLDS))
-        self.percentile = check_number("percentile", percentile, low=0.0, high=1.0)
-        self.eps_model, self.schedule = eps_model, schedule
+        self.percentile = check_number("percentile", percentile, low=0.0, high=1.0, low_open=True)
+        self.eps_model, self.schedule = eps_model, _OnDevice(schedule)
 
     def forward(self, x_t: Tensor, t: Tensor) -> Tensor:
-        x0 = x0_from_eps(self.schedule, x_t, t, eps=self.eps_model(x_t, t))
+        schedule = self.schedule.on(x_t.device)
+        x0 = x0_from_eps(schedule, x_t, t, eps=self.eps_model(x_t, t))
         x0 = dynamic_threshold(x0, percentile=self.percentile) if self.method == "dynamic" else static_threshold(x0)
-        return eps_from_x0(self.schedule, x_t, t, x0=x0)
+        return eps_from_x0(schedule, x_t, t, x0=x0)
 
 
 # ---------------------------------------------------------------------------------- exact references

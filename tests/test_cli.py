@@ -248,15 +248,32 @@ def test_sample_a_class_with_classifier_free_guidance(gaussians_run, tmp_path):
     guided = _sampled(gaussians_run, tmp_path, "gamma3", "--class", "3", "--guidance", "3")
     torch.testing.assert_close(guided, direct(ClassifierFree(network, 3, gamma=3.0, num_classes=8)))
     assert not torch.allclose(guided, direct(LabelBound(network, 3)))
-    thresholded = _sampled(gaussians_run, tmp_path, "thresholded", "--class", "3", "--guidance", "3",
-                           "--threshold", "dynamic")
-    assert thresholded.shape == (12, 2) and torch.isfinite(thresholded).all() and not torch.equal(thresholded, guided)
+
+
+def test_threshold_an_image_run(tmp_path):
+    """--threshold wraps the model in guidance.Thresholded (image datasets: data in [-1, 1])."""
+    from ddpm_scratch.guidance import Thresholded
+
+    run = tmp_path / "digits"
+    assert main(["train", "--dataset", "digits", "--T", "40", "--steps", "2", "--batch-size", "8", "--model",
+                 '{"base_channels": 8, "channel_mults": [1], "attention_resolutions": []}', "--device", "cpu",
+                 "--out", str(run)]) == 0
+    network, schedule, _ = load_model(run / "checkpoint.pt")
+    for method, extra in (("static", []), ("dynamic", ["--percentile", "0.9"])):
+        got = _sampled(run, tmp_path, method, "--threshold", method, *extra)
+        percentile = {"percentile": 0.9} if extra else {}
+        want = sample(Thresholded(network, schedule, method=method, **percentile), schedule, (12, 1, 8, 8),
+                      num_steps=8, generator=torch.Generator().manual_seed(0))
+        torch.testing.assert_close(got, want)
 
 
 @pytest.mark.parametrize(("extra", "message"), [
     (["--guidance", "2"], "--guidance needs --class"),
     (["--class", "8"], r"--class must be in 0\.\.7"),
+    (["--class", "8", "--guidance", "3"], r"--class must be in 0\.\.7"),
     (["--class", "2", "--guidance", "-1"], "gamma must lie in"),
+    (["--threshold", "static"], "not an image dataset"),
+    (["--percentile", "0.9"], "needs --threshold dynamic"),
 ])
 def test_guidance_options_are_checked(gaussians_run, tmp_path, capsys, extra, message):
     with pytest.raises(SystemExit):
@@ -270,3 +287,16 @@ def test_class_and_guidance_need_a_conditional_run(moons_run, tmp_path, capsys):
         main(["sample", "--run", str(moons_run), "--n", "4", "--device", "cpu", "--out", str(tmp_path / "x.png"),
               "--class", "1"])
     assert "need a conditional run" in capsys.readouterr().err
+
+
+def test_a_student_takes_no_class_or_guidance():
+    """A distilled student learnt only its teacher's unconditional model (distillation passes no label)."""
+    import argparse
+
+    from ddpm_scratch.machinery.cli import _conditioned
+    from ddpm_scratch.machinery.train import TrainConfig
+
+    config = TrainConfig(dataset="eight_gaussians", num_classes=8)
+    args = argparse.Namespace(label=3, guidance=None, threshold=None, percentile=None)
+    with pytest.raises(ValueError, match="student learnt its teacher's unconditional model only"):
+        _conditioned(lambda x, t, y=None: x, None, config, args, student=True)

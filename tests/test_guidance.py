@@ -189,6 +189,11 @@ def test_thresholded_model_predicts_the_thresholded_x0(method):
     assert x0.abs().max() > 1.5 and x0_wrapped.abs().max() <= 1 + 1e-9
     want = static_threshold(x0) if method == "static" else dynamic_threshold(x0)
     torch.testing.assert_close(x0_wrapped, want)
+    if method == "dynamic":  # the wrapper's percentile reaches the thresholding
+        other = Thresholded(eps_model, SCHEDULE, method=method, percentile=0.6)
+        x0_other = (x - (1 - abar).sqrt() * other(x, t)) / abar.sqrt()
+        torch.testing.assert_close(x0_other, dynamic_threshold(x0, percentile=0.6))
+        assert not torch.allclose(x0_other, want)
     with pytest.raises(ValueError, match="method"):
         Thresholded(eps_model, SCHEDULE, method="soft")
 
@@ -197,28 +202,29 @@ def test_thresholded_model_predicts_the_thresholded_x0(method):
 
 @pytest.mark.parametrize("sampler", sorted(SAMPLERS))
 def test_every_sampler_takes_the_guided_models_unchanged(sampler):
-    """A guided, thresholded model is an eps-model: each registered sampler runs it, and with gamma = 1 and a class
-    far from the others it lands in that class's component."""
+    """A guided model is an eps-model: each registered sampler runs it, and guided (gamma 2) towards a class far from
+    the others it lands in that class's component."""
     net = mixture_conditional_eps_model(MIXTURE, SCHEDULE)
-    model = Thresholded(ClassifierFree(net, 1, gamma=1.0, num_classes=K), SCHEDULE, method="static")
+    model = ClassifierFree(net, 1, gamma=2.0, num_classes=K)
     x0 = sample(model, SCHEDULE, (64, 2), sampler=sampler, num_steps=20, dtype=F64,
                 generator=torch.Generator().manual_seed(8))
     assert x0.shape == (64, 2) and torch.isfinite(x0).all()
     nearest = torch.cdist(x0, MIXTURE.means).argmin(1)
-    # class 1's own law puts all but about 1e-3 of its mass nearest its mean (the others are 7 of its stds away);
-    # 0.9 leaves room for 20 steps' discretisation error and the clipping of x0 to [-1, 1]
+    # class 1's own law puts all but about 1e-3 of its mass nearest its mean (the others are 7 of its stds away),
+    # and guidance only sharpens it; 0.9 leaves room for 20 steps' discretisation error
     assert (nearest == 1).double().mean() > 0.9, f"{sampler}: {(nearest == 1).double().mean():.2f} in class 1"
 
 
 # ---------------------------------------------------------------------------------- what guidance samples
 
 @pytest.mark.slow
-def test_guided_samplers_do_not_sample_the_tilted_density_but_langevin_correctors_do():
+def test_guided_samplers_do_not_sample_the_tilted_density_and_langevin_correctors_close_most_of_the_gap():
     """1-D, p(x) = 0.5 N(-1, 0.35^2) + 0.5 N(1, 0.35^2), the right component as the class, gamma = 3, exact networks.
     The guided score is the tilted noised densities' at every level, yet the probability-flow ODE and ancestral
     sampling land far from p(x)^(1 - gamma) p(x | y)^gamma (its mean and sd on a grid): by more than 10 standard
-    errors. One Langevin corrector step at every level (the pc sampler) brings both moments to it, within 4
-    standard errors. (benchmarks/guidance_exact.py prints the table with more samples.)"""
+    errors. One Langevin corrector step at every level (the pc sampler) closes most of the gap: its mean is within
+    a fifth of the ODE's and ddpm's distance (a small bias remains, about 0.008 in the mean over seeds).
+    (benchmarks/guidance_exact.py prints the table with more samples.)"""
     std, gamma, n = 0.35, 3.0, 4000
     mixture = GaussianMixture([0.5, 0.5], [[-1.0], [1.0]], [std**2, std**2])
     schedule = NoiseSchedule.linear(1000)
@@ -235,12 +241,14 @@ def test_guided_samplers_do_not_sample_the_tilted_density_but_langevin_corrector
                    **options)
         return x.mean().item(), x.std().item()
 
+    gaps = {}
     for sampler in ("ode", "ddpm"):
         got_mean, _ = moments(sampler)
-        assert got_mean - mean > 10 * se_mean, f"{sampler}: mean {got_mean:.3f}, the tilted density's {mean:.3f}"
+        gaps[sampler] = got_mean - mean
+        assert gaps[sampler] > 10 * se_mean, f"{sampler}: mean {got_mean:.3f}, the tilted density's {mean:.3f}"
     got_mean, got_sd = moments("pc", corrector_steps=1)
-    assert abs(got_mean - mean) < 4 * se_mean and abs(got_sd - sd) < 4 * se_sd, (
-        f"pc: mean {got_mean:.4f}, sd {got_sd:.4f}; the tilted density's {mean:.4f}, {sd:.4f}")
+    assert abs(got_mean - mean) < min(gaps.values()) / 5 and abs(got_sd - sd) < 10 * se_sd, (
+        f"pc: mean {got_mean:.4f}, sd {got_sd:.4f}; the tilted density's {mean:.4f}, {sd:.4f}; gaps {gaps}")
 
 
 # ---------------------------------------------------------------------------------- a noise-aware classifier
@@ -279,6 +287,16 @@ def test_classifier_loss_is_the_cross_entropy_on_noisy_data():
     x_t = abar.sqrt() * x0 + (1 - abar).sqrt() * torch.randn(x0.shape, generator=replay, dtype=F64)
     torch.testing.assert_close(got, -exact(x_t, t, y).mean())
     assert got < math.log(K)
+
+
+def test_guidance_functions_check_their_arguments():
+    eps = torch.zeros(4, 2)
+    with pytest.raises(ValueError, match="same shape"):
+        classifier_free_eps(eps_uncond=eps, eps_cond=eps[:1], gamma=2.0)
+    with pytest.raises(ValueError, match="gamma must be a finite number"):
+        classifier_free_eps(eps_uncond=eps, eps_cond=eps, gamma=float("nan"))
+    with pytest.raises(ValueError, match="percentile"):
+        dynamic_threshold(eps, percentile=99.5)  # a quantile in (0, 1], not a percentage
 
 
 def test_a_trained_classifier_guides_samples_towards_its_class():

@@ -166,12 +166,13 @@ def build_parser() -> argparse.ArgumentParser:
                         "eps_cond (0 unconditional, 1 conditional, > 1 guided; one network call on 2n rows per step) "
                         "(default: 1)")
     s.add_argument("--threshold", choices=("static", "dynamic"), default=None,
-                   help="threshold the model's x0 prediction at every step: static clips it to [-1, 1], dynamic "
+                   help="image datasets: threshold the model's x0 prediction at every step: static clips it to "
+                        "[-1, 1], dynamic "
                         "(Imagen) clips each sample at its --percentile quantile of |x0| (at least 1) and rescales "
                         "(default: none)")
-    s.add_argument("--percentile", type=float, default=0.995,
-                   help="with --threshold dynamic: the quantile of |x0| that sets the clipping level (default: "
-                        "%(default)s)")
+    s.add_argument("--percentile", type=float, default=None,
+                   help="with --threshold dynamic: the quantile of |x0| that sets the clipping level, in (0, 1] "
+                        "(default: 0.995, Imagen's 99.5th percentile)")
     s.add_argument("--no-ema", action="store_true", help="use the raw weights instead of the EMA weights")
     s.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
     s.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:N (default: auto)")
@@ -239,12 +240,24 @@ def _student_steps(args: argparse.Namespace, num_steps: int, spacing: str) -> No
     args.sampler, args.num_steps, args.spacing = "ddim", num_steps, spacing
 
 
-def _conditioned(model: Any, schedule: Any, config: Any, args: argparse.Namespace) -> Any:
+def _conditioned(model: Any, schedule: Any, config: Any, args: argparse.Namespace, student: bool) -> Any:
     """The loaded model as the eps-model `sample` takes: with its class and guidance (a conditional run), then
-    thresholded (--threshold). A conditional run without --class samples unconditionally (the "no label" token)."""
+    thresholded (--threshold). A conditional run without --class samples unconditionally (the "no label" token).
+    A distilled student learnt only its teacher's unconditional model: it takes no --class or --guidance."""
     from ..guidance import ClassifierFree, Thresholded
     from ..nets.protocol import LabelBound
+    from .data import DATASETS
 
+    if args.percentile is not None and args.threshold != "dynamic":
+        raise ValueError("--percentile sets dynamic thresholding's quantile: it needs --threshold dynamic")
+    if args.threshold is not None and not DATASETS[config.dataset].is_image:
+        raise ValueError(f"--threshold clips x0 to the images' range [-1, 1]; {config.dataset} is not an image "
+                         "dataset (its points lie beyond [-1, 1])")
+    if args.label is not None and config.num_classes and not 0 <= args.label < config.num_classes:
+        raise ValueError(f"--class must be in 0..{config.num_classes - 1}, got {args.label}")
+    if student and (args.label is not None or args.guidance is not None):
+        raise ValueError("a distilled student learnt its teacher's unconditional model only: it takes no --class or "
+                         "--guidance")
     if not config.num_classes:
         if args.label is not None or args.guidance is not None:
             raise ValueError(f"--class and --guidance need a conditional run (train --num-classes N); this run of "
@@ -254,13 +267,12 @@ def _conditioned(model: Any, schedule: Any, config: Any, args: argparse.Namespac
             raise ValueError("--guidance needs --class: the class to guide towards")
         model = LabelBound(model, config.num_classes)  # the "no label" token: the unconditional model
     elif args.guidance is None or args.guidance == 1:  # plain conditional sampling: one call on n rows
-        if not 0 <= args.label < config.num_classes:
-            raise ValueError(f"--class must be in 0..{config.num_classes - 1}, got {args.label}")
         model = LabelBound(model, args.label)
     else:
         model = ClassifierFree(model, args.label, gamma=args.guidance, num_classes=config.num_classes)
     if args.threshold is not None:
-        model = Thresholded(model, schedule, method=args.threshold, percentile=args.percentile)
+        model = Thresholded(model, schedule, method=args.threshold,
+                            percentile=0.995 if args.percentile is None else args.percentile)
     return model
 
 
@@ -280,7 +292,7 @@ def _sample(args: argparse.Namespace) -> int:
         _student_steps(args, student.num_steps, student.distill_config["spacing"])
     else:
         model, schedule, config = load_model(path, ema=not args.no_ema, device=device)
-    model = _conditioned(model, schedule, config, args)
+    model = _conditioned(model, schedule, config, args, student=is_student_file(path))
     args.sampler = args.sampler or "ddpm"
     options = _sampler_options(args)
     dataset = DATASETS[config.dataset]

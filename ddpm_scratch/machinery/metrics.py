@@ -358,7 +358,10 @@ def digits_fd(samples: Tensor, classifier: DigitsClassifier | None = None,
 # Guidance trades diversity for fidelity to the class (lecture 5): these two numbers make that a measured curve.
 
 def _check_labels(y: Tensor, samples: Tensor) -> Tensor:
-    if not isinstance(y, Tensor) or y.shape != (len(samples),) or y.is_floating_point():
+    if not isinstance(y, Tensor):
+        raise TypeError(f"y must be a (N,) integer tensor of the classes the samples were drawn for, got "
+                        f"{type(y).__name__}")
+    if y.shape != (len(samples),) or y.is_floating_point():
         raise ValueError(f"y must be a (N,) = ({len(samples)},) integer tensor of the classes the samples were drawn "
                          f"for, got {type(y).__name__} {tuple(getattr(y, 'shape', ()))}")
     if len(y) and (y.min() < 0 or y.max() > 9):

@@ -48,9 +48,11 @@ class NoisyClassifier(nn.Module):
                                                       nn.Linear(hidden, hidden)) for _ in range(depth))
             width = hidden
         else:
+            if hidden % 8:
+                raise ValueError(f"hidden must be a multiple of 8 for images (GroupNorm's 8 groups), got {hidden}")
             self.inp = nn.Conv2d(self.shape[0], hidden, 3, padding=1)
             widths = [hidden * 2**k for k in range(depth)]
-            self.blocks = nn.ModuleList(ResBlock(w_in, w_out, hidden, "add", 0.0, min(8, w_in))
+            self.blocks = nn.ModuleList(ResBlock(w_in, w_out, hidden, "add", 0.0, 8)
                                         for w_in, w_out in zip([hidden, *widths[:-1]], widths, strict=True))
             width = widths[-1]
         self.out = nn.Linear(width, self.num_classes)

@@ -68,14 +68,20 @@ class ImageConditioned(nn.Module):
         super().__init__()
         if not callable(network):
             raise TypeError(f"network must be callable, got {type(network).__name__}")
-        if not isinstance(image, Tensor) or image.dim() != 4 or not image.is_floating_point():
-            raise ValueError(f"image must be a float tensor (B, C', H, W), got "
-                             f"{getattr(image, 'dtype', type(image).__name__)} {tuple(getattr(image, 'shape', ()))}")
+        if not isinstance(image, Tensor):
+            raise TypeError(f"image must be a float tensor (B, C', H, W), got {type(image).__name__}")
+        if image.dim() != 4 or not image.is_floating_point():
+            raise ValueError(f"image must be a float tensor (B, C', H, W), got {image.dtype} {tuple(image.shape)}")
         self.network, self.image, self.extra = network, image, extra
+        self._on_device: dict[tuple[torch.device, torch.dtype], tuple[Tensor, tuple]] = {}  # copied once per device
 
     def forward(self, x_t: Tensor, t: Tensor) -> Tensor:
         if x_t.dim() != 4 or x_t.shape[0] != self.image.shape[0] or x_t.shape[2:] != self.image.shape[2:]:
             raise ValueError(f"x_t {tuple(x_t.shape)} and the bound image {tuple(self.image.shape)} must share the "
                              "batch size and the height and width")
-        image = self.image.to(device=x_t.device, dtype=x_t.dtype)
-        return self.network(torch.cat([x_t, image], dim=1), t, *self.extra)
+        key = (x_t.device, x_t.dtype)
+        if key not in self._on_device:
+            self._on_device[key] = (self.image.to(device=x_t.device, dtype=x_t.dtype),
+                                    tuple(e.to(x_t.device) if isinstance(e, Tensor) else e for e in self.extra))
+        image, extra = self._on_device[key]
+        return self.network(torch.cat([x_t, image], dim=1), t, *extra)
