@@ -14,8 +14,8 @@ Unit 2, learning to denoise
                     prior_bpd, VariationalBound, variational_bound, drop_labels
     ddpm            p_mean, p_sample_step, ddpm_sample
     nets            EpsModel, TIME_SCALE, as_time, time_to_tau, SinusoidalEmbedding, RandomFourierFeatures,
-                    LabelEmbedding, ResBlock, Attention, Downsample, Upsample, UNet, MLPEps, NoisyClassifier,
-                    count_parameters
+                    LabelEmbedding, ResBlock, Attention, Downsample, Upsample, UNet, MLPEps, NoisyEncoder,
+                    NoisyClassifier, ToyCLIP, count_parameters
 Unit 3, score matching and SDEs
     score           GaussianMixture, mixture_eps_model, mixture_score_fn, dsm_loss, DSM_WEIGHTINGS
     sde             SDE, VPSDE, VESDE, reverse_drift, probability_flow_drift, time_from_step, step_from_time,
@@ -35,7 +35,7 @@ Unit 4, fast sampling
                     ddgan_sample
 Unit 5, guidance (in progress)
     guidance        classifier_free_eps, ClassifierFree, classifier_guided_eps, ClassifierGuided,
-                    classifier_log_prob_y, classifier_loss, THRESHOLDS, static_threshold, dynamic_threshold,
+                    classifier_log_prob_y, classifier_loss, clip_loss, THRESHOLDS, static_threshold, dynamic_threshold,
                     Thresholded, mixture_conditional_eps_model, mixture_log_prob_y
 Every sampler, and the extension points of units 5-7
     sampling        Option, Sampler, SAMPLERS, register, sample, trajectory

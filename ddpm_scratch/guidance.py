@@ -42,7 +42,7 @@ from .score import GaussianMixture, mixture_eps_model
 
 __all__ = [
     "classifier_free_eps", "ClassifierFree",
-    "classifier_guided_eps", "ClassifierGuided", "classifier_log_prob_y", "classifier_loss",
+    "classifier_guided_eps", "ClassifierGuided", "classifier_log_prob_y", "classifier_loss", "clip_loss",
     "THRESHOLDS", "static_threshold", "dynamic_threshold", "Thresholded",
     "mixture_conditional_eps_model", "mixture_log_prob_y",
 ]
@@ -187,6 +187,20 @@ def classifier_loss(classifier: Callable[[Tensor, Tensor], Tensor], schedule: No
     t = sample_timesteps(schedule.T, x0.shape[0], device=x0.device, generator=generator)
     x_t = q_sample(schedule, x0, t, generator=generator)
     return torch.nn.functional.cross_entropy(classifier(x_t, t), y)
+
+
+def clip_loss(clip: nn.Module, schedule: NoiseSchedule, x0: Tensor, c: Tensor, *,
+              generator: torch.Generator | None = None) -> Tensor:
+    """CLIP's contrastive loss on noisy data: with s_ij = clip.similarities(x_t, t, c)[i, j] for a batch of pairs
+    (x0_i, c_i), t ~ U{1..T} and x_t ~ q(x_t | x0), the mean of the cross-entropies of each row (x_i against every
+    c_j, target j = i) and of each column (c_j against every x_i). Its minimiser is s(x, c) = log p_t(c | x) -
+    log p(c) + a constant: the pointwise mutual information, whose x-gradient is grad log p_t(c | x_t), so that a
+    trained clip is a log_prob_y for ClassifierGuided (CLIP guidance). x0: (B, ...); c: (B,) LongTensor."""
+    t = sample_timesteps(schedule.T, x0.shape[0], device=x0.device, generator=generator)
+    x_t = q_sample(schedule, x0, t, generator=generator)
+    logits = clip.similarities(x_t, t, c)
+    target = torch.arange(x0.shape[0], device=x0.device)
+    return (torch.nn.functional.cross_entropy(logits, target) + torch.nn.functional.cross_entropy(logits.T, target)) / 2
 
 
 # ---------------------------------------------------------------------------------- thresholding

@@ -1,5 +1,5 @@
 """eps-networks: U-Net for images, MLP for 2-D toy data, the time/label embeddings they share, and the noise-aware
-classifier of classifier guidance (logits = classifier(x_t, t)).
+classifier of classifier guidance (logits = classifier(x_t, t)) and the toy CLIP of CLIP guidance.
 
 Every network is called as eps_model(x_t, t) or eps_model(x_t, t, y): t is a (B,) LongTensor of steps 1..T
 or a float tensor of continuous times in [0, 1] (mapped to the same range, see `embeddings`), and y a (B,)
@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from torch import nn
 
-from .classifier import NoisyClassifier
+from .classifier import NoisyClassifier, NoisyEncoder
+from .clip import ToyCLIP
 from .embeddings import TIME_SCALE, LabelEmbedding, RandomFourierFeatures, SinusoidalEmbedding, as_time, time_to_tau
 from .mlp import MLPEps
 from .protocol import EpsModel
@@ -19,7 +20,8 @@ from .unet import Attention, Downsample, ResBlock, UNet, Upsample
 __all__ = [
     "EpsModel",
     "TIME_SCALE", "as_time", "time_to_tau", "SinusoidalEmbedding", "RandomFourierFeatures", "LabelEmbedding",
-    "ResBlock", "Attention", "Downsample", "Upsample", "UNet", "MLPEps", "NoisyClassifier", "count_parameters",
+    "ResBlock", "Attention", "Downsample", "Upsample", "UNet", "MLPEps", "NoisyEncoder", "NoisyClassifier", "ToyCLIP",
+    "count_parameters",
 ]
 
 

@@ -19,24 +19,24 @@ from ..checks import check_int, check_int_tuple
 from .embeddings import as_time, make_time_embedding
 from .unet import ResBlock
 
-__all__ = ["NoisyClassifier"]
+__all__ = ["NoisyEncoder", "NoisyClassifier"]
 
 
-class NoisyClassifier(nn.Module):
-    """logits = classifier(x_t, t): (B, *shape) -> (B, num_classes).
+class NoisyEncoder(nn.Module):
+    """features = encoder(x_t, t): (B, *shape) -> (B, outputs), a network of the noisy data and its step.
 
     shape: one example's shape, (D,) for vectors or (C, H, W) for images.  t: (B,) LongTensor steps 1..T (or float
     times in [0, 1], or a scalar for the whole batch, as `embeddings.as_time` reads it).
     hidden: width (channels of the first image level).  depth: residual blocks (vectors) or levels (images).
     """
 
-    def __init__(self, shape: tuple[int, ...], num_classes: int, hidden: int = 64, depth: int = 2,
+    def __init__(self, shape: tuple[int, ...], outputs: int, hidden: int = 64, depth: int = 2,
                  time_embedding: str = "sinusoidal") -> None:
         super().__init__()
         self.shape = check_int_tuple("shape", tuple(shape))
         if len(self.shape) not in (1, 3):
             raise ValueError(f"shape must be (D,) for vectors or (C, H, W) for images, got {self.shape}")
-        self.num_classes = check_int("num_classes", num_classes, low=2)
+        self.outputs = check_int("outputs", outputs)
         check_int("hidden", hidden, low=8)
         check_int("depth", depth)
         emb_dim = 2 * ((hidden + 1) // 2)
@@ -55,7 +55,7 @@ class NoisyClassifier(nn.Module):
             self.blocks = nn.ModuleList(ResBlock(w_in, w_out, hidden, "add", 0.0, 8)
                                         for w_in, w_out in zip([hidden, *widths[:-1]], widths, strict=True))
             width = widths[-1]
-        self.out = nn.Linear(width, self.num_classes)
+        self.out = nn.Linear(width, self.outputs)
 
     def forward(self, x_t: Tensor, t: int | float | Tensor) -> Tensor:
         if not isinstance(x_t, Tensor) or not x_t.is_floating_point():
@@ -72,3 +72,13 @@ class NoisyClassifier(nn.Module):
                 h = F.avg_pool2d(block(h, c), 2) if min(h.shape[-2:]) >= 2 else block(h, c)
             h = h.mean(dim=(-2, -1))
         return self.out(F.silu(h))
+
+
+class NoisyClassifier(NoisyEncoder):
+    """logits = classifier(x_t, t): (B, *shape) -> (B, num_classes), p_phi(y | x_t, t) = softmax(logits)[y].
+    The arguments are NoisyEncoder's, with num_classes (>= 2) outputs."""
+
+    def __init__(self, shape: tuple[int, ...], num_classes: int, hidden: int = 64, depth: int = 2,
+                 time_embedding: str = "sinusoidal") -> None:
+        super().__init__(shape, check_int("num_classes", num_classes, low=2), hidden, depth, time_embedding)
+        self.num_classes = num_classes
