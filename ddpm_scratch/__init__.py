@@ -40,7 +40,7 @@ Unit 5, guidance (in progress)
 Every sampler, and the extension points of units 5-7
     sampling        Option, Sampler, SAMPLERS, register, sample, trajectory
     reverse_steps   Hook, initial_noise, training_steps, reverse_indices, eps_at, after_step
-    nets.protocol   EpsModel, ScoreFn, LabelBound, ImageConditioned
+    nets.protocol   EpsModel, ScoreFn, OnDevice, LabelBound, ImageConditioned
     integrators     heun_step, solve_ivp_tensor
 
 Helpers that the modules share (argument checks in `checks`, per-module private functions) are not listed. What

@@ -36,7 +36,7 @@ from torch import Tensor, nn
 from .checks import check_choice, check_int, check_number
 from .forward import eps_from_x0, q_sample, x0_from_eps
 from .losses import sample_timesteps
-from .nets.protocol import EpsModel
+from .nets.protocol import EpsModel, OnDevice
 from .schedules import NoiseSchedule, check_schedule, lookup
 from .score import GaussianMixture, mixture_eps_model
 
@@ -51,21 +51,9 @@ ConditionalNetwork = Callable[[Tensor, Tensor, Tensor], Tensor]  # network(x_t, 
 LogProbY = Callable[[Tensor, Tensor, Tensor], Tensor]  # log_prob_y(x_t, t, y) -> (B,) log p_t(y | x_t)
 
 
-class _OnDevice:
-    """A tensor, or a schedule, copied to each device it is asked for once, not at every step."""
-
-    def __init__(self, value: Tensor | NoiseSchedule) -> None:
-        self.value, self.copies = value, {}
-
-    def on(self, device: torch.device) -> Tensor | NoiseSchedule:
-        if device not in self.copies:
-            self.copies[device] = self.value.to(device)
-        return self.copies[device]
-
-
-def _labels(y: int | _OnDevice, batch: int, device: torch.device) -> Tensor:
+def _labels(y: int | OnDevice, batch: int, device: torch.device) -> Tensor:
     """y as a (batch,) LongTensor on `device`."""
-    if isinstance(y, _OnDevice):
+    if isinstance(y, OnDevice):
         if y.value.shape != (batch,):
             raise ValueError(f"the labels y have shape {tuple(y.value.shape)}, the batch x_t has {batch} rows")
         return y.on(device)
@@ -113,7 +101,7 @@ class ClassifierFree(nn.Module):
             raise TypeError(f"network must be callable as network(x_t, t, y), got {type(network).__name__}")
         self.num_classes = check_int("num_classes", num_classes)
         y = _check_label(y, self.num_classes)
-        self.y = _OnDevice(y) if isinstance(y, Tensor) else y
+        self.y = OnDevice(y) if isinstance(y, Tensor) else y
         self.gamma = check_number("gamma", gamma, low=0.0)
         self.network = network
 
@@ -152,9 +140,9 @@ class ClassifierGuided(nn.Module):
             if not callable(value):
                 raise TypeError(f"{name} must be callable, got {type(value).__name__}")
         check_schedule(schedule)
-        self.eps_model, self.log_prob_y, self.schedule = eps_model, log_prob_y, _OnDevice(schedule)
+        self.eps_model, self.log_prob_y, self.schedule = eps_model, log_prob_y, OnDevice(schedule)
         y = _check_label(y, None)
-        self.y = _OnDevice(y) if isinstance(y, Tensor) else y
+        self.y = OnDevice(y) if isinstance(y, Tensor) else y
         self.gamma = check_number("gamma", gamma, low=0.0)
 
     def forward(self, x_t: Tensor, t: Tensor) -> Tensor:
@@ -241,7 +229,7 @@ class Thresholded(nn.Module):
         check_schedule(schedule)
         self.method = check_choice("method", method, tuple(THRESHOLDS))
         self.percentile = check_number("percentile", percentile, low=0.0, high=1.0, low_open=True)
-        self.eps_model, self.schedule = eps_model, _OnDevice(schedule)
+        self.eps_model, self.schedule = eps_model, OnDevice(schedule)
 
     def forward(self, x_t: Tensor, t: Tensor) -> Tensor:
         schedule = self.schedule.on(x_t.device)

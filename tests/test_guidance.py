@@ -299,6 +299,41 @@ def test_guidance_functions_check_their_arguments():
         dynamic_threshold(eps, percentile=99.5)  # a quantile in (0, 1], not a percentage
 
 
+def labelled_batch(n: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """n draws of the labelled mixture: a class y ~ pi, then x0 from its component (diagonal covariances)."""
+    y = torch.multinomial(MIXTURE.weights, n, replacement=True, generator=generator)
+    std = torch.diagonal(MIXTURE.covs, dim1=1, dim2=2)[y].sqrt()
+    return MIXTURE.means[y] + torch.randn(n, 2, generator=generator, dtype=F64) * std, y
+
+
+def trained(model: torch.nn.Module, loss, seed: int) -> torch.nn.Module:
+    """model trained 300 Adam steps (lr 3e-3) on batches of 256 of the labelled mixture with loss(model, schedule,
+    x0, y, *, generator); returned in eval mode."""
+    optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
+    g = torch.Generator().manual_seed(seed)
+    for _ in range(300):
+        x0, y = labelled_batch(256, g)
+        value = loss(model, SCHEDULE, x0, y, generator=g)
+        optimizer.zero_grad()
+        value.backward()
+        optimizer.step()
+    return model.eval()
+
+
+def shares_of_class_2(log_prob_y, seed: int, n: int = 600) -> tuple[float, float, float]:
+    """(unguided share, guided share, standard error of their difference) of n DDIM samples nearest class 2, from
+    the exact unconditional eps, and from it guided by log_prob_y (ClassifierGuided, gamma 3)."""
+    unconditional = ClassifierFree(mixture_conditional_eps_model(MIXTURE, SCHEDULE), 0, gamma=0.0, num_classes=K)
+
+    def share(model):
+        x0 = sample(model, SCHEDULE, (n, 2), sampler="ddim", num_steps=40, dtype=F64,
+                    generator=torch.Generator().manual_seed(seed))
+        return (torch.cdist(x0, MIXTURE.means).argmin(1) == 2).double().mean().item()
+
+    before, after = share(unconditional), share(ClassifierGuided(unconditional, log_prob_y, 2, SCHEDULE, gamma=3.0))
+    return before, after, math.sqrt(before * (1 - before) / n + after * (1 - after) / n)
+
+
 def test_a_trained_classifier_guides_samples_towards_its_class():
     """A NoisyClassifier trained a few hundred steps on the labelled mixture, used by ClassifierGuided (gamma 3) on
     the exact unconditional eps: the share of samples nearest class 2 (weight 0.2) rises well above the unguided
@@ -307,35 +342,14 @@ def test_a_trained_classifier_guides_samples_towards_its_class():
     from ddpm_scratch.nets import NoisyClassifier
 
     torch.manual_seed(0)
-    classifier = NoisyClassifier((2,), K, hidden=64).double()
-    optimizer = torch.optim.Adam(classifier.parameters(), lr=3e-3)
-    g = torch.Generator().manual_seed(10)
-    for _ in range(300):
-        ys = torch.multinomial(MIXTURE.weights, 256, replacement=True, generator=g)
-        x0 = MIXTURE.means[ys] + torch.randn(256, 2, generator=g, dtype=F64) * torch.diagonal(MIXTURE.covs, dim1=1,
-                                                                                             dim2=2)[ys].sqrt()
-        loss = classifier_loss(classifier, SCHEDULE, x0, ys, generator=g)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-    classifier.eval()
-    unconditional = ClassifierFree(mixture_conditional_eps_model(MIXTURE, SCHEDULE), 0, gamma=0.0, num_classes=K)
-    n = 600
-
-    def share(model):
-        x0 = sample(model, SCHEDULE, (n, 2), sampler="ddim", num_steps=40, dtype=F64,
-                    generator=torch.Generator().manual_seed(11))
-        return (torch.cdist(x0, MIXTURE.means).argmin(1) == 2).double().mean().item()
-
-    before = share(unconditional)
-    after = share(ClassifierGuided(unconditional, classifier_log_prob_y(classifier), 2, SCHEDULE, gamma=3.0))
-    se = math.sqrt(before * (1 - before) / n + after * (1 - after) / n)
+    classifier = trained(NoisyClassifier((2,), K, hidden=64).double(), classifier_loss, seed=10)
+    before, after, se = shares_of_class_2(classifier_log_prob_y(classifier), seed=11)
     assert after - before > 10 * se, f"class 2's share: {before:.3f} unguided, {after:.3f} guided (se {se:.3f})"
 
 
 # ---------------------------------------------------------------------------------- a toy CLIP
 
-def test_clip_losss_minimiser_is_the_pointwise_mutual_information():
+def test_clip_losses_minimiser_is_the_pointwise_mutual_information():
     """The contrastive loss (guidance.clip_loss) over batches of the labelled mixture, with three critics written
     from the exact p_t(c | x): the pointwise mutual information log p_t(c | x) - log p(c) scores lower than the
     classifier's log p_t(c | x) (which misses -log p(c)) and than the PMI with noise added, each by more than 4
@@ -358,9 +372,7 @@ def test_clip_losss_minimiser_is_the_pointwise_mutual_information():
     g = torch.Generator().manual_seed(13)
     losses = {kind: [] for kind in ("pmi", "posterior", "noisy")}
     for _ in range(200):
-        ys = torch.multinomial(MIXTURE.weights, 64, replacement=True, generator=g)
-        x0 = MIXTURE.means[ys] + torch.randn(64, 2, generator=g, dtype=F64) * torch.diagonal(MIXTURE.covs, dim1=1,
-                                                                                            dim2=2)[ys].sqrt()
+        x0, ys = labelled_batch(64, g)
         state = g.get_state()
         for kind in losses:  # the same t and noise for the three critics
             g.set_state(state)
@@ -380,26 +392,6 @@ def test_a_trained_toy_clip_guides_samples_towards_its_class():
     from ddpm_scratch.nets import ToyCLIP
 
     torch.manual_seed(0)
-    clip = ToyCLIP((2,), K, embed_dim=16, hidden=64).double()
-    optimizer = torch.optim.Adam(clip.parameters(), lr=3e-3)
-    g = torch.Generator().manual_seed(14)
-    for _ in range(300):
-        ys = torch.multinomial(MIXTURE.weights, 256, replacement=True, generator=g)
-        x0 = MIXTURE.means[ys] + torch.randn(256, 2, generator=g, dtype=F64) * torch.diagonal(MIXTURE.covs, dim1=1,
-                                                                                             dim2=2)[ys].sqrt()
-        loss = clip_loss(clip, SCHEDULE, x0, ys, generator=g)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-    clip.eval()
-    unconditional = ClassifierFree(mixture_conditional_eps_model(MIXTURE, SCHEDULE), 0, gamma=0.0, num_classes=K)
-    n = 600
-
-    def share(model):
-        x0 = sample(model, SCHEDULE, (n, 2), sampler="ddim", num_steps=40, dtype=F64,
-                    generator=torch.Generator().manual_seed(15))
-        return (torch.cdist(x0, MIXTURE.means).argmin(1) == 2).double().mean().item()
-
-    before, after = share(unconditional), share(ClassifierGuided(unconditional, clip, 2, SCHEDULE, gamma=3.0))
-    se = math.sqrt(before * (1 - before) / n + after * (1 - after) / n)
+    clip = trained(ToyCLIP((2,), K, embed_dim=16, hidden=64).double(), clip_loss, seed=14)
+    before, after, se = shares_of_class_2(clip, seed=15)  # the CLIP similarity in place of log p_t(y | x_t)
     assert after - before > 10 * se, f"class 2's share: {before:.3f} unguided, {after:.3f} CLIP-guided (se {se:.3f})"

@@ -13,18 +13,32 @@ network, or an exact formula such as the Gaussian's E[eps | x_t].
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Protocol
+from typing import Any, Protocol
 
 import torch
 from torch import Tensor, nn
 
-__all__ = ["EpsModel", "ScoreFn", "LabelBound", "ImageConditioned"]
+__all__ = ["EpsModel", "ScoreFn", "OnDevice", "LabelBound", "ImageConditioned"]
 
 ScoreFn = Callable[[Tensor, Tensor], Tensor]  # score_fn(x (B, ...), t (B,) float) -> grad_x log p_t(x), (B, ...)
 
 
 class EpsModel(Protocol):
     def __call__(self, x_t: Tensor, t: Tensor, /) -> Tensor: ...
+
+
+class OnDevice:
+    """What a wrapper binds (labels, an image, a schedule: anything with .to) copied to each device, and dtype, it
+    is asked for once, not at every step: on(device) or on(device, dtype)."""
+
+    def __init__(self, value: Any) -> None:
+        self.value, self._copies = value, {}
+
+    def on(self, device: torch.device, dtype: torch.dtype | None = None) -> Any:
+        key = (device, dtype)
+        if key not in self._copies:
+            self._copies[key] = self.value.to(device) if dtype is None else self.value.to(device, dtype)
+        return self._copies[key]
 
 
 class LabelBound(nn.Module):
@@ -42,15 +56,13 @@ class LabelBound(nn.Module):
         if isinstance(y, Tensor) and (y.dim() != 1 or y.is_floating_point()):
             raise ValueError(f"y must be an int or a (B,) LongTensor of labels, got {y.dtype} {tuple(y.shape)}")
         self.network, self.y = network, y
-        self._on_device: dict[torch.device, Tensor] = {}  # y copied to each device once, not at every call
+        self._y = OnDevice(y) if isinstance(y, Tensor) else None
 
     def forward(self, x_t: Tensor, t: Tensor) -> Tensor:
-        if isinstance(self.y, Tensor):
+        if self._y is not None:
             if self.y.shape[0] != x_t.shape[0]:  # a shape: free to check
                 raise ValueError(f"the bound labels y have {self.y.shape[0]} rows but x_t has {x_t.shape[0]}")
-            if x_t.device not in self._on_device:
-                self._on_device[x_t.device] = self.y.to(x_t.device)
-            return self.network(x_t, t, self._on_device[x_t.device])
+            return self.network(x_t, t, self._y.on(x_t.device))
         return self.network(x_t, t, torch.full((x_t.shape[0],), self.y, dtype=torch.long, device=x_t.device))
 
 
@@ -73,15 +85,12 @@ class ImageConditioned(nn.Module):
         if image.dim() != 4 or not image.is_floating_point():
             raise ValueError(f"image must be a float tensor (B, C', H, W), got {image.dtype} {tuple(image.shape)}")
         self.network, self.image, self.extra = network, image, extra
-        self._on_device: dict[tuple[torch.device, torch.dtype], tuple[Tensor, tuple]] = {}  # copied once per device
+        self._image = OnDevice(image)
+        self._extra = [OnDevice(e) if isinstance(e, Tensor) else e for e in extra]
 
     def forward(self, x_t: Tensor, t: Tensor) -> Tensor:
         if x_t.dim() != 4 or x_t.shape[0] != self.image.shape[0] or x_t.shape[2:] != self.image.shape[2:]:
             raise ValueError(f"x_t {tuple(x_t.shape)} and the bound image {tuple(self.image.shape)} must share the "
                              "batch size and the height and width")
-        key = (x_t.device, x_t.dtype)
-        if key not in self._on_device:
-            self._on_device[key] = (self.image.to(device=x_t.device, dtype=x_t.dtype),
-                                    tuple(e.to(x_t.device) if isinstance(e, Tensor) else e for e in self.extra))
-        image, extra = self._on_device[key]
-        return self.network(torch.cat([x_t, image], dim=1), t, *extra)
+        extra = [e.on(x_t.device) if isinstance(e, OnDevice) else e for e in self._extra]
+        return self.network(torch.cat([x_t, self._image.on(x_t.device, x_t.dtype)], dim=1), t, *extra)
