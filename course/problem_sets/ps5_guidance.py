@@ -384,11 +384,11 @@ def guided_x0(sched: Schedule, x_t: Tensor, t, *, x0: Tensor, log_prob_y, gamma:
     Returns the guided x0: (B, ...), x_t's dtype.
     """
     ### BEGIN SOLUTION
-    batch = x_t.shape[0]
+    n_rows = x_t.shape[0]
     steps = torch.as_tensor(t, dtype=torch.long)
-    steps = steps.expand(batch) if steps.dim() == 0 else steps
-    abar = sched.alpha_bars[steps].reshape(batch, *[1] * (x_t.dim() - 1))  # float64
-    with torch.enable_grad():  # samplers run under no_grad
+    steps = steps.expand(n_rows) if steps.dim() == 0 else steps
+    abar = sched.alpha_bars[steps].reshape(n_rows, *[1] * (x_t.dim() - 1))  # float64
+    with torch.set_grad_enabled(True):  # samplers run under no_grad
         probe = x_t.detach().clone().requires_grad_()
         classifier_grad = torch.autograd.grad(log_prob_y(probe, steps).sum(), [probe])[0]
     # Tweedie with score + gamma grad: the guided x0 moves by gamma (1 - abar) / sqrt(abar) times the gradient
@@ -572,13 +572,13 @@ def threshold_v(sched: Schedule, x_t: Tensor, t, *, v: Tensor, percentile: float
     ### BEGIN SOLUTION
     if not 0 < percentile <= 1:
         raise ValueError(f"percentile is a quantile in (0, 1] (0.995, not 99.5), got {percentile}")
-    batch = x_t.shape[0]
+    n_rows = x_t.shape[0]
     steps = torch.as_tensor(t, dtype=torch.long)
-    steps = steps.expand(batch) if steps.dim() == 0 else steps
-    abar = sched.alpha_bars[steps].reshape(batch, *[1] * (x_t.dim() - 1))  # float64, cast below
+    steps = steps.expand(n_rows) if steps.dim() == 0 else steps
+    abar = sched.alpha_bars[steps].reshape(n_rows, *[1] * (x_t.dim() - 1))  # float64, cast below
     signal, noise = abar.sqrt().to(x_t.dtype), (1 - abar).sqrt().to(x_t.dtype)
     x0_hat = signal * x_t - noise * v  # since x_t = signal x0 + noise eps and v = signal eps - noise x0
-    level = torch.quantile(x0_hat.reshape(batch, -1).abs(), percentile, dim=1).clamp(min=1.0)
+    level = torch.quantile(x0_hat.reshape(n_rows, -1).abs(), percentile, dim=1).clamp(min=1.0)
     level = level.reshape(signal.shape)
     kept = torch.where(x0_hat.abs() > level, level * x0_hat.sign(), x0_hat) / level
     return (signal * x_t - kept) / noise
@@ -631,18 +631,18 @@ else:
     raise AssertionError("percentile = 99.5 must raise a ValueError naming percentile (it is a quantile in (0, 1])")
 print("Part C: visible tests passed (hidden tests decide the grade)")
 ### BEGIN HIDDEN TESTS
-import numpy as np
+import numpy
 
 
 def _reference_v(sched, x_t, steps, v, q):
-    # numpy, row by row: x0 from v, np.quantile (linear interpolation) of |x0|, clip, divide, back to v
-    out = np.empty(x_t.shape)
+    # numpy, row by row: x0 from v, numpy.quantile (linear interpolation) of |x0|, clip, divide, back to v
+    out = numpy.empty(x_t.shape)
     xs, vs = x_t.double().numpy(), v.double().numpy()
     for b in range(x_t.shape[0]):
         a = float(sched.alpha_bars[int(steps[b])])
         x0 = math.sqrt(a) * xs[b] - math.sqrt(1 - a) * vs[b]
-        s = max(float(np.quantile(np.abs(x0).ravel(), q)), 1.0)
-        out[b] = (math.sqrt(a) * xs[b] - np.clip(x0, -s, s) / s) / math.sqrt(1 - a)
+        s = max(float(numpy.quantile(numpy.abs(x0).ravel(), q)), 1.0)
+        out[b] = (math.sqrt(a) * xs[b] - numpy.clip(x0, -s, s) / s) / math.sqrt(1 - a)
     return torch.from_numpy(out)
 
 
