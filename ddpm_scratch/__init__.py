@@ -37,6 +37,8 @@ Unit 5, guidance (in progress)
     guidance        classifier_free_eps, ClassifierFree, classifier_guided_eps, ClassifierGuided,
                     classifier_log_prob_y, classifier_loss, clip_loss, THRESHOLDS, static_threshold, dynamic_threshold,
                     Thresholded, mixture_conditional_eps_model, mixture_log_prob_y
+    cascade         AUGMENTATIONS, BLUR_MAX_SIGMA, downsample, upsample, augment, super_resolution_loss,
+                    SuperResolution, cascade_sample
 Every sampler, and the extension points of units 5-7
     sampling        Option, Sampler, SAMPLERS, register, sample, trajectory
     reverse_steps   Hook, initial_noise, training_steps, reverse_indices, eps_at, after_step

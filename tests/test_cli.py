@@ -300,3 +300,56 @@ def test_a_student_takes_no_class_or_guidance():
     args = argparse.Namespace(label=3, guidance=None, threshold=None, percentile=None)
     with pytest.raises(ValueError, match="student learnt its teacher's unconditional model only"):
         _conditioned(lambda x, t, y=None: x, None, config, args, student=True)
+
+
+@pytest.fixture(scope="module")
+def cascade_runs(tmp_path_factory):
+    """A 4x4 base run and a 4x4 -> 8x8 super-resolution run, a few steps each (for the command line, not quality)."""
+    root = tmp_path_factory.mktemp("cascade")
+    tiny = ["--T", "40", "--steps", "2", "--batch-size", "8", "--device", "cpu"]
+    assert main(["train", "--dataset", "digits_4x4", *tiny, "--model",
+                 '{"base_channels": 8, "channel_mults": [1], "attention_resolutions": [], "image_size": 4}',
+                 "--out", str(root / "base")]) == 0
+    assert main(["train", "--dataset", "digits", "--low-resolution", "4", "--augmentation", "noise", *tiny,
+                 "--model", '{"base_channels": 8, "channel_mults": [1], "attention_resolutions": []}',
+                 "--out", str(root / "sr")]) == 0
+    return root / "base", root / "sr"
+
+
+def test_cascade_samples_both_stages_at_each_level(cascade_runs, tmp_path, capsys):
+    """The command's samples are cascade.cascade_sample's stages, level by level, from one generator."""
+    from ddpm_scratch.cascade import SuperResolution, augment
+
+    base, sr = cascade_runs
+    out = tmp_path / "cascade.png"
+    assert main(["cascade", "--base", str(base), "--sr", str(sr), "--aug-level", "0", "0.3", "--n", "6",
+                 "--num-steps", "3", "--device", "cpu", "--out", str(out)]) == 0
+    assert out.exists() and "aug level 0.3: FD" in capsys.readouterr().out
+    saved = torch.load(out.with_suffix(".pt"))
+    base_model, base_schedule, _ = load_model(base / "checkpoint.pt")
+    sr_model, sr_schedule, _ = load_model(sr / "checkpoint.pt")
+    g = torch.Generator().manual_seed(0)
+    z = sample(base_model, base_schedule, (6, 1, 4, 4), sampler="ddim", num_steps=3, generator=g)
+    torch.testing.assert_close(saved["z"], z)
+    for s in (0.0, 0.3):
+        model = SuperResolution(sr_model, augment(z, s, generator=g), size=8, aug_level=s)
+        torch.testing.assert_close(saved["samples"][s], sample(model, sr_schedule, (6, 1, 8, 8), sampler="ddim",
+                                                               num_steps=3, generator=g))
+
+
+@pytest.mark.parametrize(("which", "extra", "message"), [
+    ("swap", [], "--sr must be a super-resolution run"),
+    ("ok", ["--aug-level", "1.5"], r"--aug-level must lie in \[0, 1\]"),
+    ("sample", [], "is a cascade's super-resolution stage"),
+])
+def test_cascade_arguments_are_checked(cascade_runs, tmp_path, capsys, which, extra, message):
+    base, sr = cascade_runs
+    if which == "sample":
+        argv = ["sample", "--run", str(sr), "--n", "2", "--device", "cpu", "--out", str(tmp_path / "x.png")]
+    else:
+        base, sr = (sr, base) if which == "swap" else (base, sr)
+        argv = ["cascade", "--base", str(base), "--sr", str(sr), "--n", "2", "--num-steps", "2", "--device", "cpu",
+                "--out", str(tmp_path / "x.png"), *extra]
+    with pytest.raises(SystemExit):
+        main(argv)
+    assert re.search(message, capsys.readouterr().err)

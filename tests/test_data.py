@@ -35,7 +35,7 @@ def seeded(seed: int) -> torch.Generator:
 def test_toy_names():
     assert {"eight_gaussians", "swiss_roll", "two_moons", "checkerboard"} <= set(TOY_DATASETS)
     assert isinstance(TOY_DATASETS, tuple)
-    assert set(DATASETS) == {"digits", *TOY_DATASETS}
+    assert set(DATASETS) == {"digits", "digits_4x4", *TOY_DATASETS}
 
 
 @pytest.mark.parametrize("name", TOY_DATASETS)

@@ -29,7 +29,7 @@ def imported_modules(path: Path) -> list[str]:
 LECTURE_MODULES = {  # the lecture's modules (DESIGN.md's layout), with the names the frame for units 5-7 gave them
     "schedules.py", "forward.py", "losses.py", "ddpm.py", "score.py", "sde.py", "likelihood.py", "score_solvers.py",
     "ddim.py", "eps_solvers.py", "distill.py", "reverse_kernel.py", "ddgan.py", "sampling.py", "reverse_steps.py",
-    "integrators.py", "guidance.py",
+    "integrators.py", "guidance.py", "cascade.py",
 }
 MACHINERY_MODULES = {"data.py", "loop.py", "train.py", "distillation.py", "gan_training.py", "metrics.py", "viz.py",
                      "demo.py", "cli.py", "files.py", "notebook.py"}

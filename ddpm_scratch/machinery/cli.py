@@ -1,4 +1,4 @@
-"""Command line: `ddpm-scratch demo | train | distill | sample` (also `python -m ddpm_scratch ...`).
+"""Command line: `ddpm-scratch demo | train | distill | sample | cascade` (also `python -m ddpm_scratch ...`).
 
 The options of `train` are built from `TrainConfig`'s fields, those of `distill` from `DistillConfig`'s and the
 sampler options of `sample` from the registry's declarations (`sampling.SAMPLERS`: names, defaults, help, choices),
@@ -14,11 +14,13 @@ from dataclasses import MISSING, fields, replace
 from pathlib import Path
 from typing import Any
 
-from ..sampling import SAMPLERS
+from ..sampling import SAMPLERS, sample
 from ..schedules import SPACINGS
 from .demo import DEMO_SAMPLES, DEMO_STEPS
 from .distillation import DistillConfig
 from .train import TrainConfig
+
+DEFAULT_AUG_LEVEL = 0.2  # cascade --aug-level: set from benchmarks/cascade_digits.py's sweep
 
 EPILOG = """examples:
   ddpm-scratch demo                                   train on digits (3-4 min on 2 CPU cores), write outputs/demo/
@@ -32,6 +34,11 @@ EPILOG = """examples:
   ddpm-scratch sample --run runs/moons_sde --sampler pc --snr 0.1 --out pc.png    predictor-corrector on it
   ddpm-scratch distill --run runs/moons --from-steps 64 --to-steps 4 --out runs/moons_students   lecture 4
   ddpm-scratch sample --checkpoint runs/moons_students/student_4.pt --out four_steps.png   4 DDIM steps
+  ddpm-scratch train --dataset digits --num-classes 10 --out runs/digits_cond          lecture 5: conditional
+  ddpm-scratch sample --run runs/digits_cond --class 3 --guidance 3 --sampler ddim --num-steps 50 --out threes.png
+  ddpm-scratch train --dataset digits_4x4 --out runs/base4        lecture 5: a cascade's 4x4 base stage, then
+  ddpm-scratch train --dataset digits --low-resolution 4 --augmentation noise --out runs/sr8      its 4x4 -> 8x8 stage
+  ddpm-scratch cascade --base runs/base4 --sr runs/sr8 --aug-level 0 0.1 0.2 --out cascade.png
 """
 
 
@@ -94,7 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="ddpm-scratch",
         description="Denoising diffusion models from scratch: train a DDPM and sample from it.",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = p.add_subparsers(dest="command", required=True, metavar="{demo,train,distill,sample}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="{demo,train,distill,sample,cascade}")
 
     d = sub.add_parser("demo", help="train on the built-in digits and write samples, pictures and a report",
                        description="Train a small DDPM on scikit-learn's 8x8 digits with the settings of the demo, "
@@ -176,6 +183,29 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--no-ema", action="store_true", help="use the raw weights instead of the EMA weights")
     s.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
     s.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:N (default: auto)")
+
+    c = sub.add_parser("cascade", help="sample a two-stage cascade: a low-resolution base run, then a "
+                                       "super-resolution run",
+                       description="Cascaded generation (lecture 5): the base run samples low-resolution images z, "
+                                   "each --aug-level s corrupts them as the super-resolution run was trained to expect "
+                                   "(its --augmentation: noise, blur or none) and the super-resolution run samples the "
+                                   "full images given them and s. Writes a picture (first row z, then one row per "
+                                   "level) and the samples as .pt; for digits, prints the Frechet distance of each "
+                                   "level's samples beside the real-vs-real floor (the sweep over s).")
+    c.add_argument("--base", type=Path, required=True, help="run folder of the base stage (e.g. trained on digits_4x4)")
+    c.add_argument("--sr", type=Path, required=True,
+                   help="run folder of the super-resolution stage (trained with --low-resolution)")
+    c.add_argument("--aug-level", type=float, nargs="+", default=[DEFAULT_AUG_LEVEL],
+                   help="augmentation level(s) s in [0, 1] applied to the base samples, one row of the picture each "
+                        "(default: %(default)s, the best of benchmarks/cascade_digits.py's sweep)")
+    c.add_argument("--n", type=_positive_int, default=64, help="number of samples (default: %(default)s)")
+    c.add_argument("--sampler", choices=sorted(SAMPLERS), default="ddim",
+                   help="the sampler of both stages (default: %(default)s)")
+    c.add_argument("--num-steps", type=_positive_int, default=50,
+                   help="reverse steps of each stage (default: %(default)s)")
+    c.add_argument("--out", type=Path, default=Path("cascade.png"), help="picture to write (default: %(default)s)")
+    c.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
+    c.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:N (default: auto)")
     return p
 
 
@@ -279,7 +309,6 @@ def _conditioned(model: Any, schedule: Any, config: Any, args: argparse.Namespac
 def _sample(args: argparse.Namespace) -> int:
     import torch
 
-    from ..sampling import sample
     from .data import DATASETS
     from .distillation import is_student_file, load_student
     from .train import CHECKPOINT, flush_subnormals, load_model, select_device
@@ -292,6 +321,10 @@ def _sample(args: argparse.Namespace) -> int:
         _student_steps(args, student.num_steps, student.distill_config["spacing"])
     else:
         model, schedule, config = load_model(path, ema=not args.no_ema, device=device)
+        if config.low_resolution:
+            raise ValueError(f"{path} is a cascade's super-resolution stage (low_resolution={config.low_resolution}): "
+                             "it samples given low-resolution images; run it after a base run with `ddpm-scratch "
+                             "cascade --base BASE_RUN --sr RUN`")
     model = _conditioned(model, schedule, config, args, student=is_student_file(path))
     args.sampler = args.sampler or "ddpm"
     options = _sampler_options(args)
@@ -313,13 +346,61 @@ def _sample(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cascade(args: argparse.Namespace) -> int:
+    import torch
+
+    from ..cascade import SuperResolution, augment
+    from .data import DATASETS
+    from .metrics import digits_fd
+    from .train import CHECKPOINT, flush_subnormals, load_model, select_device
+    from .viz import save_grid
+
+    device = select_device(args.device)
+    base, base_schedule, base_config = load_model(args.base / CHECKPOINT, device=device)
+    sr, sr_schedule, sr_config = load_model(args.sr / CHECKPOINT, device=device)
+    if not sr_config.low_resolution:
+        raise ValueError(f"--sr must be a super-resolution run (train --low-resolution N); {args.sr} is not")
+    if base_config.low_resolution or base_config.num_classes or sr_config.num_classes:
+        raise ValueError("cascade runs an unconditional base run (no --low-resolution) and an unconditional "
+                         "super-resolution run (no --num-classes)")
+    low, high = DATASETS[base_config.dataset].shape, DATASETS[sr_config.dataset].shape
+    if low != (high[0], sr_config.low_resolution, sr_config.low_resolution):
+        raise ValueError(f"the base run's images {low} must be the super-resolution run's input "
+                         f"{(high[0], sr_config.low_resolution, sr_config.low_resolution)}")
+    for s in args.aug_level:
+        if not 0 <= s <= 1:
+            raise ValueError(f"--aug-level must lie in [0, 1], got {s}")
+    g = torch.Generator(device=device).manual_seed(args.seed)
+    rows, samples = [], {}
+    with flush_subnormals():
+        z = sample(base, base_schedule, (args.n, *low), sampler=args.sampler, num_steps=args.num_steps,
+                   generator=g, device=device, progress=True)
+        rows.append(torch.nn.functional.interpolate(z, size=high[1:], mode="nearest"))
+        for s in args.aug_level:
+            z_aug = augment(z, s, kind=sr_config.augmentation, generator=g)
+            x = sample(SuperResolution(sr, z_aug, size=high[1], aug_level=s), sr_schedule, (args.n, *high),
+                       sampler=args.sampler, num_steps=args.num_steps, generator=g, device=device, progress=True)
+            samples[s] = x.cpu()
+            rows.append(x)
+            if sr_config.dataset == "digits" and args.n >= 2:
+                report = digits_fd(x.clamp(-1, 1))
+                print(f"aug level {s:g}: FD {report.fd:.2f} (real-vs-real floor {report.floor:.2f}, n = {report.n})")
+    columns = min(args.n, 16)
+    save_grid(torch.cat([r[:columns].cpu() for r in rows]).clamp(-1, 1), args.out, nrow=columns)
+    torch.save({"z": z.cpu(), "samples": samples}, args.out.with_suffix(".pt"))
+    print(f"wrote {args.out} (first row: the base samples, then one row per --aug-level) and "
+          f"{args.out.with_suffix('.pt')}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     from .loop import TrainingDiverged
 
     try:
-        return {"demo": _demo, "train": _train, "distill": _distill, "sample": _sample}[args.command](args)
+        return {"demo": _demo, "train": _train, "distill": _distill, "sample": _sample,
+                "cascade": _cascade}[args.command](args)
     except TrainingDiverged as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

@@ -25,6 +25,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from ..cascade import downsample
 from ..checks import check_int, register_once
 from ..nets import MLPEps, UNet
 
@@ -179,8 +180,8 @@ class Dataset:
         kwargs = dict(args or self.network_args)
         if num_classes:
             kwargs["num_classes"] = num_classes
-        if self.is_image:
-            return self.network(in_channels=self.shape[0], **kwargs)
+        if self.is_image:  # args may set in_channels (a cascade's SR stage reads x_t and the low-resolution image)
+            return self.network(**{"in_channels": self.shape[0], **kwargs})
         return self.network(dim=self.shape[0], **kwargs)
 
 
@@ -216,6 +217,19 @@ def _toy_loader(name: str) -> Callable[[str, int | None, torch.Generator | None]
 register_dataset(Dataset("digits", "scikit-learn's 8x8 digits, 17 grey levels, 10 classes", (1, 8, 8), DIGITS_LEVELS,
                          10, UNet, dict(base_channels=24, channel_mults=(1, 2), num_res_blocks=1,
                                         attention_resolutions=(4,)), _load_digits, DIGITS_SPLITS))
+
+
+def _load_digits_4x4(split: str, n: int | None, generator: torch.Generator | None) -> tuple[Tensor, Tensor]:
+    images, labels = _load_digits(split, n, generator)
+    return downsample(images, 4), labels
+
+
+# The base stage of the digits' cascade (lecture 5): each pixel the mean of a 2x2 block of 17-level pixels, so on
+# 4 * 16 + 1 = 65 levels.
+register_dataset(Dataset("digits_4x4", "the digits averaged down to 4x4 (a cascade's base stage), 10 classes",
+                         (1, 4, 4), 4 * (DIGITS_LEVELS - 1) + 1, 10, UNet,
+                         dict(base_channels=24, channel_mults=(1, 2), num_res_blocks=1, attention_resolutions=(2,),
+                              image_size=4), _load_digits_4x4, DIGITS_SPLITS))
 _TOY_CLASSES = {"eight_gaussians": 8, "two_moons": 2}
 for _name in TOY_DATASETS:
     register_dataset(Dataset(_name, f"2-D toy set ({_TOY_CLASSES.get(_name, 'no')} classes)", (2,), None,

@@ -10,7 +10,10 @@ continuous run's network reads float times t in [0, 1]; `load_model` wraps it to
 `training_objective` is the run's objective (what the network regresses on: `prediction`); `load_model` gives back
 the eps-model every sampler takes (an x0- or v-network adapted once, `forward.as_eps_model`). Labelled datasets
 train a conditional network when num_classes > 0 (each label dropped to the "no label" token num_classes with
-probability label_dropout, so the same network is also unconditional); unconditional runs are unchanged.
+probability label_dropout, so the same network is also unconditional); unconditional runs are unchanged. A cascade's
+super-resolution stage (low_resolution > 0, lecture 5) trains on pairs made from each image and its downsampled
+copy, corrupted by noise conditioning augmentation (`cascade.super_resolution_loss`); `cascade.SuperResolution` binds
+a low-resolution input to its eps-model, and `cascade.cascade_sample` runs it after a base run (e.g. on digits_4x4).
 
 Files in `out/`: config.json, loss.csv (step, loss, lr), checkpoint.pt (a `loop.Checkpoint`).
 """
@@ -28,6 +31,7 @@ from typing import Any, TypeVar
 import torch
 from torch import Tensor, nn
 
+from ..cascade import AUGMENTATIONS, super_resolution_loss
 from ..checks import check_choice, check_int, check_number
 from ..forward import PREDICTIONS, as_eps_model
 from ..losses import drop_labels, l_simple
@@ -78,6 +82,13 @@ class TrainConfig:
                               "unconditional; else the dataset's number of classes)")
     label_dropout: float = option(0.1, "conditional runs: the probability that a label is replaced by the 'no label' "
                                   "token, so that one network is conditional and unconditional (lecture 5)")
+    low_resolution: int = option(0, "train a cascade's super-resolution stage (lecture 5): the network reads x_t and "
+                                 "the image averaged down to low_resolution x low_resolution, upsampled back "
+                                 "(bilinear), as channels, and its augmentation level (0: an ordinary model)")
+    augmentation: str = option("noise", "super-resolution stage: how the low-resolution input is corrupted in "
+                               "training, at a level s ~ U(0, max_aug_level) given to the network: noise (sqrt(1 - "
+                               "s^2) z + s eps), blur (Gaussian, std s pixels) or none", AUGMENTATIONS)
+    max_aug_level: float = option(0.5, "super-resolution stage: the largest augmentation level drawn in training")
     model: dict[str, Any] = field(default_factory=dict, metadata={
         "help": "network arguments as JSON, e.g. '{\"base_channels\": 32}' ({}: the dataset's default)"})
     seed: int = option(0, "random seed")
@@ -97,6 +108,18 @@ class TrainConfig:
         check_number("t_min", self.t_min, 0, 1, low_open=True, high_open=True)
         check_int("num_classes", self.num_classes, low=0)
         check_number("label_dropout", self.label_dropout, 0, 1)
+        check_int("low_resolution", self.low_resolution, low=0)
+        check_number("max_aug_level", self.max_aug_level, 0, 1)
+        if self.low_resolution:
+            shape = DATASETS[self.dataset].shape
+            if len(shape) != 3 or shape[1] % self.low_resolution or shape[2] % self.low_resolution or (
+                    self.low_resolution >= shape[1]):
+                raise ValueError(f"low_resolution must be 0, or smaller than an image dataset's height and width and "
+                                 f"divide them; {self.dataset} has examples of shape {shape}, got "
+                                 f"{self.low_resolution}")
+            if self.time != "discrete":
+                raise ValueError("low_resolution (a super-resolution stage) is trained in discrete time only, got "
+                                 f"time={self.time!r}")
         classes = DATASETS[self.dataset].num_classes
         if self.num_classes not in (0, classes):
             raise ValueError(f"num_classes must be 0 (unconditional) or {classes}, the number of classes of "
@@ -192,8 +215,14 @@ class ContinuousTimeOnSteps(nn.Module):
 
 def build_model(config: TrainConfig) -> nn.Module:
     """The network of the config's dataset (its registry entry's default, or config.model's arguments), conditional
-    on the labels when config.num_classes > 0."""
-    return DATASETS[config.dataset].build_network(config.model, config.num_classes)
+    on the labels when config.num_classes > 0. A super-resolution stage (low_resolution > 0) reads C more channels,
+    the upsampled low-resolution image, and its augmentation level (`nets.UNet`'s aug_level_conditioning)."""
+    dataset = DATASETS[config.dataset]
+    if not config.low_resolution:
+        return dataset.build_network(config.model, config.num_classes)
+    C = dataset.shape[0]
+    return dataset.build_network({**config.model, "in_channels": 2 * C, "out_channels": C,
+                                  "aug_level_conditioning": True}, config.num_classes)
 
 
 def training_objective(config: TrainConfig, schedule: NoiseSchedule) -> Objective:
@@ -201,13 +230,27 @@ def training_objective(config: TrainConfig, schedule: NoiseSchedule) -> Objectiv
     schedule, regressing on config.prediction, or in continuous time DSM on the VP SDE with lambda(t) = std(t)^2,
     i.e. mean ||eps - eps_theta(x_t, t)||^2 with t ~ U(t_min, 1) (`score.dsm_loss` through `sde.eps_model_score`).
     A conditional run (num_classes > 0) calls the network with the batch's labels, each dropped to the "no label"
-    token with probability label_dropout (`losses.drop_labels`). generator draws t, eps and the dropped labels."""
+    token with probability label_dropout (`losses.drop_labels`). A super-resolution stage (low_resolution > 0)
+    regresses with `cascade.super_resolution_loss`, its low-resolution input augmented as config.augmentation says.
+    generator draws t, eps, the dropped labels and the augmentation."""
+
+    def labels(batch: Batch, generator: torch.Generator | None) -> Tensor | None:
+        if not config.num_classes:
+            return None
+        return drop_labels(batch.y, rate=config.label_dropout, num_classes=config.num_classes, generator=generator)
 
     def conditioned(model: nn.Module, batch: Batch, generator: torch.Generator | None) -> Callable[..., Tensor]:
-        if not config.num_classes:
-            return model
-        y = drop_labels(batch.y, rate=config.label_dropout, num_classes=config.num_classes, generator=generator)
-        return lambda x_t, t: model(x_t, t, y)
+        y = labels(batch, generator)
+        return model if y is None else lambda x_t, t: model(x_t, t, y)
+
+    if config.low_resolution:
+        def super_resolution(model: nn.Module, batch: Batch, *, generator: torch.Generator | None = None) -> Tensor:
+            return super_resolution_loss(model, schedule, batch.x0, low_size=config.low_resolution,
+                                         kind=config.augmentation, max_aug_level=config.max_aug_level,
+                                         y=labels(batch, generator), prediction=config.prediction,
+                                         generator=generator)
+
+        return super_resolution
 
     if config.time == "continuous":
         sde = build_sde(config)

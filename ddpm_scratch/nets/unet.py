@@ -2,7 +2,7 @@
 
     x_t (B, C, H, W) -> conv -> level 0 -> Down -> level 1 -> ... -> middle -> ... -> Up -> level 0 -> out -> eps
                                |  skips, concatenated on the way up  ^
-    t -> time embedding -> MLP -> c (+ label embedding of y)  ->  every ResBlock
+    t -> time embedding -> MLP -> c (+ label embedding of y) (+ embedding of aug_level)  ->  every ResBlock
 
 A level is num_res_blocks ResBlocks at one resolution (channels base_channels * mult), each followed by
 self-attention when that level's feature maps are s x s with s in attention_resolutions. Resolutions are
@@ -103,18 +103,21 @@ class Upsample(nn.Module):
 
 
 class UNet(nn.Module):
-    """eps_theta(x_t, t, y=None): (B, in_channels, H, W) -> (B, out_channels, H, W).
+    """eps_theta(x_t, t, y=None, aug_level=None): (B, in_channels, H, W) -> (B, out_channels, H, W).
 
     t: (B,) LongTensor steps 1..T or float continuous time in [0, 1] (see `embeddings` for the time scale);
     an int or 0-d tensor is broadcast over the batch.  y: (B,) labels in 0..num_classes (num_classes = "no
     label"); only with num_classes set, and None means the null token for every row.
+    aug_level: (B,) float in [0, 1], or a float for every row; only with aug_level_conditioning=True, and then
+    required: a second scalar input embedded like a continuous time (its own embedding and MLP) and added to c. A
+    cascade's super-resolution stage reads the augmentation level of its low-resolution input here (`cascade`).
     """
 
     def __init__(self, in_channels: int = 1, base_channels: int = 32, channel_mults: Sequence[int] = (1, 2),
                  num_res_blocks: int = 1, attention_resolutions: Sequence[int] = (4,),
                  time_embedding: str = "sinusoidal", time_injection: str = "add", dropout: float = 0.0,
                  num_groups: int = 8, num_classes: int | None = None, out_channels: int | None = None,
-                 image_size: int = 8, attention_heads: int = 1) -> None:
+                 image_size: int = 8, attention_heads: int = 1, aug_level_conditioning: bool = False) -> None:
         super().__init__()
         self.in_channels = check_int("in_channels", in_channels)
         self.out_channels = in_channels if out_channels is None else check_int("out_channels", out_channels)
@@ -146,6 +149,11 @@ class UNet(nn.Module):
         self.time_embed = nn.Sequential(make_time_embedding(time_embedding, emb_dim), nn.Linear(emb_dim, cond_dim),
                                         nn.SiLU(), nn.Linear(cond_dim, cond_dim))
         self.label_embed = None if num_classes is None else LabelEmbedding(num_classes, cond_dim)
+        if not isinstance(aug_level_conditioning, bool):
+            raise TypeError(f"aug_level_conditioning must be a bool, got {type(aug_level_conditioning).__name__}")
+        self.aug_level_embed = None if not aug_level_conditioning else nn.Sequential(
+            make_time_embedding(time_embedding, emb_dim), nn.Linear(emb_dim, cond_dim), nn.SiLU(),
+            nn.Linear(cond_dim, cond_dim))
 
         def block(cin: int, cout: int) -> ResBlock:
             return ResBlock(cin, cout, cond_dim, time_injection, dropout, num_groups)
@@ -179,7 +187,8 @@ class UNet(nn.Module):
         nn.init.zeros_(self.out[-1].bias)
         self.num_res_blocks, self.num_levels = num_res_blocks, len(mults)
 
-    def forward(self, x_t: Tensor, t: int | float | Tensor, y: Tensor | None = None) -> Tensor:
+    def forward(self, x_t: Tensor, t: int | float | Tensor, y: Tensor | None = None,
+                aug_level: float | Tensor | None = None) -> Tensor:
         if not isinstance(x_t, Tensor) or not x_t.is_floating_point():
             raise TypeError(f"x_t must be a float tensor, got {getattr(x_t, 'dtype', type(x_t).__name__)}")
         if x_t.dim() != 4 or x_t.shape[1] != self.in_channels:
@@ -192,6 +201,16 @@ class UNet(nn.Module):
             c = c + self.label_embed(y, x_t.shape[0])
         elif y is not None:
             raise ValueError("y was given but the network was built with num_classes=None (unconditional)")
+        if self.aug_level_embed is not None:
+            if aug_level is None:
+                raise ValueError("aug_level is required: the network was built with aug_level_conditioning=True")
+            if not isinstance(aug_level, (float, Tensor)) or (isinstance(aug_level, Tensor)
+                                                               and not aug_level.is_floating_point()):
+                raise TypeError(f"aug_level must be a float or a (B,) float tensor in [0, 1], got "
+                                f"{getattr(aug_level, 'dtype', type(aug_level).__name__)}")
+            c = c + self.aug_level_embed(as_time(aug_level, batch=x_t.shape[0], device=x_t.device))
+        elif aug_level is not None:
+            raise ValueError("aug_level was given but the network was built with aug_level_conditioning=False")
 
         h, skips, k = self.conv_in(x_t), [], 0
         for level in range(self.num_levels):
