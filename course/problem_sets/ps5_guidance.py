@@ -790,10 +790,11 @@ plt.show()
 # At $\gamma = 2$, $\sigma = 1/2$, $\bar\alpha_t = 1/2$: $v_t = 5/8$, $\lambda_t = -1 + 16/5 = 11/5$, variance
 # $5/11 \approx 0.455$; $\lambda_0 = -1 + 8 = 7$, noised variance $1/14 + 1/2 = 8/14 \approx 0.571$. Different: the
 # guided scores are not the scores of the noised versions of any one data density (the tilted noised densities are
-# not a forward-process family), so the sampler does not sample $p_0(x)^{1-\gamma} p_0(x \mid c)^\gamma$. Only at
-# $t = 0$ do the two agree; what the sampler produces depends on the path, and with a stochastic sampler it lands
-# close to, but not on, the tilted data density (typically sharper); at $\gamma > 1$ it trades diversity for
-# fidelity without a density it provably samples.
+# not a forward-process family), so the sampler does not sample $p_0(x)^{1-\gamma} p_0(x \mid c)^\gamma$. The two
+# families agree at $t = 0$ (and both tend to $\mathcal{N}(0, 1)$ as $\bar\alpha_t \to 0$), but in between the
+# sampler follows scores of no single forward process: what it returns depends on the sampler and its steps, not
+# only on $\gamma$. Guidance at $\gamma > 1$ trades diversity for fidelity without a closed-form density that it
+# samples.
 #
 # *Marking:* 2 for part 1: 1 for the score computation (the constants have no gradient, the ratio becomes the
 # implicit classifier by Bayes), 1 for the limits with the sampler they give. 2 for part 2: 1 for the two Gaussians
