@@ -297,7 +297,7 @@ def test_a_student_takes_no_class_or_guidance():
     from ddpm_scratch.machinery.train import TrainConfig
 
     config = TrainConfig(dataset="eight_gaussians", num_classes=8)
-    args = argparse.Namespace(label=3, guidance=None, threshold=None, percentile=None)
+    args = argparse.Namespace(label=3, guidance=None, threshold=None, percentile=None, classifier=None)
     with pytest.raises(ValueError, match="student learnt its teacher's unconditional model only"):
         _conditioned(lambda x, t, y=None: x, None, config, args, student=True)
 
@@ -353,3 +353,58 @@ def test_cascade_arguments_are_checked(cascade_runs, tmp_path, capsys, which, ex
     with pytest.raises(SystemExit):
         main(argv)
     assert re.search(message, capsys.readouterr().err)
+
+
+@pytest.fixture(scope="module")
+def gaussians_classifier(gaussians_run):
+    """A noise-aware classifier for gaussians_run, trained for a few steps, then resumed to a few more."""
+    out = gaussians_run.parent / "classifier"
+    tiny = ["--hidden", "16", "--depth", "1", "--batch-size", "16", "--device", "cpu", "--checkpoint-every", "2"]
+    assert main(["train-classifier", "--run", str(gaussians_run), "--steps", "2", *tiny, "--out", str(out)]) == 0
+    assert main(["train-classifier", "--run", str(gaussians_run), "--resume", "--steps", "4", "--out",
+                 str(out), "--device", "cpu"]) == 0
+    return out
+
+
+def test_train_classifier_resumes_to_the_uninterrupted_weights(gaussians_run, gaussians_classifier, tmp_path):
+    from ddpm_scratch.machinery.classifier_training import load_classifier
+
+    straight = tmp_path / "straight"
+    assert main(["train-classifier", "--run", str(gaussians_run), "--steps", "4", "--hidden", "16", "--depth", "1",
+                 "--batch-size", "16", "--device", "cpu", "--checkpoint-every", "2", "--out", str(straight)]) == 0
+    resumed, record = load_classifier(gaussians_classifier / "checkpoint.pt")
+    uninterrupted, _ = load_classifier(straight / "checkpoint.pt")
+    assert record["dataset"] == "eight_gaussians" and record["steps"] == 4 and record["T"] == 40
+    for a, b in zip(resumed.state_dict().values(), uninterrupted.state_dict().values(), strict=True):
+        torch.testing.assert_close(a, b)
+
+
+def test_sample_with_classifier_guidance(gaussians_run, gaussians_classifier, tmp_path):
+    """--classifier wraps the run's unconditional model (the "no label" token) in guidance.ClassifierGuided with
+    the classifier's log p_t(y | x_t), at scale --guidance."""
+    from ddpm_scratch.guidance import ClassifierGuided, classifier_log_prob_y
+    from ddpm_scratch.machinery.classifier_training import load_classifier
+    from ddpm_scratch.nets.protocol import LabelBound
+
+    network, schedule, _ = load_model(gaussians_run / "checkpoint.pt")
+    classifier, _ = load_classifier(gaussians_classifier / "checkpoint.pt")
+    guided = _sampled(gaussians_run, tmp_path, "classifier", "--classifier", str(gaussians_classifier),
+                      "--class", "2", "--guidance", "4")
+    model = ClassifierGuided(LabelBound(network, 8), classifier_log_prob_y(classifier), 2, schedule, gamma=4.0)
+    want = sample(model, schedule, (12, 2), num_steps=8, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(guided, want)
+
+
+def test_a_classifier_of_another_run_or_without_a_class_is_refused(gaussians_classifier, moons_run, gaussians_run,
+                                                                   tmp_path, capsys):
+    for run, classifier, extra, message in (
+            (moons_run, gaussians_classifier, ["--class", "1"], "trained for another run"),
+            (gaussians_run, gaussians_classifier, [], "--classifier needs --class"),
+            (gaussians_run, gaussians_run, ["--class", "1"], "is not a classifier's checkpoint")):
+        with pytest.raises(SystemExit):
+            main(["sample", "--run", str(run), "--n", "4", "--num-steps", "2", "--device", "cpu", "--out",
+                  str(tmp_path / "x.png"), "--classifier", str(classifier), *extra])
+        assert message in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["train-classifier", "--run", str(moons_run.parent / "nowhere"), "--out", str(tmp_path / "c")])
+    assert "nowhere" in capsys.readouterr().err

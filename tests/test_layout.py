@@ -32,7 +32,7 @@ LECTURE_MODULES = {  # the lecture's modules (DESIGN.md's layout), with the name
     "integrators.py", "guidance.py", "cascade.py",
 }
 MACHINERY_MODULES = {"data.py", "loop.py", "train.py", "distillation.py", "gan_training.py", "metrics.py", "viz.py",
-                     "demo.py", "cli.py", "files.py", "notebook.py"}
+                     "demo.py", "cli.py", "files.py", "notebook.py", "classifier_training.py"}
 RENAMED = {"solvers.py": "eps_solvers.py", "sde_solvers.py": "score_solvers.py",
            "machinery/students.py": "machinery/distillation.py"}
 

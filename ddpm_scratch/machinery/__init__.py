@@ -1,9 +1,12 @@
 """The machinery around the lectures: what runs experiments, not what the lectures teach.
 
-    data.py          the dataset registry (shape, grey levels, classes, default network): toy 2-D sets and
-                     scikit-learn's 8x8 digits; mini-batches
+    data.py          the dataset registry (shape, grey levels, classes, default network): toy 2-D sets,
+                     scikit-learn's 8x8 digits and their 4x4 averages (a cascade's base stage); mini-batches
     loop.py          the one training loop: objectives, updates, AdamW, EMA, mixed precision, checkpoints, exact resume
-    train.py         training runs: TrainConfig, L_simple / DSM objectives, load_model (the eps-model of a checkpoint)
+    train.py         training runs: TrainConfig, L_simple / DSM objectives (and a cascade's super-resolution
+                     stage), load_model (the eps-model of a checkpoint)
+    classifier_training.py  noise-aware classifiers for classifier guidance, on the loop (`ddpm-scratch
+                     train-classifier`)
     files.py         atomic writes and checked reads of torch files (checkpoints, the classifier cache)
     distillation.py  progressive distillation's stages on the loop, and of a trained run: one student file per
                      stage, resume by stage (`ddpm-scratch distill`)
@@ -11,7 +14,7 @@
     metrics.py       sample quality: sliced Wasserstein, Frechet distance on digits with its real-data floor
     viz.py           pictures: sample grids, reverse-process strips and animations, loss curves
     demo.py          `make demo`: train on digits, sample, write the pictures and a report
-    cli.py           the command line `ddpm-scratch demo | train | distill | sample`
+    cli.py           the command line `ddpm-scratch demo | train | train-classifier | distill | sample | cascade`
     notebook.py      what the lesson notebooks share: figure folder, sliders that fall back to a static figure, threads
 
 The machinery imports the lecture modules; the lecture modules never import it.

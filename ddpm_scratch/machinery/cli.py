@@ -1,6 +1,8 @@
-"""Command line: `ddpm-scratch demo | train | distill | sample | cascade` (also `python -m ddpm_scratch ...`).
+"""Command line: `ddpm-scratch demo | train | train-classifier | distill | sample | cascade` (also
+`python -m ddpm_scratch ...`).
 
-The options of `train` are built from `TrainConfig`'s fields, those of `distill` from `DistillConfig`'s and the
+The options of `train` are built from `TrainConfig`'s fields, those of `train-classifier` from `ClassifierConfig`'s,
+those of `distill` from `DistillConfig`'s and the
 sampler options of `sample` from the registry's declarations (`sampling.SAMPLERS`: names, defaults, help, choices),
 so the command line and the Python API cannot disagree.
 """
@@ -16,6 +18,7 @@ from typing import Any
 
 from ..sampling import SAMPLERS, sample
 from ..schedules import SPACINGS
+from .classifier_training import ClassifierConfig
 from .demo import DEMO_SAMPLES, DEMO_STEPS
 from .distillation import DistillConfig
 from .train import TrainConfig
@@ -36,6 +39,8 @@ EPILOG = """examples:
   ddpm-scratch sample --checkpoint runs/moons_students/student_4.pt --out four_steps.png   4 DDIM steps
   ddpm-scratch train --dataset digits --num-classes 10 --out runs/digits_cond          lecture 5: conditional
   ddpm-scratch sample --run runs/digits_cond --class 3 --guidance 3 --sampler ddim --num-steps 50 --out threes.png
+  ddpm-scratch train-classifier --run runs/digits --out runs/digits_classifier   a noise-aware classifier for a run
+  ddpm-scratch sample --run runs/digits --classifier runs/digits_classifier --class 3 --guidance 3 --out threes.png
   ddpm-scratch train --dataset digits_4x4 --out runs/base4        lecture 5: a cascade's 4x4 base stage, then
   ddpm-scratch train --dataset digits --low-resolution 4 --augmentation noise --out runs/sr8      its 4x4 -> 8x8 stage
   ddpm-scratch cascade --base runs/base4 --sr runs/sr8 --aug-level 0 0.1 0.2 --out cascade.png
@@ -101,7 +106,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="ddpm-scratch",
         description="Denoising diffusion models from scratch: train a DDPM and sample from it.",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = p.add_subparsers(dest="command", required=True, metavar="{demo,train,distill,sample,cascade}")
+    sub = p.add_subparsers(dest="command", required=True,
+                           metavar="{demo,train,train-classifier,distill,sample,cascade}")
 
     d = sub.add_parser("demo", help="train on the built-in digits and write samples, pictures and a report",
                        description="Train a small DDPM on scikit-learn's 8x8 digits with the settings of the demo, "
@@ -121,6 +127,17 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--resume", action="store_true",
                    help="continue the run in --out from its checkpoint (its settings are kept; --steps may grow)")
     add_config_options(t)
+
+    q = sub.add_parser("train-classifier", help="train a noise-aware classifier p(y | x_t, t) for classifier guidance",
+                       description="Train a noise-aware classifier (lecture 5) on the labels of a run's dataset, on "
+                                   "noisy data at the steps of the run's schedule, for `sample --classifier`. Writes "
+                                   "loss.csv and checkpoint.pt to --out; --resume continues a stopped training.")
+    q.add_argument("--run", type=Path, required=True,
+                   help="the diffusion run the classifier will guide (its dataset and schedule are used)")
+    q.add_argument("--out", type=Path, required=True, help="folder for the classifier (loss.csv, checkpoint.pt)")
+    q.add_argument("--resume", action="store_true", help="continue the training in --out (--steps may grow)")
+    q.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:N (default: auto)")
+    add_config_options(q, ClassifierConfig)
 
     k = sub.add_parser("distill", help="halve a run's sampling steps again and again (progressive distillation)",
                        description="Progressive distillation (lecture 4, Salimans & Ho 2022): the run's deterministic "
@@ -170,8 +187,12 @@ def build_parser() -> argparse.ArgumentParser:
                         "'no label' token)")
     s.add_argument("--guidance", type=float, default=None,
                    help="with --class: classifier-free guidance scale gamma, eps = (1 - gamma) eps_uncond + gamma "
-                        "eps_cond (0 unconditional, 1 conditional, > 1 guided; one network call on 2n rows per step) "
-                        "(default: 1)")
+                        "eps_cond (0 unconditional, 1 conditional, > 1 guided; one network call on 2n rows per step); "
+                        "with --classifier, the classifier guidance scale (default: 1)")
+    s.add_argument("--classifier", type=Path, default=None,
+                   help="with --class: classifier guidance by the noise-aware classifier in this folder (written by "
+                        "train-classifier for this run), score + gamma grad log p_t(y | x_t), on the run's "
+                        "unconditional model (default: none)")
     s.add_argument("--threshold", choices=("static", "dynamic"), default=None,
                    help="image datasets: threshold the model's x0 prediction at every step: static clips it to "
                         "[-1, 1], dynamic "
@@ -270,10 +291,12 @@ def _student_steps(args: argparse.Namespace, num_steps: int, spacing: str) -> No
     args.sampler, args.num_steps, args.spacing = "ddim", num_steps, spacing
 
 
-def _conditioned(model: Any, schedule: Any, config: Any, args: argparse.Namespace, student: bool) -> Any:
-    """The loaded model as the eps-model `sample` takes: with its class and guidance (a conditional run), then
-    thresholded (--threshold). A conditional run without --class samples unconditionally (the "no label" token).
-    A distilled student learnt only its teacher's unconditional model: it takes no --class or --guidance."""
+def _conditioned(model: Any, schedule: Any, config: Any, args: argparse.Namespace, student: bool,
+                 device: Any = "cpu") -> Any:
+    """The loaded model as the eps-model `sample` takes: with its class and guidance (a conditional run, or a
+    classifier's guidance with --classifier), then thresholded (--threshold). A conditional run without --class
+    samples unconditionally (the "no label" token). A distilled student learnt only its teacher's unconditional
+    model: it takes no --class, --guidance or --classifier."""
     from ..guidance import ClassifierFree, Thresholded
     from ..nets.protocol import LabelBound
     from .data import DATASETS
@@ -285,10 +308,12 @@ def _conditioned(model: Any, schedule: Any, config: Any, args: argparse.Namespac
                          "dataset (its points lie beyond [-1, 1])")
     if args.label is not None and config.num_classes and not 0 <= args.label < config.num_classes:
         raise ValueError(f"--class must be in 0..{config.num_classes - 1}, got {args.label}")
-    if student and (args.label is not None or args.guidance is not None):
-        raise ValueError("a distilled student learnt its teacher's unconditional model only: it takes no --class or "
-                         "--guidance")
-    if not config.num_classes:
+    if student and (args.label is not None or args.guidance is not None or args.classifier is not None):
+        raise ValueError("a distilled student learnt its teacher's unconditional model only: it takes no --class, "
+                         "--guidance or --classifier")
+    if args.classifier is not None:
+        model = _classifier_guided(model, schedule, config, args, device)
+    elif not config.num_classes:
         if args.label is not None or args.guidance is not None:
             raise ValueError(f"--class and --guidance need a conditional run (train --num-classes N); this run of "
                              f"{config.dataset} is unconditional (num_classes = 0)")
@@ -304,6 +329,43 @@ def _conditioned(model: Any, schedule: Any, config: Any, args: argparse.Namespac
         model = Thresholded(model, schedule, method=args.threshold,
                             percentile=0.995 if args.percentile is None else args.percentile)
     return model
+
+
+def _classifier_guided(model: Any, schedule: Any, config: Any, args: argparse.Namespace, device: Any) -> Any:
+    """Classifier guidance (--classifier) of the run's unconditional model (a conditional run's "no label" token)
+    towards --class, at scale --guidance (default 1), by a classifier trained for this run."""
+    from ..guidance import ClassifierGuided, classifier_log_prob_y
+    from ..nets.protocol import LabelBound
+    from .classifier_training import check_classifier_fits, classifier_path, load_classifier
+
+    classifier, record = load_classifier(classifier_path(args.classifier), device=device)
+    check_classifier_fits(record, config)
+    if args.label is None:
+        raise ValueError("--classifier needs --class: the class to guide towards")
+    if not 0 <= args.label < classifier.num_classes:
+        raise ValueError(f"--class must be in 0..{classifier.num_classes - 1}, got {args.label}")
+    unconditional = LabelBound(model, config.num_classes) if config.num_classes else model
+    return ClassifierGuided(unconditional, classifier_log_prob_y(classifier), args.label, schedule,
+                            gamma=1.0 if args.guidance is None else args.guidance)
+
+
+def _train_classifier(args: argparse.Namespace) -> int:
+    from .classifier_training import train_classifier
+    from .loop import Checkpoint
+    from .train import CHECKPOINT, load_checkpoint
+
+    run = TrainConfig.from_dict(load_checkpoint(args.run / CHECKPOINT).config)
+    given = {f.name: getattr(args, f.name) for f in fields(ClassifierConfig) if hasattr(args, f.name)}
+    if args.resume:
+        saved = Checkpoint.load(args.out / CHECKPOINT).config
+        config = replace(ClassifierConfig(**{f.name: saved[f.name] for f in fields(ClassifierConfig)}), **given)
+    else:
+        config = ClassifierConfig(**given)
+    train_classifier(run, config, out=args.out, resume=args.resume, device=args.device)
+    print(f"trained a noise-aware classifier for {args.run} ({run.dataset}), {config.steps} steps; checkpoint in "
+          f"{args.out / CHECKPOINT}; guide with `ddpm-scratch sample --run {args.run} --classifier {args.out} "
+          "--class K --guidance GAMMA`")
+    return 0
 
 
 def _sample(args: argparse.Namespace) -> int:
@@ -325,7 +387,7 @@ def _sample(args: argparse.Namespace) -> int:
             raise ValueError(f"{path} is a cascade's super-resolution stage (low_resolution={config.low_resolution}): "
                              "it samples given low-resolution images; run it after a base run with `ddpm-scratch "
                              "cascade --base BASE_RUN --sr RUN`")
-    model = _conditioned(model, schedule, config, args, student=is_student_file(path))
+    model = _conditioned(model, schedule, config, args, student=is_student_file(path), device=device)
     args.sampler = args.sampler or "ddpm"
     options = _sampler_options(args)
     dataset = DATASETS[config.dataset]
@@ -399,8 +461,8 @@ def main(argv: list[str] | None = None) -> int:
     from .loop import TrainingDiverged
 
     try:
-        return {"demo": _demo, "train": _train, "distill": _distill, "sample": _sample,
-                "cascade": _cascade}[args.command](args)
+        return {"demo": _demo, "train": _train, "train-classifier": _train_classifier, "distill": _distill,
+                "sample": _sample, "cascade": _cascade}[args.command](args)
     except TrainingDiverged as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
