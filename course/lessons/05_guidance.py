@@ -62,7 +62,9 @@ from ddpm_scratch.machinery.notebook import lesson_output_dir
 
 FAST = os.environ.get("DDPM_SCRATCH_FAST", "0") == "1"  # tests set DDPM_SCRATCH_FAST=1: a quick, smaller run
 SEED = 0
-THREADS = 1  # torch threads for the 2-D and 1-D cells; the digits cells use torch's default (see setup)
+THREADS = 1  # torch threads for the 2-D and 1-D cells: tiny tensors, a second thread does not pay off
+UNET_THREADS = None  # torch threads for the digits U-Net (section 6); None: torch's default, one per core. On cores
+# that other programs keep busy, 1 can be many times faster than several threads that wait for each other.
 T = 1000  # DDPM's linear schedule for the exact mixtures
 LIM = 3.0  # the 2-D pictures show the square [-LIM, LIM]^2
 LIM_GUIDED = 4.5  # ... and [-LIM_GUIDED, LIM_GUIDED]^2 for the guided samples of section 3 (large gamma goes far)
@@ -130,8 +132,8 @@ from ddpm_scratch.score import GaussianMixture
 
 torch.manual_seed(SEED)  # only for code you add; every cell below passes its own seeded generator
 torch.set_flush_denormal(True)  # arithmetic on subnormal floats is very slow on CPUs; round them to 0
-DEFAULT_THREADS = torch.get_num_threads()  # the digits U-Net (section 6) uses them all
-torch.set_num_threads(THREADS)  # tiny 2-D tensors: a second thread does not pay off
+UNET_THREADS = UNET_THREADS or torch.get_num_threads()  # read before THREADS is set: the default is one per core
+torch.set_num_threads(THREADS)
 F64 = torch.float64
 # show(fig, path) saves a figure and displays it; explore(plot, **controls) adds sliders in a live notebook frontend.
 
@@ -405,7 +407,8 @@ show(fig, OUT / "classifier_guidance.png")
 
 # %% [markdown] id="classifier_guided_read"
 # With the exact classifier the samples come close to the floor: Bayes' rule made a conditional sampler out of an
-# unconditional model and a classifier (what is left is mostly DDIM's `GUIDED_STEPS` steps). The trained noise-aware
+# unconditional model and a classifier (the identity held to rounding in section 1; what is left is the sampler's,
+# DDIM with `GUIDED_STEPS` steps: question 1 at the end). The trained noise-aware
 # classifier lands in the right place with roughly the right spread. The clean-data one also brings every point to
 # class 2 (its decision regions are right), but its gradient early in the reverse process is hundreds of times too
 # large (the table above): the points are driven to class 2 along the clean classifier's steepest direction while
@@ -473,7 +476,7 @@ print(f"gamma = 3: ClassifierFree against ClassifierGuided with the exact classi
 # ignores the label (every row is the whole mixture), $\gamma = 1$ gives each class, and larger $\gamma$ pushes the
 # samples away from the other classes: $\tilde p_\gamma \propto p(\mathbf{x} \mid y)\,p(y \mid
 # \mathbf{x})^{\gamma - 1}$ favours the points where the class is least in doubt. The cell prints, for each
-# $\gamma$, the mean distance of class 2's samples from its mean and the share of them nearest to it.
+# $\gamma$, where class 2's samples lie on average, and where the tilted density puts its mass.
 
 # %% id="cfg_gammas"
 def tilted_log_density(x: torch.Tensor, y: int, gamma: float) -> torch.Tensor:
@@ -491,26 +494,35 @@ def draw_guided(ax, gamma: float, y: int, seed: int = SEED) -> torch.Tensor:
 
 
 fig, axes = plt.subplots(K, len(GAMMAS_2D), figsize=(3 * len(GAMMAS_2D), 3 * K))
-print(f"class {GUIDE_CLASS}'s samples: mean distance to its mean {mixture.means[GUIDE_CLASS].tolist()} and share "
-      "nearest to it")
+print(f"class {GUIDE_CLASS} (its mean {mixture.means[GUIDE_CLASS].tolist()}): the mean point and the mean distance to "
+      "the class's mean, of the guided samples and of the tilted density (on the grid)")
 for col, gamma in enumerate(tqdm(GAMMAS_2D, desc="guided samples")):
     for row in range(K):
         x = draw_guided(axes[row, col], gamma, row)
         if row == 0:
             axes[row, col].set_title(f"gamma = {gamma:g}", fontsize=10)
         if row == GUIDE_CLASS:
-            nearest = torch.cdist(x, mixture.means).argmin(1)
-            print(f"gamma = {gamma:>4g}: distance {(x - mixture.means[GUIDE_CLASS]).norm(dim=1).mean():.2f}, "
-                  f"share nearest {(nearest == GUIDE_CLASS).double().mean():.2f}")
+            w = torch.softmax(tilted_log_density(grid, GUIDE_CLASS, gamma), dim=0)[:, None]
+            tilted_point = (w * grid).sum(0)
+            tilted_distance = (w[:, 0] * (grid - mixture.means[GUIDE_CLASS]).norm(dim=1)).sum()
+            print(f"gamma = {gamma:>4g}: samples ({x[:, 0].mean():5.2f}, {x[:, 1].mean():5.2f}), distance "
+                  f"{(x - mixture.means[GUIDE_CLASS]).norm(dim=1).mean():.2f} | tilted density ({tilted_point[0]:5.2f}, "
+                  f"{tilted_point[1]:5.2f}), distance {tilted_distance:.2f}")
     axes[0, col].set_ylabel("")
 for row in range(K):
     axes[row, 0].set_ylabel(f"y = {row}")
 show(fig, OUT / "cfg_gammas.png")
 
 # %% [markdown] id="cfg_explore_intro"
-# **Explore.** Move $\gamma$ for one class. Watch the samples leave the region the classes share, and compare them
-# with the grey contours of the tilted density: for large $\gamma$ they do not sit where the contours say. Section 4
-# makes that precise.
+# Up to $\gamma = 1$ the samples and the tilted density agree. Beyond it they part: the tilted density hardly moves
+# (class 2's mass already sits where the other classes are improbable, so raising $p(y \mid \mathbf{x})$ to a power
+# changes little), while the guided samples travel away from the other classes, further with every increase of
+# $\gamma$, until at the largest $\gamma$ they lie outside the tilted density altogether (compare the two columns
+# printed above). Whatever the guided sampler samples, for $\gamma > 1$ it is not the tilted density. Section 4 says
+# why.
+#
+# **Explore.** Move $\gamma$ and watch the samples of each class leave the region the classes share, and the grey
+# contours of the tilted density stay behind.
 
 # %% id="cfg_explore"
 def guided_density(gamma: float) -> None:
@@ -588,14 +600,16 @@ for name, options in tqdm(SAMPLERS_1D.items(), desc=f"guided samplers, gamma = {
                               generator=torch.Generator().manual_seed(SEED), **options)[:, 0]
 steps_used = T if STEPS_1D is None else STEPS_1D
 print(f"gamma = {GAMMA_1D:g}, {N_1D} points, {steps_used} steps, {time.perf_counter() - start:.0f} s; standard error "
-      f"of a mean of {N_1D} draws of the tilted density: {tilted_sd / math.sqrt(N_1D):.3f}")
-print(f"{'':>32} {'mean':>6} {'sd':>6}")
+      f"of a mean of {N_1D} draws of the tilted density: {tilted_sd / math.sqrt(N_1D):.4f}")
+standard_error = tilted_sd / math.sqrt(N_1D)
+print(f"{'':>32} {'mean':>6} {'sd':>6}   mean - the tilted density's, in standard errors")
 print(f"{'tilted density p^(1-g) p(x|y)^g':>32} {tilted_mean:6.3f} {tilted_sd:6.3f}   (grid)")
 print(f"{'conditional p(x | y)':>32} {1.0:6.3f} {STD_1D:6.3f}")
 moments_1d = {}
 for name, x in samples_1d.items():
     moments_1d[name] = (x.mean().item(), x.std().item())
-    print(f"{name:>32} {moments_1d[name][0]:6.3f} {moments_1d[name][1]:6.3f}")
+    print(f"{name:>32} {moments_1d[name][0]:6.3f} {moments_1d[name][1]:6.3f}   "
+          f"{(moments_1d[name][0] - tilted_mean) / standard_error:+6.1f}")
 
 # %% [markdown] id="tilted_picture_intro"
 # Left: the histograms against $\tilde p_\gamma$ (black) and $p(x \mid y)$ (dashed). Right: the mismatch itself at
@@ -633,8 +647,9 @@ show(fig, OUT / "what_guidance_samples.png")
 # %% [markdown] id="tilted_read"
 # **Reading the table.** The tilted density sits barely to the right of $p(x \mid y)$ and is barely narrower (the
 # other component is far away, so tilting changes little). The guided ODE lands far to the right of it and much
-# too narrow; DDPM lands in between; predictor-corrector with Langevin steps comes close to $\tilde p_\gamma$, and
-# closer with more corrector steps (compare each gap with the standard error printed above).
+# too narrow, dozens of standard errors away or more; DDPM lands in between; predictor-corrector with Langevin steps comes
+# close to $\tilde p_\gamma$, within a few standard errors (the last column), with one corrector step per level or
+# three. A small bias remains even there: `benchmarks/guidance_exact.py` measures it with more samples.
 #
 # Why this order? At large $t$ the two components of $p_t$ overlap, so $p_t(y \mid \mathbf{x})$ is a gentle slope
 # everywhere, and the guided score drags every point to the right with $\gamma$ times that slope, much harder than
@@ -788,7 +803,7 @@ run_dir = OUT / ("conditional_digits_fast" if FAST else "conditional_digits")
 saved = run_dir / "config.json"
 cached = (run_dir / "checkpoint.pt").is_file() and saved.is_file() and (
     json.loads(saved.read_text()) == json.loads(json.dumps(dataclasses.asdict(digits_config))))
-torch.set_num_threads(DEFAULT_THREADS)  # a U-Net: every core helps
+torch.set_num_threads(UNET_THREADS)  # a U-Net: more threads help on idle cores
 start = time.perf_counter()
 result = train(digits_config, out=run_dir, resume=cached, progress=True)  # resume: continue or load the finished run
 digits_network = as_eps_model(result.ema_model.eval(), result.schedule)  # network(x_t, t, y), y == 10: no label
@@ -972,13 +987,16 @@ torch.set_num_threads(THREADS)
 # - Large $\gamma$ pushes $\hat{\mathbf{x}}_0$ out of the data's range; static thresholding clips it at each step,
 #   dynamic thresholding rescales it per sample.
 #
-# **Problem set 5** (`assignments/ps5_guidance`) has you write the variants the package leaves out and check them
-# against the exact mixtures of this lesson.
+# **Problem set 5** (`assignments/ps5_guidance`) has you write the variants the package leaves out: guidance towards
+# several conditions at once, classifier guidance for a network that predicts $\mathbf{x}_0$ instead of
+# $\boldsymbol\epsilon$, dynamic thresholding for a network that predicts $\mathbf{v}$, and, on paper, what the
+# guidance scale targets. Its tests check them against exact mixtures like this lesson's.
 #
 # ## What to try
 #
-# 1. In section 2, train the noise-aware classifier for fewer steps (`CLASSIFIER_STEPS = 50`). Which $t$ of the
-#    gradient table suffers first, and how much does the guided SW2 lose?
+# 1. In section 2, raise `GUIDED_STEPS` to 200. How much of the exact classifier's distance to the floor goes? Then
+#    train the noise-aware classifier for fewer steps (`CLASSIFIER_STEPS = 50`): which $t$ of the gradient table
+#    suffers first, and how much does the guided SW2 lose?
 # 2. In section 3, guide class 0 with $\gamma = 10$ and compare the samples with the tilted density's contours.
 #    Which way are they pushed, and why (think of $p(y \mid \mathbf{x})^{\gamma - 1}$)?
 # 3. In section 4, set `GAMMA_1D = 1.0`. Do all four samplers now agree with the conditional $\mathcal{N}(1,
