@@ -245,10 +245,10 @@ def training_objective(config: TrainConfig, schedule: NoiseSchedule) -> Objectiv
 
     if config.low_resolution:
         def super_resolution(model: nn.Module, batch: Batch, *, generator: torch.Generator | None = None) -> Tensor:
-            return super_resolution_loss(model, schedule, batch.x0, low_size=config.low_resolution,
-                                         kind=config.augmentation, max_aug_level=config.max_aug_level,
-                                         y=labels(batch, generator), prediction=config.prediction,
-                                         generator=generator)
+            return super_resolution_loss(model, schedule, batch.x0, generator=generator,
+                                         low_size=config.low_resolution, kind=config.augmentation,
+                                         max_aug_level=config.max_aug_level, y=labels(batch, generator),
+                                         prediction=config.prediction)
 
         return super_resolution
 
