@@ -213,11 +213,11 @@ y_pic = torch.full((len(arrows_at),), GUIDE_CLASS)
 fields = {"grad log p_t(x)": -network(arrows_at, t_pic, torch.full_like(y_pic, K)) / sigma(t_pic),
           f"grad log p_t(y={GUIDE_CLASS} | x)": grad_log_prob_y(log_prob_y, arrows_at, t_pic, y_pic),
           f"their sum = grad log p_t(x | y={GUIDE_CLASS})": -network(arrows_at, t_pic, y_pic) / sigma(t_pic)}
-a_t = schedule.alpha_bars.to(F64)[T_PICTURE].sqrt()
-s_t = (1 - schedule.alpha_bars.to(F64)[T_PICTURE]).sqrt()
-densities = [mixture.log_prob(grid, mean_coef=a_t, std=s_t),
-             mixture.log_prob(grid, mean_coef=a_t, std=s_t),
-             components[GUIDE_CLASS].log_prob(grid, mean_coef=a_t, std=s_t)]
+mean_coef = schedule.alpha_bars.to(F64)[T_PICTURE].sqrt()  # x_t = mean_coef x0 + sigma_t eps
+sigma_t = (1 - schedule.alpha_bars.to(F64)[T_PICTURE]).sqrt()
+densities = [mixture.log_prob(grid, mean_coef=mean_coef, std=sigma_t),
+             mixture.log_prob(grid, mean_coef=mean_coef, std=sigma_t),
+             components[GUIDE_CLASS].log_prob(grid, mean_coef=mean_coef, std=sigma_t)]
 SPACING = (side[1] - side[0]).item()
 fig, axes = plt.subplots(1, 3, figsize=(13, 4.4))
 for ax, (title, field), log_density in zip(axes, fields.items(), densities, strict=True):
@@ -228,7 +228,7 @@ for ax, (title, field), log_density in zip(axes, fields.items(), densities, stri
     title += f"\nlongest arrow {longest:.1f}"
     ax.set(xlim=(-LIM, LIM), ylim=(-LIM, LIM), aspect="equal", xticks=[], yticks=[])
     ax.set_title(title, fontsize=10)
-fig.suptitle(f"the three scores at t = {T_PICTURE} (alpha_bar_t = {a_t.item() ** 2:.2f}), each panel to its own "
+fig.suptitle(f"the three scores at t = {T_PICTURE} (alpha_bar_t = {mean_coef.item() ** 2:.2f}), each panel to its own "
              f"scale; grey: p_t(x), p_t(x), p_t(x | y={GUIDE_CLASS})", y=1.04)
 show(fig, OUT / "bayes_scores.png")
 
@@ -621,14 +621,14 @@ for name, x in samples_1d.items():
 # %% id="tilted_picture"
 T_MISMATCH = 300
 abar = schedule.alpha_bars.to(F64)[T_MISMATCH]
-a_t, s_t = abar.sqrt(), (1 - abar).sqrt()
+mean_coef, sigma_t = abar.sqrt(), (1 - abar).sqrt()
 x_grid = line[::100]  # a coarser grid (spacing 0.0055) for the noised densities
 dx_grid = (x_grid[1, 0] - x_grid[0, 0]).item()
-tilted_of_noised = tilted_weights(mixture_1d.log_prob(x_grid, mean_coef=a_t, std=s_t),
-                                  right.log_prob(x_grid, mean_coef=a_t, std=s_t), GAMMA_1D)
-# the tilted density pushed through q(x_t | x0) = N(a_t x0, s_t^2): a sum of Gaussians over the grid's x0
+tilted_of_noised = tilted_weights(mixture_1d.log_prob(x_grid, mean_coef=mean_coef, std=sigma_t),
+                                  right.log_prob(x_grid, mean_coef=mean_coef, std=sigma_t), GAMMA_1D)
+# the tilted density pushed through q(x_t | x0) = N(mean_coef x0, sigma_t^2): a sum of Gaussians over the grid's x0
 x0_weights = tilted_weights(mixture_1d.log_prob(x_grid), right.log_prob(x_grid), GAMMA_1D)
-kernel = torch.distributions.Normal(a_t * x_grid[None, :, 0], s_t)
+kernel = torch.distributions.Normal(mean_coef * x_grid[None, :, 0], sigma_t)
 noised_of_tilted = (kernel.log_prob(x_grid) + x0_weights.log()[None, :]).logsumexp(dim=1).softmax(dim=0)
 mismatch = {"tilted noised density": moments(tilted_of_noised, x_grid),
             "noised tilted density": moments(noised_of_tilted, x_grid)}
@@ -685,27 +685,31 @@ show(fig, OUT / "what_guidance_samples.png")
 # $$L = -\frac{1}{2B}\sum_i\Big[\log\frac{e^{f(\mathbf{x}_i)\cdot g(c_i)}}{\sum_j e^{f(\mathbf{x}_i)\cdot g(c_j)}}
 # + \log\frac{e^{f(\mathbf{x}_i)\cdot g(c_i)}}{\sum_j e^{f(\mathbf{x}_j)\cdot g(c_i)}}\Big].$$
 #
-# **Its optimum.** In each cross-entropy the matching caption is drawn with the image, the others from the marginal
-# $p(c)$. The best score for telling a caption drawn from $p(c \mid \mathbf{x})$ among others drawn from $p(c)$ is
-# the log of the ratio of the two (the contrastive predictive coding argument, van den Oord et al. 2018):
+# **Its optimum.** In the first cross-entropy an image must pick its caption, drawn from $p(c \mid \mathbf{x})$,
+# out of others drawn from the marginal $p(c)$. The best score for that task is the log of the ratio of the two
+# densities, $\log p(c \mid \mathbf{x})/p(c)$, plus anything that depends on $\mathbf{x}$ alone (it cancels in the
+# softmax over captions): the contrastive predictive coding argument (van den Oord et al. 2018). In the second, a
+# caption picks its image, and the best score is $\log p(\mathbf{x} \mid c)/p(\mathbf{x})$ plus anything in $c$
+# alone. By Bayes' rule both ratios are the same number, so the two halves agree on
 #
-# $$f(\mathbf{x})\cdot g(c) = \log\frac{p(c \mid \mathbf{x})}{p(c)} + \text{const}(\mathbf{x}) = \log
-# \frac{p(\mathbf{x}, c)}{p(\mathbf{x})\,p(c)} + \text{const}(\mathbf{x}),$$
+# $$f(\mathbf{x})\cdot g(c) = \log\frac{p(\mathbf{x}, c)}{p(\mathbf{x})\,p(c)} + \text{const}
+# = \log p(c \mid \mathbf{x}) - \log p(c) + \text{const},$$
 #
-# the *pointwise mutual information* of $\mathbf{x}$ and $c$, up to terms that do not depend on $c$ (and, with a
-# finite batch, only approximately). Its gradient in $\mathbf{x}$ is $\nabla\log p(c \mid \mathbf{x})$ plus the
-# gradient of a term without $c$; when, as in GLIDE (Nichol et al. 2022), the guided model is the conditional one,
-# only the $c$-dependent part matters for which caption is favoured. So CLIP guidance is classifier guidance with the
-# dot product in place of $\log p(y \mid \mathbf{x})$, and like it, it needs a CLIP trained on noisy
-# $\mathbf{x}_t$ with $t$ as input (GLIDE trained a "noised CLIP" for this reason).
+# the *pointwise mutual information* (PMI) of $\mathbf{x}$ and $c$; with a finite batch this holds only
+# approximately. Its gradient in $\mathbf{x}$ is $\nabla\log p(c \mid \mathbf{x})$, since $p(c)$ does not depend on
+# $\mathbf{x}$. So CLIP guidance, the guided mean of GLIDE (Nichol et al. 2022) shifted by $\gamma\boldsymbol\Sigma
+# \nabla(f\cdot g)$, is classifier guidance with the dot product in place of $\log p(y \mid \mathbf{x})$; and like
+# classifier guidance it needs a CLIP trained on noisy $\mathbf{x}_t$ with $t$ as input (GLIDE trained a "noised
+# CLIP" for this reason).
 #
 # `nets.ToyCLIP` is a small such model: a noise-aware encoder $f(\mathbf{x}_t, t)$, a label embedding $g(c)$ (the
 # "captions" are the three classes, $c = y$), and a scaled cosine similarity; `guidance.clip_loss` is the loss above
 # on noisy data. The cell first checks the optimum with exact critics (no training): on the same batches, the
 # loss of the PMI critic $\log p_t(c \mid \mathbf{x}) - \log p(c)$ is compared with that of the plain classifier
 # $\log p_t(c \mid \mathbf{x})$, which misses the $-\log p(c)$ term. Then it trains the toy CLIP and compares its
-# similarities with the exact PMI after removing what the loss cannot identify: at each $\mathbf{x}$, the mean over
-# the captions.
+# similarities with the exact PMI, after subtracting at each $\mathbf{x}$ the mean over the captions (which removes
+# the constant, and any term in $\mathbf{x}$ alone that a finite batch leaves; neither changes which caption is
+# favoured).
 
 # %% id="clip_optimum"
 log_prior = mixture.weights.log()
