@@ -407,17 +407,17 @@ show(fig, OUT / "classifier_guidance.png")
 
 # %% [markdown] id="classifier_guided_read"
 # With the exact classifier the samples come close to the floor: Bayes' rule made a conditional sampler out of an
-# unconditional model and a classifier (the identity held to rounding in section 1; what is left is the sampler's,
-# DDIM with `GUIDED_STEPS` steps: question 1 at the end). The trained noise-aware
-# classifier lands in the right place with roughly the right spread. The clean-data one also brings the points to
-# class 2 (its decision regions are right), but its gradient early in the reverse process is hundreds of times too
-# large (the table above): while the points are still mostly noise they are driven hard across the clean
-# classifier's sharp decision boundary, and they arrive distorted, piled along that boundary with tails reaching
-# towards the other classes, instead of filling the component (the picture; its SW2 is the largest of the three). This is the lecture's first objection to classifier guidance:
-# an off-the-shelf classifier will not do, one has to train a classifier on noisy data, alongside the diffusion
-# model. The second objection is that a classifier's input gradient need not point towards better *data*: most of
-# the input is irrelevant to the class, and the gradient can be adversarial. Here, in 2-D and with a smooth
-# classifier, that does not show; on images it does.
+# unconditional model and a classifier (the identity held to rounding in section 1; what is left is the sampler's, DDIM
+# with `GUIDED_STEPS` steps: question 1 at the end). The trained noise-aware classifier lands in the right place with
+# roughly the right spread. The clean-data one also brings the points to class 2 (its decision regions are right), but
+# its gradient early in the reverse process is hundreds of times too large (the table above): while the points are still
+# mostly noise they are driven hard across the clean classifier's sharp decision boundary, and they arrive distorted,
+# piled along that boundary with tails reaching towards the other classes, instead of filling the component (the
+# picture; its SW2 is the largest of the three). This is the lecture's first objection to classifier guidance: an
+# off-the-shelf classifier will not do, one has to train a classifier on noisy data, alongside the diffusion model. The
+# second objection is that a classifier's input gradient need not point towards better *data*: most of the input is
+# irrelevant to the class, and the gradient can be adversarial. Here, in 2-D and with a smooth classifier, that does not
+# show; on images it does.
 
 # %% [markdown] id="cfg_intro"
 # ## 3. Classifier-free guidance: the classifier inside a conditional model
@@ -450,9 +450,9 @@ show(fig, OUT / "classifier_guidance.png")
 
 # %% id="cfg_check"
 labels = torch.randint(0, K, (20,), generator=torch.Generator().manual_seed(SEED + 4))
-print("labels of a batch:          ", labels.tolist())
-print(f"after label dropout (0.1):   {drop_labels(labels, rate=0.1, num_classes=K, generator=torch.Generator().manual_seed(SEED + 5)).tolist()}"
-      f"  ({K} = no label)")
+print(f"labels of a batch:            {labels.tolist()}")
+dropped = drop_labels(labels, rate=0.1, num_classes=K, generator=torch.Generator().manual_seed(SEED + 5))
+print(f"after label dropout (0.1):    {dropped.tolist()}  ({K} = no label)")
 
 g = torch.Generator().manual_seed(SEED + 6)
 x_t = 2.0 * torch.randn(n, 2, generator=g, dtype=F64)
@@ -506,9 +506,10 @@ for col, gamma in enumerate(tqdm(GAMMAS_2D, desc="guided samples")):
             w = torch.softmax(tilted_log_density(grid, GUIDE_CLASS, gamma), dim=0)[:, None]
             tilted_point = (w * grid).sum(0)
             tilted_distance = (w[:, 0] * (grid - mixture.means[GUIDE_CLASS]).norm(dim=1)).sum()
+            distance = (x - mixture.means[GUIDE_CLASS]).norm(dim=1).mean()
             print(f"gamma = {gamma:>4g}: samples ({x[:, 0].mean():5.2f}, {x[:, 1].mean():5.2f}), distance "
-                  f"{(x - mixture.means[GUIDE_CLASS]).norm(dim=1).mean():.2f} | tilted density ({tilted_point[0]:5.2f}, "
-                  f"{tilted_point[1]:5.2f}), distance {tilted_distance:.2f}")
+                  f"{distance:.2f} | tilted density ({tilted_point[0]:5.2f}, {tilted_point[1]:5.2f}), distance "
+                  f"{tilted_distance:.2f}")
     axes[0, col].set_ylabel("")
 for row in range(K):
     axes[row, 0].set_ylabel(f"y = {row}")
@@ -557,10 +558,10 @@ explore(guided_density, gamma=(3.0, 0.0, 10.0, 0.5))
 # now land in different places. Only at $t = 0$ do the two sides agree: there the tilted noised density *is*
 # $\tilde p_\gamma$.
 #
-# The test case (as in `benchmarks/guidance_exact.py`): in 1-D, $p(x) = \frac12\mathcal{N}(-1, 0.35^2) +
-# \frac12\mathcal{N}(1, 0.35^2)$, the class the right component, so $p(x \mid y) = \mathcal{N}(1, 0.35^2)$, and
-# $\gamma$ = `GAMMA_1D`, with exact networks. The mean and standard deviation of $\tilde p_\gamma$ come from a fine
-# grid. The samplers:
+# The test case (the course repository's `benchmarks/guidance_exact.py` has the same): in 1-D, $p(x) =
+# \frac12\mathcal{N}(-1, 0.35^2) + \frac12\mathcal{N}(1, 0.35^2)$, the class the right component, so $p(x \mid y) =
+# \mathcal{N}(1, 0.35^2)$, and $\gamma$ = `GAMMA_1D`, with exact networks. The mean and standard deviation of $\tilde
+# p_\gamma$ come from a fine grid. The samplers:
 #
 # - the guided probability-flow ODE, by DDIM with $\eta = 0$ (lesson 4: Euler's method on the ODE);
 # - DDPM's ancestral sampler;
@@ -652,9 +653,9 @@ show(fig, OUT / "what_guidance_samples.png")
 # %% [markdown] id="tilted_read"
 # **Reading the table.** The tilted density sits barely to the right of $p(x \mid y)$ and is barely narrower (the
 # other component is far away, so tilting changes little). The guided ODE lands far to the right of it and much
-# too narrow, dozens of standard errors away or more; DDPM lands in between; predictor-corrector with Langevin steps comes
-# close to $\tilde p_\gamma$, within a few standard errors (the last column), with one corrector step per level or
-# three. A small bias remains even there: `benchmarks/guidance_exact.py` measures it with more samples.
+# too narrow, dozens of standard errors away or more; DDPM lands in between; predictor-corrector with Langevin steps
+# comes close to $\tilde p_\gamma$, within a few standard errors (the last column), with one corrector step per
+# level or three. A small bias remains even there (the course repository's benchmark measures it with more samples).
 #
 # Why this order? At large $t$ the two components of $p_t$ overlap, so $p_t(y \mid \mathbf{x})$ is a gentle slope
 # everywhere, and the guided score drags every point to the right with $\gamma$ times that slope, much harder than
@@ -787,15 +788,15 @@ show(fig, OUT / "clip_guidance.png")
 
 # %% [markdown] id="clip_read"
 # The exact PMI critic beats the plain classifier on the contrastive loss by many standard errors: the optimum really
-# carries the $-\log p(c)$ term. The trained toy CLIP agrees: from the middle of the noise range on, its centred
-# similarities are much closer to the centred PMI than to the centred $\log p_t(c \mid \mathbf{x})$ (compare the
-# two columns; where the PMI itself is small, at large $t$, the difference between the two references is mostly the
-# $\log p(c)$ term). At the smallest $t$ neither column is small: deep inside one class the PMI of the other captions
-# falls towards $-\infty$, and a cosine similarity times a scale cannot go beyond $\pm$ that scale (printed above).
-# That matters little for guidance, where the gradient that counts is the one between the classes. Guided with it,
-# the samples land in class 2; compare their SW2 with the trained noise-aware classifier's. GLIDE's comparison on real captions went the other way for
-# quality: people preferred classifier-free guidance to CLIP guidance, which, like any classifier guidance, follows
-# an input gradient that can be adversarial.
+# carries the $-\log p(c)$ term. The trained toy CLIP agrees: from the middle of the noise range on (the rows from
+# $t = 400$), its centred similarities are much closer to the centred PMI than to the centred $\log p_t(c \mid
+# \mathbf{x})$, and at $t = 200$ still somewhat closer (compare the two columns; where the PMI itself is small, at large $t$, the difference between the two references is mostly the $\log
+# p(c)$ term). At the smallest $t$ neither column is small: deep inside one class the PMI of the other captions falls
+# towards $-\infty$, and a cosine similarity times a scale cannot go beyond $\pm$ that scale (printed above). That
+# matters little for guidance, where the gradient that counts is the one between the classes. Guided with it, the
+# samples land in class 2; compare their SW2 with the trained noise-aware classifier's. GLIDE's comparison on real
+# captions went the other way for quality: people preferred classifier-free guidance to CLIP guidance, which, like any
+# classifier guidance, follows an input gradient that can be adversarial.
 
 # %% [markdown] id="digits_intro"
 # ## 6. Conditional digits: one network, guided
