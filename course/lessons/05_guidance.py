@@ -788,15 +788,16 @@ show(fig, OUT / "clip_guidance.png")
 
 # %% [markdown] id="clip_read"
 # The exact PMI critic beats the plain classifier on the contrastive loss by many standard errors: the optimum really
-# carries the $-\log p(c)$ term. The trained toy CLIP agrees: from the middle of the noise range on (the rows from
-# $t = 400$), its centred similarities are much closer to the centred PMI than to the centred $\log p_t(c \mid
-# \mathbf{x})$, and at $t = 200$ still somewhat closer (compare the two columns; where the PMI itself is small, at large $t$, the difference between the two references is mostly the $\log
-# p(c)$ term). At the smallest $t$ neither column is small: deep inside one class the PMI of the other captions falls
-# towards $-\infty$, and a cosine similarity times a scale cannot go beyond $\pm$ that scale (printed above). That
-# matters little for guidance, where the gradient that counts is the one between the classes. Guided with it, the
-# samples land in class 2; compare their SW2 with the trained noise-aware classifier's. GLIDE's comparison on real
-# captions went the other way for quality: people preferred classifier-free guidance to CLIP guidance, which, like any
-# classifier guidance, follows an input gradient that can be adversarial.
+# carries the $-\log p(c)$ term. The trained toy CLIP agrees: from the middle of the noise range on (the rows from $t =
+# 400$), its centred similarities are much closer to the centred PMI than to the centred $\log p_t(c \mid \mathbf{x})$,
+# and at $t = 200$ still somewhat closer (compare the two columns; where the PMI itself is small, at large $t$, the
+# difference between the two references is mostly the $\log p(c)$ term). At the smallest $t$ neither column is small:
+# deep inside one class the PMI of the other captions falls towards $-\infty$, and a cosine similarity times a scale
+# cannot go beyond $\pm$ that scale (printed above). That matters little for guidance, where the gradient that counts is
+# the one between the classes. Guided with it, the samples land in class 2; compare their SW2 with the trained
+# noise-aware classifier's. GLIDE's comparison on real captions went the other way for quality: people preferred
+# classifier-free guidance to CLIP guidance, which, like any classifier guidance, follows an input gradient that can be
+# adversarial.
 
 # %% [markdown] id="digits_intro"
 # ## 6. Conditional digits: one network, guided
