@@ -199,8 +199,9 @@ print(f"Bayes' rule for scores at {n} random (x_t, t, y): largest |grad log p_t(
 # The picture shows the three terms at one noise level, as arrows over the densities (each panel scaled so that its
 # longest arrow spans one grid spacing; the titles give the lengths): the unconditional score
 # points towards the nearest bulk of $p_t(\mathbf{x})$, the classifier's gradient points towards where class 2
-# becomes more probable (it is large only where the classes compete, and vanishes deep inside any one of them), and
-# their sum points into class 2's own density $p_t(\mathbf{x} \mid y = 2)$.
+# becomes more probable (it vanishes where class 2 is already certain, around its own component, and is largest where
+# class 2 is least probable, since there $\log p_t(y \mid \mathbf{x})$ is steep), and their sum points into class
+# 2's own density $p_t(\mathbf{x} \mid y = 2)$.
 
 # %% id="bayes_picture"
 T_PICTURE = 150  # the step of the picture
@@ -658,13 +659,14 @@ show(fig, OUT / "what_guidance_samples.png")
 # level or three. A small bias remains even there (the course repository's benchmark measures it with more samples).
 #
 # Why this order? At large $t$ the two components of $p_t$ overlap, so $p_t(y \mid \mathbf{x})$ is a gentle slope
-# everywhere, and the guided score drags every point to the right with $\gamma$ times that slope, much harder than
-# the noised tilted density would (the right panel: at $t$ = `T_MISMATCH` the tilt of the noised densities is
-# shifted right of the noised tilted density). The ODE is deterministic: a point pushed too far early has nothing
-# that brings it back, so the extra push is kept to the end. A stochastic sampler forgets part of its past at every
-# step, and Langevin steps do more: at each level they pull the points towards that level's target, the tilted noised
-# density, and at the last levels that target *is* $\tilde p_\gamma$. So the more corrector steps, the closer the
-# final samples.
+# everywhere, and the guided score drags every point to the right with $\gamma$ times that slope, much harder than the
+# noised tilted density would (the right panel: at $t$ = `T_MISMATCH` the tilt of the noised densities is shifted right
+# of the noised tilted density). The ODE is deterministic: a point pushed too far early keeps its place in the flow, and
+# the later, weaker guidance adds to the early push rather than undoing it. A stochastic sampler forgets part of its
+# past at every step, and Langevin steps do more: at each level they pull the points towards that level's target, the
+# tilted noised density, and at the last levels that target *is* $\tilde p_\gamma$. That is why the order is the ODE
+# furthest, DDPM (stochastic, without correctors) in between, and the samplers with Langevin correctors closest (here
+# one corrector step per level already does most of it).
 #
 # This is the content of two recent analyses. Bradley & Nakkiran (2024, "Classifier-free guidance is a
 # predictor-corrector") show that guidance acts differently with DDPM and with DDIM, that neither samples $\tilde
