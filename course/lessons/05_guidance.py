@@ -53,7 +53,10 @@
 # `ddpm_scratch.score`, and for section 6 `ddpm_scratch.machinery.train` and `ddpm_scratch.machinery.metrics`.
 # Problem set 5 asks for variants the package leaves out; this lesson shows the package's own versions only.
 # With `DDPM_SCRATCH_FAST=1` every cell is shrunk (fewer points, steps and training iterations); the full run trains
-# the classifiers and the digits model far longer. Every cell that takes more than a few seconds shows a progress bar.
+# the classifiers and the digits model far longer. Measured on two CPU cores shared with other work: 33-42 s in fast
+# mode at a load average of 2-3, and about 8 minutes in full mode with one torch thread at a load of 1-3, most of it
+# the digits model (training 3.5 minutes, sampling 2) and the 1-D samplers of section 4 (2 minutes). Busier cores
+# stretch both. Every cell that takes more than a few seconds shows a progress bar.
 
 # %% id="parameters" tags=["parameters"]
 import os
@@ -84,7 +87,7 @@ STEPS_1D = 200 if FAST else None  # None: every one of the T steps
 # 5. CLIP
 CLIP_CHECK_BATCHES = 50 if FAST else 400  # batches of the loss comparison with exact critics
 # 6. conditional digits
-DIGITS_STEPS = 150 if FAST else 2000  # training steps (full mode: the demo's run, 2-4 minutes on two cores)
+DIGITS_STEPS = 150 if FAST else 2000  # training steps (full mode: the demo's run, about 3.5 minutes on one thread)
 DIGITS_MODEL = dict(base_channels=16, attention_resolutions=()) if FAST else {}  # {}: the trainer's default U-Net
 DIGITS_SAMPLER_STEPS = 20 if FAST else 50  # DDIM steps
 PER_CLASS = 10 if FAST else 50  # samples per class for accuracy and diversity
@@ -929,7 +932,7 @@ show(fig, OUT / "digits_accuracy_diversity.png")
 
 # %% id="threshold"
 example = torch.tensor([[[[-3.0, -1.2, -0.5, 0.0, 0.4, 0.9, 1.5, 2.5]]]])  # one (1, 1, 1, 8) "x0 prediction"
-print("x0_hat:                           ", example.flatten().tolist())
+print("x0_hat:                           ", [round(v, 3) for v in example.flatten().tolist()])
 print("static_threshold:                 ", [round(v, 3) for v in static_threshold(example).flatten().tolist()])
 print("dynamic_threshold (quantile 0.995):", [round(v, 3) for v in dynamic_threshold(example).flatten().tolist()])
 
