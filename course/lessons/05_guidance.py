@@ -212,6 +212,8 @@ side = torch.linspace(-LIM, LIM, 17, dtype=F64)
 arrows_at = torch.cartesian_prod(side, side)
 dense = torch.linspace(-LIM_GUIDED, LIM_GUIDED, 121, dtype=F64)
 grid = torch.cartesian_prod(dense, dense)  # (121^2, 2), x varies slowest
+conditional_density = components[GUIDE_CLASS].log_prob(grid).exp().reshape(121, 121).T  # p(x | y), for contours
+LEVELS = np.array([0.05, 0.25, 0.5, 0.75])  # contour levels, as fractions of a density's largest value
 t_pic = torch.full((len(arrows_at),), T_PICTURE)
 y_pic = torch.full((len(arrows_at),), GUIDE_CLASS)
 fields = {"grad log p_t(x)": -network(arrows_at, t_pic, torch.full_like(y_pic, K)) / sigma(t_pic),
@@ -401,7 +403,7 @@ for name, sw in classifier_sw.items():
 
 fig, axes = plt.subplots(1, len(classifier_samples), figsize=(3.3 * len(classifier_samples), 3.4))
 for ax, (name, x) in zip(axes, classifier_samples.items(), strict=True):
-    ax.contour(dense, dense, components[GUIDE_CLASS].log_prob(grid).exp().reshape(121, 121).T, levels=4,
+    ax.contour(dense, dense, conditional_density, levels=LEVELS * conditional_density.max().item(),
                colors="0.5", linewidths=0.8)
     ax.scatter(x[:, 0], x[:, 1], s=2, alpha=0.4)
     ax.set(xlim=(-LIM, LIM), ylim=(-LIM, LIM), aspect="equal", xticks=[], yticks=[])
@@ -492,7 +494,7 @@ def tilted_log_density(x: torch.Tensor, y: int, gamma: float) -> torch.Tensor:
 def draw_guided(ax, gamma: float, y: int, seed: int = SEED) -> torch.Tensor:
     x = guided(ClassifierFree(network, y, gamma=gamma, num_classes=K), seed=seed)
     density = torch.softmax(tilted_log_density(grid, y, gamma), dim=0).reshape(121, 121).T
-    ax.contour(dense, dense, density, levels=5, colors="0.55", linewidths=0.7)
+    ax.contour(dense, dense, density, levels=LEVELS * density.max().item(), colors="0.55", linewidths=0.7)
     ax.scatter(x[:, 0], x[:, 1], s=1.5, alpha=0.4, color=f"C{y}")
     ax.set(xlim=(-LIM_GUIDED, LIM_GUIDED), ylim=(-LIM_GUIDED, LIM_GUIDED), aspect="equal", xticks=[], yticks=[])
     return x
@@ -784,7 +786,7 @@ clip_sw = sw_to_conditional(clip_samples)
 print(f"CLIP guidance, gamma = 1: SW2 to p(x | c={GUIDE_CLASS}) {clip_sw:.3f} (floor {sw_floor:.3f}; noise-aware "
       f"classifier {classifier_sw['noise-aware']:.3f}, unguided {classifier_sw['unguided (gamma = 0)']:.3f})")
 fig, ax = plt.subplots(figsize=(3.6, 3.6))
-ax.contour(dense, dense, components[GUIDE_CLASS].log_prob(grid).exp().reshape(121, 121).T, levels=4, colors="0.5",
+ax.contour(dense, dense, conditional_density, levels=LEVELS * conditional_density.max().item(), colors="0.5",
            linewidths=0.8)
 ax.scatter(clip_samples[:, 0], clip_samples[:, 1], s=2, alpha=0.4, color="C4")
 ax.set(xlim=(-LIM, LIM), ylim=(-LIM, LIM), aspect="equal", xticks=[], yticks=[])
