@@ -23,7 +23,7 @@ from .demo import DEMO_SAMPLES, DEMO_STEPS
 from .distillation import DistillConfig
 from .train import TrainConfig
 
-DEFAULT_AUG_LEVEL = 0.2  # cascade --aug-level: set from benchmarks/cascade_digits.py's sweep
+DEFAULT_AUG_LEVEL = 0.05  # cascade --aug-level: the best of benchmarks/cascade_digits.py's sweep (noise)
 
 EPILOG = """examples:
   ddpm-scratch demo                                   train on digits (3-4 min on 2 CPU cores), write outputs/demo/
