@@ -52,11 +52,11 @@
 # every sampler takes unchanged), `ddpm_scratch.nets` (`NoisyClassifier`, `ToyCLIP`), `ddpm_scratch.sampling`,
 # `ddpm_scratch.score`, and for section 6 `ddpm_scratch.machinery.train` and `ddpm_scratch.machinery.metrics`.
 # Problem set 5 asks for variants the package leaves out; this lesson shows the package's own versions only.
-# With `DDPM_SCRATCH_FAST=1` every cell is shrunk (fewer points, steps and training iterations); the full run trains
-# the classifiers and the digits model far longer. Measured on two CPU cores shared with other work: 33-42 s in fast
-# mode at a load average of 2-3, and about 8 minutes in full mode with one torch thread at a load of 1-3, most of it
-# the digits model (training 3.5 minutes, sampling 2) and the 1-D samplers of section 4 (2 minutes). Busier cores
-# stretch both. Every cell that takes more than a few seconds shows a progress bar.
+# With `DDPM_SCRATCH_FAST=1` every cell is shrunk (fewer points, steps and training iterations); the full run trains the
+# classifiers and the digits model far longer. Measured on two CPU cores shared with other work: 25-31 s in fast mode at
+# a load average of about 1 and 33-42 s at 2-3; about 8 minutes in full mode with one torch thread at a load of 1-3,
+# most of it the digits model (training 3.5 minutes, sampling 2) and the 1-D samplers of section 4 (2 minutes). Busier
+# cores stretch both. Every cell that takes more than a few seconds shows a progress bar.
 
 # %% id="parameters" tags=["parameters"]
 import os
