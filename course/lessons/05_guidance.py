@@ -825,7 +825,12 @@ cached = (run_dir / "checkpoint.pt").is_file() and saved.is_file() and (
     json.loads(saved.read_text()) == json.loads(json.dumps(dataclasses.asdict(digits_config))))
 torch.set_num_threads(UNET_THREADS)  # a U-Net: more threads help on idle cores
 start = time.perf_counter()
-result = train(digits_config, out=run_dir, resume=cached, progress=True)  # resume: continue or load the finished run
+try:  # resume: continue an interrupted run, or load the finished one
+    result = train(digits_config, out=run_dir, resume=cached, progress=True)
+except (ValueError, RuntimeError) as error:  # a cached run this version of the package cannot read: train afresh
+    print(f"the cached run could not be resumed ({type(error).__name__}: {error}); training afresh")
+    cached = False
+    result = train(digits_config, out=run_dir, resume=False, progress=True)
 digits_network = as_eps_model(result.ema_model.eval(), result.schedule)  # network(x_t, t, y), y == 10: no label
 digits_schedule = result.schedule
 print(("loaded the cached run" if cached else f"trained {DIGITS_STEPS} steps") +
