@@ -25,7 +25,8 @@
 # 5. CLIP guidance: the contrastive loss, its optimum (the pointwise mutual information), and guidance with it;
 # 6. conditional digits: a network trained with label dropout, accuracy against diversity as $\gamma$ grows, and
 #    Imagen's static and dynamic thresholding at large $\gamma$;
-# 7. cascades and noise conditioning augmentation (being written).
+# 7. cascades and noise conditioning augmentation: a 4x4 base model, a 4x4 -> 8x8 super-resolution model, the
+#    train/test mismatch and the sweep over the augmentation level.
 #
 # Sections 1-5 use exact networks, where nothing but the method can go wrong: the conditional and unconditional
 # $\boldsymbol\epsilon$ of a Gaussian mixture (`guidance.mixture_conditional_eps_model`) and its exact noise-aware
@@ -93,6 +94,11 @@ DIGITS_SAMPLER_STEPS = 20 if FAST else 50  # DDIM steps
 PER_CLASS = 10 if FAST else 50  # samples per class for accuracy and diversity
 DIGIT_GAMMAS = (0.0, 1.0, 3.0) if FAST else (0.0, 1.0, 2.0, 3.0, 5.0, 8.0)
 GAMMA_HIGH = 10.0  # the large scale at which thresholding is compared
+# 7. cascades: a 4x4 base model and two 4x4 -> 8x8 super-resolution models (without and with noise augmentation)
+CASCADE_STEPS = 150 if FAST else 2000  # training steps of each of the three runs (full mode: the demo's settings)
+N_CASCADE = 100 if FAST else 500  # cascade samples per FD
+CASCADE_LEVELS = (0.0, 0.2) if FAST else (0.0, 0.05, 0.1, 0.2, 0.3, 0.5)  # the sweep over the augmentation level s
+CASCADE_SHOWN_LEVEL = 0.05  # s of the stages picture (the best of benchmarks/cascade_digits.py's sweep)
 
 # Figures and the digits run go to outputs/ of the course folder (the one holding lessons/), wherever the notebook
 # was started from.
@@ -109,6 +115,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from ddpm_scratch.cascade import SuperResolution, augment, downsample, upsample
 from ddpm_scratch.forward import as_eps_model
 from ddpm_scratch.guidance import (
     ClassifierFree,
@@ -125,7 +132,13 @@ from ddpm_scratch.guidance import (
 )
 from ddpm_scratch.losses import drop_labels
 from ddpm_scratch.machinery.data import load_digits
-from ddpm_scratch.machinery.metrics import class_accuracy, class_diversity, digits_classifier, sliced_wasserstein
+from ddpm_scratch.machinery.metrics import (
+    class_accuracy,
+    class_diversity,
+    digits_classifier,
+    digits_fd,
+    sliced_wasserstein,
+)
 from ddpm_scratch.machinery.notebook import explore, show
 from ddpm_scratch.machinery.train import TrainConfig, train
 from ddpm_scratch.nets import NoisyClassifier, ToyCLIP
@@ -993,10 +1006,164 @@ torch.set_num_threads(THREADS)
 # %% [markdown] id="cascades"
 # ## 7. Cascades and noise conditioning augmentation
 #
-# *This section is being written* (with `ddpm_scratch/cascade.py`): cascaded generation, a base model followed by
-# super-resolution models conditioned on the low-resolution image, and noise conditioning augmentation, which
-# noises that conditioning image during training so that the super-resolution model tolerates the base model's
-# imperfect samples.
+# A *cascade* splits generation by resolution (Ho et al. 2021, "Cascaded diffusion models", CDM; Imagen and SR3
+# use the same idea). Write $\mathbf{z} = D(\mathbf{x})$ for the image averaged down to a low resolution, here
+# $4\times 4$ pixels, each the mean of a $2\times 2$ block of the $8\times 8$ digit (`cascade.downsample`). Then
+#
+# $$p(\mathbf{x}) = \int p(\mathbf{x} \mid \mathbf{z})\, p(\mathbf{z})\, d\mathbf{z},$$
+#
+# and each factor is learnt by an ordinary diffusion model: a *base* model samples $\mathbf{z}$, and a
+# *super-resolution* (SR) model samples $\mathbf{x}$ given $\mathbf{z}$. The SR network sees $\mathbf{z}$ upsampled
+# to $8\times 8$ (`cascade.upsample`, bilinear) and concatenated to $\mathbf{x}_t$ as a second channel; otherwise it
+# is the U-Net of lesson 2, trained with $L_\text{simple}$ on pairs $(\mathbf{x}_0, D(\mathbf{x}_0))$ made from the
+# training digits. At larger sizes the split pays: the base model spends its capacity on the layout, the SR model
+# on local detail, and each can be sized and sampled on its own.
+#
+# This section uses the package (`ddpm_scratch.cascade`, and `TrainConfig(low_resolution=4)` to train an SR stage;
+# `ddpm-scratch cascade` runs the same from the command line).
+
+# %% id="cascade_pairs"
+test_digits = load_digits("test")[0][:8]
+z_real = downsample(test_digits, 4)  # (8, 1, 4, 4)
+fig, axes = plt.subplots(3, 1, figsize=(6, 2.6))
+shown = {"x: test digits (8x8)": test_digits,
+         "z = D(x): 4x4 block means (shown as blocks)": torch.nn.functional.interpolate(z_real, size=8),
+         "upsample(z): what the SR network reads": upsample(z_real, 8)}
+for ax, (title, images) in zip(axes, shown.items(), strict=True):
+    digit_grid(ax, images, 1, title)
+fig.tight_layout()
+show(fig, OUT / "cascade_pairs.png")
+
+# %% [markdown] id="cascade_mismatch"
+# **The train/test mismatch.** The SR model is trained on $\mathbf{z}$ made from *real* digits, but in the cascade it
+# receives the base model's *samples*, with their own small errors. A network that has only ever seen real
+# $\mathbf{z}$ trusts every detail of its input, and copies the base model's errors into the full image.
+#
+# *Noise conditioning augmentation* (CDM Sec. 3) removes the mismatch. In training, $\mathbf{z}$ is corrupted at a
+# level $s$ drawn uniformly in $[0, s_\text{max}]$, one per example, and $s$ is given to the network as a second
+# scalar input, embedded like $t$ (`nets.UNet(aug_level_conditioning=True)`). In the cascade, the base sample is
+# corrupted at a chosen $s$ and the same $s$ is passed. The corruption hides the fine details where real and
+# generated $\mathbf{z}$ differ, so the two look alike to the SR model, and the network, told how much was hidden,
+# fills the details in from what it learnt. Two corruptions (`cascade.augment`):
+#
+# - Gaussian noise, variance preserving: $\mathbf{z}_s = \sqrt{1 - s^2}\,\mathbf{z} + s\,\boldsymbol\epsilon$, the
+#   forward process of lesson 1 at noise level $s$ (CDM's non-truncated augmentation, Imagen's `aug_level`);
+# - a Gaussian blur of standard deviation $s$ pixels of $\mathbf{z}$ (CDM used blur at its larger resolutions).
+#
+# The best $s$ is not known in advance: too little leaves the mismatch, too much throws away what the base model got
+# right. CDM picks it after training, by a sweep, as the next cells do.
+
+# %% id="cascade_augment"
+levels_shown = (0.0, 0.1, 0.2, 0.4)
+fig, axes = plt.subplots(2, len(levels_shown), figsize=(2.2 * len(levels_shown), 2.4))
+for j, s in enumerate(levels_shown):
+    for i, kind in enumerate(("noise", "blur")):
+        z_aug = augment(z_real[:4], s, kind=kind, generator=torch.Generator().manual_seed(SEED))
+        digit_grid(axes[i, j], torch.nn.functional.interpolate(z_aug, size=8), 1, f"{kind}, s = {s:g}")
+fig.tight_layout()
+show(fig, OUT / "cascade_augmentations.png")
+
+# %% [markdown] id="cascade_train_intro"
+# Three runs of the trainer, cached in `outputs/05_guidance/` like section 6's: the base model on `digits_4x4`, and
+# two SR models on `digits` with `low_resolution=4`, one trained without augmentation and one with Gaussian noise
+# augmentation at $s \sim U(0, 0.5)$. Everything else is the same, seeds included.
+
+# %% id="cascade_train"
+def cached_run(config: TrainConfig, name: str):
+    """Train config's run in OUT / name, or load it when a run with the same config is already there."""
+    folder = OUT / (f"{name}_fast" if FAST else name)
+    saved = folder / "config.json"
+    cached = (folder / "checkpoint.pt").is_file() and saved.is_file() and (
+        json.loads(saved.read_text()) == json.loads(json.dumps(dataclasses.asdict(config))))
+    start = time.perf_counter()
+    run = train(config, out=folder, resume=cached, progress=True)
+    print(f"{name}: " + ("loaded the cached run" if cached else f"trained {config.steps} steps") +
+          f" in {time.perf_counter() - start:.0f} s")
+    return as_eps_model(run.ema_model.eval(), run.schedule), run.schedule
+
+
+torch.set_num_threads(UNET_THREADS)  # U-Nets again
+cascade_settings = dict(steps=CASCADE_STEPS, batch_size=64 if FAST else 128, lr=2e-3,
+                        warmup_steps=min(200, CASCADE_STEPS // 5), ema_decay=0.99 if FAST else 0.995, seed=SEED)
+base_args = {**DIGITS_MODEL, "image_size": 4} if DIGITS_MODEL else {}  # {}: digits_4x4's default U-Net
+base_model, base_schedule = cached_run(TrainConfig(dataset="digits_4x4", model=base_args, **cascade_settings),
+                                       "cascade_base")
+sr_models = {kind: cached_run(TrainConfig(dataset="digits", low_resolution=4, augmentation=kind, max_aug_level=0.5,
+                                          model=dict(DIGITS_MODEL), **cascade_settings), f"cascade_sr_{kind}")
+             for kind in ("none", "noise")}
+
+# %% id="cascade_sample"
+def super_resolve(kind: str, z: torch.Tensor, s: float, seed: int = SEED) -> torch.Tensor:
+    """x ~ the SR model trained with augmentation `kind`, given z corrupted at level s (and told s)."""
+    network, schedule = sr_models[kind]
+    g = torch.Generator().manual_seed(seed)
+    z_s = augment(z, s, kind=kind, generator=g)
+    with torch.no_grad():
+        return sample(SuperResolution(network, z_s, size=8, aug_level=s), schedule, (len(z), 1, 8, 8),
+                      sampler="ddim", num_steps=DIGITS_SAMPLER_STEPS, generator=g).clamp(-1, 1)
+
+
+with torch.no_grad():
+    z_base = sample(base_model, base_schedule, (N_CASCADE, 1, 4, 4), sampler="ddim",
+                    num_steps=DIGITS_SAMPLER_STEPS, generator=torch.Generator().manual_seed(SEED + 1))
+rows = {"base samples z (4x4)": torch.nn.functional.interpolate(z_base[:12], size=8),
+        "SR without augmentation": super_resolve("none", z_base[:12], 0.0),
+        f"SR with noise augmentation, s = {CASCADE_SHOWN_LEVEL:g}": super_resolve("noise", z_base[:12],
+                                                                                 CASCADE_SHOWN_LEVEL)}
+fig, axes = plt.subplots(len(rows), 1, figsize=(8, 2.2 * len(rows)))
+for ax, (title, images) in zip(axes, rows.items(), strict=True):
+    digit_grid(ax, images, 1, title)
+fig.tight_layout()
+show(fig, OUT / "cascade_stages.png")
+
+# %% [markdown] id="cascade_sweep_intro"
+# **The sweep.** For each level $s$, the SR models super-resolve the same base samples with the same seeds, and the
+# Fréchet distance of the results to the test digits (in the feature space of the course's digits classifier, as in
+# lesson 2) measures the cascade. Two more rows separate the two sources of error: the same SR models given
+# $\mathbf{z}$ made from *real* test digits (no base model: what the SR stage can do when its input is right), and the
+# real-vs-real floor.
+
+# %% id="cascade_sweep"
+z_test = downsample(load_digits("test")[0][:N_CASCADE], 4)
+sweep = {}
+for s in CASCADE_LEVELS:
+    sweep[("noise", "base", s)] = digits_fd(super_resolve("noise", z_base, s)).fd
+    sweep[("noise", "real", s)] = digits_fd(super_resolve("noise", z_test, s)).fd
+without = digits_fd(super_resolve("none", z_base, 0.0))  # the level is not used: the model never saw one
+without_real = digits_fd(super_resolve("none", z_test, 0.0)).fd
+best = min(CASCADE_LEVELS, key=lambda s: sweep[("noise", "base", s)])
+print(f"FD of {N_CASCADE} cascade samples (real-vs-real floor {without.floor:.2f}):")
+print("  s                          " + "  ".join(f"{s:6g}" for s in CASCADE_LEVELS))
+print("  base z, noise-augmented SR  " + "  ".join(f"{sweep[('noise', 'base', s)]:6.2f}" for s in CASCADE_LEVELS))
+print("  real z, noise-augmented SR  " + "  ".join(f"{sweep[('noise', 'real', s)]:6.2f}" for s in CASCADE_LEVELS))
+print(f"  SR without augmentation: base z {without.fd:.2f}, real z {without_real:.2f}")
+print(f"best level s = {best:g}: FD {sweep[('noise', 'base', best)]:.2f} against {without.fd:.2f} without "
+      f"augmentation ({'better' if sweep[('noise', 'base', best)] < without.fd else 'not better'})")
+
+fig, ax = plt.subplots(figsize=(5.5, 3.4))
+ax.plot(CASCADE_LEVELS, [sweep[("noise", "base", s)] for s in CASCADE_LEVELS], "o-",
+        label="cascade (base z), noise aug.")
+ax.plot(CASCADE_LEVELS, [sweep[("noise", "real", s)] for s in CASCADE_LEVELS], "s--", label="real z, noise aug.")
+ax.axhline(without.fd, color="C3", label="cascade, SR without augmentation")
+ax.axhline(without.floor, color="gray", ls=":", label="real-vs-real floor")
+ax.set(xlabel="augmentation level s at sampling", ylabel="Fréchet distance", title="the sweep over s")
+ax.legend(fontsize=8)
+fig.tight_layout()
+show(fig, OUT / "cascade_sweep.png")
+
+# %% [markdown] id="cascade_reading"
+# How to read the sweep (the numbers are printed above; `benchmarks/cascade_digits.py` measures the same with more
+# samples, and with blur as well):
+#
+# - The row "real z" is the SR stage alone. Without augmentation and with real $\mathbf{z}$ it is the easiest task
+#   there is; the gap between it and the cascade without augmentation is the price of the mismatch.
+# - Along the cascade's row, a little augmentation helps (the corrupted base samples look like the corrupted real
+#   ones the network learnt from), and too much hurts (the SR model must invent what the base model got right).
+#   The best level is where the two effects balance; with a well-trained base model it is small, with a poor one
+#   larger. In fast mode the models are barely trained and the curve is noisy.
+# - The figure to compare with "cascade, SR without augmentation" is the cascade at the best level, as CDM does:
+#   the level is a setting chosen after training, like the number of sampling steps.
+
 
 # %% [markdown] id="summary"
 # ## What to remember
