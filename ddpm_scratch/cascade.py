@@ -20,9 +20,11 @@ found after training by a sweep (CDM's post-training search; `benchmarks/cascade
     augment(z, aug_level, kind="blur")    a Gaussian blur of std s * BLUR_MAX_SIGMA pixels of z (CDM Sec. 3.1)
     augment(z, aug_level, kind="none")    z itself, whatever s: the cascade without augmentation
 
-Shapes: x0 (B, C, H, W) in [-1, 1]; z (B, C, h, w) with h, w dividing H, W; aug_level a float or a (B,) tensor in
-[0, 1]. The SR network is called network(cat([x_t, upsample(z_aug)], 1), t, y, aug_level) (`nets.UNet` with
-in_channels=2C, out_channels=C, aug_level_conditioning=True; y None for an unconditional one).
+Shapes: x0 (B, C, H, W) in [-1, 1]; z (B, C, h, w) with h, w dividing H, W (the SR stage's samples are square,
+H = W); aug_level a float or a (B,) tensor in [0, 1]. The SR network is called
+network(cat([x_t, upsample(z_aug)], 1), t, y, aug_level) (`nets.UNet` with in_channels=2C, out_channels=C,
+aug_level_conditioning=True; y None for an unconditional one). It predicts eps: `machinery.train` refuses a
+super-resolution run with another prediction, since the x0 -> eps adapter would read the concatenated input as x_t.
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ from .sampling import sample
 from .schedules import NoiseSchedule
 
 __all__ = ["AUGMENTATIONS", "BLUR_MAX_SIGMA", "downsample", "upsample", "augment", "super_resolution_loss",
-           "SuperResolution", "cascade_sample"]
+           "SuperResolution", "super_resolve", "cascade_sample"]
 
 AUGMENTATIONS = ("noise", "blur", "none")
 BLUR_MAX_SIGMA = 1.0  # the blur's std, in pixels of z, at aug_level 1 (z is 4x4 for the digits' cascade)
@@ -95,9 +97,10 @@ def _gaussian_blur(z: Tensor, sigma: Tensor) -> Tensor:
     h, w = z.shape[-2:]
     if min(h, w) <= _BLUR_RADIUS:
         raise ValueError(f"blur needs images larger than {_BLUR_RADIUS}x{_BLUR_RADIUS}, got {h}x{w}")
-    taps = torch.arange(-_BLUR_RADIUS, _BLUR_RADIUS + 1, device=z.device, dtype=z.dtype)
-    logits = -taps**2 / (2 * sigma.clamp_min(1e-6)[:, None] ** 2)  # (B, 5); sigma -> 0: all weight on the centre
-    kernel = torch.softmax(logits, dim=1)[:, None, None, None, :]  # (B, 1, 1, 1, 5), each row sums to 1
+    wide = torch.promote_types(z.dtype, torch.float32)  # the weights in float32 at least: 1e-6**2 underflows fp16
+    taps = torch.arange(-_BLUR_RADIUS, _BLUR_RADIUS + 1, device=z.device, dtype=wide)
+    logits = -taps**2 / (2 * sigma.to(wide).clamp_min(1e-6)[:, None] ** 2)  # (B, 5); sigma -> 0: the centre only
+    kernel = torch.softmax(logits, dim=1).to(z.dtype)[:, None, None, None, :]  # (B, 1, 1, 1, 5), rows sum to 1
     padded = F.pad(z, (_BLUR_RADIUS,) * 4, mode="reflect")
     rows = sum(kernel[..., k] * padded[:, :, :, k:k + w] for k in range(len(taps)))  # along the width
     return sum(kernel[..., k] * rows[:, :, k:k + h, :] for k in range(len(taps)))  # then along the height
@@ -138,6 +141,8 @@ def super_resolution_loss(network: Callable[..., Tensor], schedule: NoiseSchedul
     s = torch.rand(x0.shape[0], device=x0.device, generator=generator, dtype=x0.dtype) * max_aug_level
     if kind == "none":
         s = torch.zeros_like(s)
+    if x0.shape[-1] != x0.shape[-2]:
+        raise ValueError(f"x0 must hold square images, got {tuple(x0.shape[-2:])}")
     cond = upsample(augment(z, s, kind=kind, generator=generator), x0.shape[-1])
     return l_simple(lambda x_t, t: network(torch.cat([x_t, cond], dim=1), t, y, s), schedule, x0,
                     generator=generator, prediction=prediction)
@@ -157,25 +162,40 @@ class SuperResolution(ImageConditioned):
         super().__init__(network, upsample(z, size), y, _aug_levels(aug_level, z))
 
 
+def super_resolve(sr_network: Callable[..., Tensor], sr_schedule: NoiseSchedule, z: Tensor, *, size: int,
+                  aug_level: float | Tensor, kind: str = "noise", generator: torch.Generator | None = None,
+                  device: torch.device | str | None = None, **sample_options: Any) -> Tensor:
+    """The SR stage: x ~ p(x | z), with z corrupted at aug_level as the SR model was trained to expect (`augment`,
+    kind) and the level passed to the network (`SuperResolution`).
+
+    sr_network: the SR network adapted to eps. z: (B, C, h, w); size: x's height and width (square images).
+    sample_options: `sampling.sample`'s (sampler, num_steps, ...). generator: draws the augmentation, then the
+    sampler's noise. Returns (B, C, size, size)."""
+    z_aug = augment(z, aug_level, kind=kind, generator=generator)
+    return sample(SuperResolution(sr_network, z_aug, size=size, aug_level=aug_level), sr_schedule,
+                  (z.shape[0], z.shape[1], size, size), generator=generator, device=device, **sample_options)
+
+
 def cascade_sample(base_model: EpsModel, base_schedule: NoiseSchedule, sr_network: Callable[..., Tensor],
                    sr_schedule: NoiseSchedule, shape: tuple[int, ...], *, low_size: int, aug_level: float,
                    kind: str = "noise", generator: torch.Generator | None = None,
                    device: torch.device | str | None = None, **sample_options: Any) -> tuple[Tensor, Tensor]:
-    """Run the cascade: z ~ base model, then x ~ SR model given augment(z, aug_level) and aug_level.
+    """Run the cascade: z ~ base model, then x ~ SR model given augment(z, aug_level) and aug_level
+    (`super_resolve`).
 
     base_model: eps-model of (B, C, low_size, low_size) images. sr_network: the SR network adapted to eps.
-    shape: x's (B, C, H, W). sample_options: `sampling.sample`'s (sampler, num_steps, ...), used by both stages.
-    generator: draws both stages' noise and the augmentation's. Returns (z, x0): the base samples (B, C, low_size,
-    low_size) as they came (before the augmentation) and the final samples (B, C, H, W)."""
+    shape: x's (B, C, H, W), square. sample_options: `sampling.sample`'s (sampler, num_steps, ...), used by both
+    stages. generator: draws the base stage's noise, then the augmentation's and the SR stage's. Returns (z, x0): the
+    base samples (B, C, low_size, low_size) as they came (before the augmentation) and the final samples."""
     if len(shape) != 4:
         raise ValueError(f"shape must be (B, C, H, W), got {tuple(shape)}")
     check_int("low_size", low_size)
+    check_choice("kind", kind, AUGMENTATIONS)
+    check_number("aug_level", aug_level, 0, 1)
     B, C, H, W = shape
     if H != W or H % low_size:
         raise ValueError(f"shape's height and width must be equal and divisible by low_size={low_size}, got {H}x{W}")
     z = sample(base_model, base_schedule, (B, C, low_size, low_size), generator=generator, device=device,
                **sample_options)
-    z_aug = augment(z, aug_level, kind=kind, generator=generator)
-    x0 = sample(SuperResolution(sr_network, z_aug, size=H, aug_level=aug_level), sr_schedule, shape,
-                generator=generator, device=device, **sample_options)
-    return z, x0
+    return z, super_resolve(sr_network, sr_schedule, z, size=H, aug_level=aug_level, kind=kind, generator=generator,
+                            device=device, **sample_options)

@@ -228,8 +228,35 @@ def test_cascade_sample_runs_both_stages_and_repeats_with_the_generator():
     assert z.shape == (5, 1, 4, 4) and x.shape == (5, 1, 8, 8)
     assert all(torch.equal(a, b) for a, b in zip(run(0), (z, x), strict=True))
     assert not torch.equal(run(1)[1], x)
-    with pytest.raises(ValueError, match="divisible by low_size"):
-        cascade_sample(base, SCHEDULE, sr, SCHEDULE, (5, 1, 8, 8), low_size=3, aug_level=0.2)
+    for changes, message in ((dict(low_size=3), "divisible by low_size"), (dict(aug_level=1.5), "aug_level"),
+                             (dict(kind="jpeg"), "kind")):
+        with pytest.raises(ValueError, match=message):
+            cascade_sample(base, SCHEDULE, sr, SCHEDULE, (5, 1, 8, 8), **{"low_size": 4, "aug_level": 0.2, **changes})
+
+
+@pytest.mark.parametrize("kind", ["blur", "none"])
+def test_the_sr_stage_reads_the_base_samples_corrupted_at_the_level_it_is_told(kind):
+    """With a deterministic augmentation, every call of the SR network gets upsample(augment(z, s)) as its second
+    channel and s as its level, where z is the base stage's output, returned as it came."""
+    base = tiny_unet()
+    torch.nn.init.normal_(base.out[-1].weight, std=0.1, generator=gen())
+    net = Recorder()
+    z, _ = cascade_sample(base, SCHEDULE, net, SCHEDULE, (3, 1, 8, 8), low_size=4, aug_level=0.6, kind=kind,
+                          sampler="ddim", num_steps=3, generator=gen())
+    want = upsample(augment(z, 0.6, kind=kind), 8)
+    assert len(net.calls) == 3
+    for x_in, _, y, s in net.calls:
+        torch.testing.assert_close(x_in[:, 1:], want)
+        assert y is None and torch.equal(s, torch.full((3,), 0.6))
+    if kind == "blur":
+        assert not torch.allclose(want, upsample(z, 8))  # the blur did something: z was not passed on as it came
+
+
+def test_the_blur_is_finite_in_half_precision():
+    z = torch.randn(2, 1, 4, 4, generator=gen()).half()
+    out = augment(z, torch.tensor([0.0, 0.5]).half(), kind="blur")
+    assert out.dtype == torch.float16 and torch.isfinite(out).all()
+    torch.testing.assert_close(out[0], z[0])
 
 
 # ---------------------------------------------------------------------------------- runs of the trainer
@@ -238,7 +265,10 @@ def test_cascade_sample_runs_both_stages_and_repeats_with_the_generator():
     (dict(dataset="two_moons", low_resolution=4), "low_resolution must be 0"),
     (dict(dataset="digits", low_resolution=3), "low_resolution must be 0"),
     (dict(dataset="digits", low_resolution=8), "low_resolution must be 0"),
-    (dict(dataset="digits", low_resolution=4, time="continuous"), "discrete time only"),
+    (dict(dataset="digits", low_resolution=4, time="continuous"), "time='discrete'"),
+    (dict(dataset="digits", low_resolution=4, prediction="v"), "prediction='eps'"),
+    (dict(dataset="digits", low_resolution=4, num_classes=10), "num_classes=0"),
+    (dict(dataset="digits", augmentation="blur"), "need low_resolution > 0"),
     (dict(dataset="digits", low_resolution=4, augmentation="jpeg"), "augmentation"),
     (dict(dataset="digits", low_resolution=4, max_aug_level=1.5), "max_aug_level"),
 ])

@@ -317,35 +317,41 @@ def cascade_runs(tmp_path_factory):
 
 
 def test_cascade_samples_both_stages_at_each_level(cascade_runs, tmp_path, capsys):
-    """The command's samples are cascade.cascade_sample's stages, level by level, from one generator."""
-    from ddpm_scratch.cascade import SuperResolution, augment
+    """The command's base samples come from --seed, and each level's from cascade.super_resolve with a fresh
+    generator seeded seed + 1: the same noises at every level, so that the rows differ by s alone."""
+    from ddpm_scratch.cascade import super_resolve
 
     base, sr = cascade_runs
     out = tmp_path / "cascade.png"
     assert main(["cascade", "--base", str(base), "--sr", str(sr), "--aug-level", "0", "0.3", "--n", "6",
-                 "--num-steps", "3", "--device", "cpu", "--out", str(out)]) == 0
+                 "--num-steps", "3", "--device", "cpu", "--seed", "4", "--out", str(out)]) == 0
     assert out.exists() and "aug level 0.3: FD" in capsys.readouterr().out
     saved = torch.load(out.with_suffix(".pt"))
     base_model, base_schedule, _ = load_model(base / "checkpoint.pt")
     sr_model, sr_schedule, _ = load_model(sr / "checkpoint.pt")
-    g = torch.Generator().manual_seed(0)
-    z = sample(base_model, base_schedule, (6, 1, 4, 4), sampler="ddim", num_steps=3, generator=g)
+    z = sample(base_model, base_schedule, (6, 1, 4, 4), sampler="ddim", num_steps=3,
+               generator=torch.Generator().manual_seed(4))
     torch.testing.assert_close(saved["z"], z)
+    assert set(saved["samples"]) == {0.0, 0.3}
     for s in (0.0, 0.3):
-        model = SuperResolution(sr_model, augment(z, s, generator=g), size=8, aug_level=s)
-        torch.testing.assert_close(saved["samples"][s], sample(model, sr_schedule, (6, 1, 8, 8), sampler="ddim",
-                                                               num_steps=3, generator=g))
+        want = super_resolve(sr_model, sr_schedule, z, size=8, aug_level=s, kind="noise", sampler="ddim",
+                             num_steps=3, generator=torch.Generator().manual_seed(5))
+        torch.testing.assert_close(saved["samples"][s], want)
 
 
 @pytest.mark.parametrize(("which", "extra", "message"), [
     ("swap", [], "--sr must be a super-resolution run"),
-    ("ok", ["--aug-level", "1.5"], r"--aug-level must lie in \[0, 1\]"),
+    ("ok", ["--aug-level", "0.6"], r"--aug-level must lie in \[0, 0\.5\]"),
+    ("ok", ["--aug-level", "-0.1"], r"--aug-level must lie in \[0, 0\.5\]"),
     ("sample", [], "is a cascade's super-resolution stage"),
+    ("distill", [], "distill takes an ordinary run"),
 ])
 def test_cascade_arguments_are_checked(cascade_runs, tmp_path, capsys, which, extra, message):
     base, sr = cascade_runs
     if which == "sample":
         argv = ["sample", "--run", str(sr), "--n", "2", "--device", "cpu", "--out", str(tmp_path / "x.png")]
+    elif which == "distill":
+        argv = ["distill", "--run", str(sr), "--out", str(tmp_path / "students"), "--device", "cpu"]
     else:
         base, sr = (sr, base) if which == "swap" else (base, sr)
         argv = ["cascade", "--base", str(base), "--sr", str(sr), "--n", "2", "--num-steps", "2", "--device", "cpu",
@@ -405,6 +411,11 @@ def test_a_classifier_of_another_run_or_without_a_class_is_refused(gaussians_cla
             main(["sample", "--run", str(run), "--n", "4", "--num-steps", "2", "--device", "cpu", "--out",
                   str(tmp_path / "x.png"), "--classifier", str(classifier), *extra])
         assert message in capsys.readouterr().err
-    with pytest.raises(SystemExit):
-        main(["train-classifier", "--run", str(moons_run.parent / "nowhere"), "--out", str(tmp_path / "c")])
-    assert "nowhere" in capsys.readouterr().err
+    for argv, message in (
+            (["--run", str(moons_run.parent / "nowhere"), "--out", str(tmp_path / "c")], "nowhere"),
+            (["--run", str(gaussians_run), "--out", str(gaussians_run)], "would overwrite the run's"),
+            (["--run", str(gaussians_run), "--out", str(gaussians_classifier)], "pass --resume"),
+            (["--run", str(gaussians_run), "--out", str(moons_run), "--resume"], "not a classifier's checkpoint")):
+        with pytest.raises(SystemExit):
+            main(["train-classifier", *argv, "--device", "cpu"])
+        assert message in capsys.readouterr().err

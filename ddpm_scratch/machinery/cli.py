@@ -23,7 +23,7 @@ from .demo import DEMO_SAMPLES, DEMO_STEPS
 from .distillation import DistillConfig
 from .train import TrainConfig
 
-DEFAULT_AUG_LEVEL = 0.05  # cascade --aug-level: the best of benchmarks/cascade_digits.py's sweep (noise)
+DEFAULT_AUG_LEVEL = 0.05  # cascade --aug-level for an augmented run: from benchmarks/cascade_digits.py's sweep
 
 EPILOG = """examples:
   ddpm-scratch demo                                   train on digits (3-4 min on 2 CPU cores), write outputs/demo/
@@ -39,8 +39,9 @@ EPILOG = """examples:
   ddpm-scratch sample --checkpoint runs/moons_students/student_4.pt --out four_steps.png   4 DDIM steps
   ddpm-scratch train --dataset digits --num-classes 10 --out runs/digits_cond          lecture 5: conditional
   ddpm-scratch sample --run runs/digits_cond --class 3 --guidance 3 --sampler ddim --num-steps 50 --out threes.png
-  ddpm-scratch train-classifier --run runs/digits --out runs/digits_classifier   a noise-aware classifier for a run
-  ddpm-scratch sample --run runs/digits --classifier runs/digits_classifier --class 3 --guidance 3 --out threes.png
+  ddpm-scratch train --dataset digits --out runs/digits                             an unconditional run, and
+  ddpm-scratch train-classifier --run runs/digits --out runs/digits_classifier   a noise-aware classifier for it
+  ddpm-scratch sample --run runs/digits --classifier runs/digits_classifier --class 3 --guidance 3 --out guided3.png
   ddpm-scratch train --dataset digits_4x4 --out runs/base4        lecture 5: a cascade's 4x4 base stage, then
   ddpm-scratch train --dataset digits --low-resolution 4 --augmentation noise --out runs/sr8      its 4x4 -> 8x8 stage
   ddpm-scratch cascade --base runs/base4 --sr runs/sr8 --aug-level 0 0.1 0.2 --out cascade.png
@@ -216,9 +217,10 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--base", type=Path, required=True, help="run folder of the base stage (e.g. trained on digits_4x4)")
     c.add_argument("--sr", type=Path, required=True,
                    help="run folder of the super-resolution stage (trained with --low-resolution)")
-    c.add_argument("--aug-level", type=float, nargs="+", default=[DEFAULT_AUG_LEVEL],
-                   help="augmentation level(s) s in [0, 1] applied to the base samples, one row of the picture each "
-                        "(default: %(default)s, the best of benchmarks/cascade_digits.py's sweep)")
+    c.add_argument("--aug-level", type=float, nargs="+", default=None,
+                   help="augmentation level(s) s in [0, the run's max_aug_level] applied to the base samples, one row "
+                        f"of the picture each (default: {DEFAULT_AUG_LEVEL}, from benchmarks/cascade_digits.py's "
+                        "sweep; 0 for a run trained without augmentation)")
     c.add_argument("--n", type=_positive_int, default=64, help="number of samples (default: %(default)s)")
     c.add_argument("--sampler", choices=sorted(SAMPLERS), default="ddim",
                    help="the sampler of both stages (default: %(default)s)")
@@ -256,9 +258,12 @@ def _train(args: argparse.Namespace) -> int:
 
 def _distill(args: argparse.Namespace) -> int:
     from .distillation import distill_run
-    from .train import CHECKPOINT, select_device
+    from .train import CHECKPOINT, load_checkpoint, select_device
 
     config = DistillConfig(**{f.name: getattr(args, f.name) for f in fields(DistillConfig) if hasattr(args, f.name)})
+    if TrainConfig.from_dict(load_checkpoint(args.checkpoint or args.run / CHECKPOINT).config).low_resolution:
+        raise ValueError("distill takes an ordinary run; this one is a cascade's super-resolution stage, whose "
+                         "network needs a low-resolution image")
     paths = distill_run(args.checkpoint or args.run / CHECKPOINT, args.out, config, resume=args.resume,
                         device=select_device(args.device))
     print(f"students in {args.out}: {', '.join(p.name for p in paths)}; sample one with "
@@ -350,14 +355,18 @@ def _classifier_guided(model: Any, schedule: Any, config: Any, args: argparse.Na
 
 
 def _train_classifier(args: argparse.Namespace) -> int:
-    from .classifier_training import train_classifier
-    from .loop import Checkpoint
+    from .classifier_training import load_classifier, train_classifier
     from .train import CHECKPOINT, load_checkpoint
 
     run = TrainConfig.from_dict(load_checkpoint(args.run / CHECKPOINT).config)
+    if args.out.resolve() == args.run.resolve():
+        raise ValueError("--out must be a folder of its own: the classifier's checkpoint would overwrite the run's")
     given = {f.name: getattr(args, f.name) for f in fields(ClassifierConfig) if hasattr(args, f.name)}
+    if not args.resume and (args.out / CHECKPOINT).exists():
+        raise ValueError(f"{args.out} already holds a checkpoint; pass --resume to continue it, or choose another "
+                         "--out")
     if args.resume:
-        saved = Checkpoint.load(args.out / CHECKPOINT).config
+        _, saved = load_classifier(args.out / CHECKPOINT)  # refuses a checkpoint that is not a classifier's
         config = replace(ClassifierConfig(**{f.name: saved[f.name] for f in fields(ClassifierConfig)}), **given)
     else:
         config = ClassifierConfig(**given)
@@ -411,7 +420,7 @@ def _sample(args: argparse.Namespace) -> int:
 def _cascade(args: argparse.Namespace) -> int:
     import torch
 
-    from ..cascade import SuperResolution, augment
+    from ..cascade import super_resolve
     from .data import DATASETS
     from .metrics import digits_fd
     from .train import CHECKPOINT, flush_subnormals, load_model, select_device
@@ -429,19 +438,22 @@ def _cascade(args: argparse.Namespace) -> int:
     if low != (high[0], sr_config.low_resolution, sr_config.low_resolution):
         raise ValueError(f"the base run's images {low} must be the super-resolution run's input "
                          f"{(high[0], sr_config.low_resolution, sr_config.low_resolution)}")
-    for s in args.aug_level:
-        if not 0 <= s <= 1:
-            raise ValueError(f"--aug-level must lie in [0, 1], got {s}")
-    g = torch.Generator(device=device).manual_seed(args.seed)
+    trained = (0.0, 0.0) if sr_config.augmentation == "none" else (0.0, sr_config.max_aug_level)
+    levels = args.aug_level or [min(DEFAULT_AUG_LEVEL, trained[1])]
+    for s in levels:
+        if not trained[0] <= s <= trained[1]:
+            raise ValueError(f"--aug-level must lie in [0, {trained[1]:g}], the levels the super-resolution run was "
+                             f"trained on (augmentation {sr_config.augmentation!r}, max_aug_level "
+                             f"{sr_config.max_aug_level:g}); got {s:g}")
     rows, samples = [], {}
     with flush_subnormals():
         z = sample(base, base_schedule, (args.n, *low), sampler=args.sampler, num_steps=args.num_steps,
-                   generator=g, device=device, progress=True)
+                   generator=torch.Generator(device=device).manual_seed(args.seed), device=device, progress=True)
         rows.append(torch.nn.functional.interpolate(z, size=high[1:], mode="nearest"))
-        for s in args.aug_level:
-            z_aug = augment(z, s, kind=sr_config.augmentation, generator=g)
-            x = sample(SuperResolution(sr, z_aug, size=high[1], aug_level=s), sr_schedule, (args.n, *high),
-                       sampler=args.sampler, num_steps=args.num_steps, generator=g, device=device, progress=True)
+        for s in levels:  # the same noises at every level (a fresh generator each), so rows differ by s alone
+            x = super_resolve(sr, sr_schedule, z, size=high[1], aug_level=s, kind=sr_config.augmentation,
+                              generator=torch.Generator(device=device).manual_seed(args.seed + 1), device=device,
+                              sampler=args.sampler, num_steps=args.num_steps, progress=True)
             samples[s] = x.cpu()
             rows.append(x)
             if sr_config.dataset == "digits" and args.n >= 2:

@@ -87,7 +87,8 @@ class TrainConfig:
                                  "(bilinear), as channels, and its augmentation level (0: an ordinary model)")
     augmentation: str = option("noise", "super-resolution stage: how the low-resolution input is corrupted in "
                                "training, at a level s ~ U(0, max_aug_level) given to the network: noise (sqrt(1 - "
-                               "s^2) z + s eps), blur (Gaussian, std s pixels) or none", AUGMENTATIONS)
+                               "s^2) z + s eps), blur (Gaussian, std s * cascade.BLUR_MAX_SIGMA = s pixels) or none",
+                               AUGMENTATIONS)
     max_aug_level: float = option(0.5, "super-resolution stage: the largest augmentation level drawn in training")
     model: dict[str, Any] = field(default_factory=dict, metadata={
         "help": "network arguments as JSON, e.g. '{\"base_channels\": 32}' ({}: the dataset's default)"})
@@ -117,9 +118,14 @@ class TrainConfig:
                 raise ValueError(f"low_resolution must be 0, or smaller than an image dataset's height and width and "
                                  f"divide them; {self.dataset} has examples of shape {shape}, got "
                                  f"{self.low_resolution}")
-            if self.time != "discrete":
-                raise ValueError("low_resolution (a super-resolution stage) is trained in discrete time only, got "
-                                 f"time={self.time!r}")
+            if self.time != "discrete" or self.prediction != "eps" or self.num_classes:
+                raise ValueError("low_resolution (a cascade's super-resolution stage) trains an unconditional "
+                                 "eps-network in discrete time: it needs time='discrete', prediction='eps' and "
+                                 f"num_classes=0, got time={self.time!r}, prediction={self.prediction!r}, "
+                                 f"num_classes={self.num_classes}")
+        elif self.augmentation != "noise" or self.max_aug_level != 0.5:
+            raise ValueError("augmentation and max_aug_level set a super-resolution stage's training; they need "
+                             "low_resolution > 0")
         classes = DATASETS[self.dataset].num_classes
         if self.num_classes not in (0, classes):
             raise ValueError(f"num_classes must be 0 (unconditional) or {classes}, the number of classes of "
