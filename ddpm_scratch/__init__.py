@@ -38,7 +38,7 @@ Unit 5, guidance (in progress)
                     classifier_log_prob_y, classifier_loss, clip_loss, THRESHOLDS, static_threshold, dynamic_threshold,
                     Thresholded, mixture_conditional_eps_model, mixture_log_prob_y
     cascade         AUGMENTATIONS, BLUR_MAX_SIGMA, downsample, upsample, augment, super_resolution_loss,
-                    SuperResolution, cascade_sample
+                    SuperResolution, super_resolve, cascade_sample
 Every sampler, and the extension points of units 5-7
     sampling        Option, Sampler, SAMPLERS, register, sample, trajectory
     reverse_steps   Hook, initial_noise, training_steps, reverse_indices, eps_at, after_step
