@@ -30,8 +30,8 @@
 #
 # Sections 1-5 use exact networks, where nothing but the method can go wrong: the conditional and unconditional
 # $\boldsymbol\epsilon$ of a Gaussian mixture (`guidance.mixture_conditional_eps_model`) and its exact noise-aware
-# classifier (`guidance.mixture_log_prob_y`). Only the classifiers of section 2, the toy CLIP of section 5 and the
-# digits model of section 6 are trained.
+# classifier (`guidance.mixture_log_prob_y`). Only the classifiers of section 2, the toy CLIP of section 5, the
+# digits model of section 6 and the three runs of section 7's cascade are trained.
 #
 # **Notation.** Each symbol keeps one meaning in this lesson; where a paper uses another, it says so.
 #
@@ -48,10 +48,14 @@
 #   density* that guidance is usually said to sample.
 # - $c$: a CLIP caption (here a class label), with encoders $f(\mathbf{x}_t, t)$ and $g(c)$.
 # - $\kappa$: the per-sample level of dynamic thresholding (Imagen writes $s$).
+# - Section 7: $D(\mathbf{x})$, the image averaged down to $4\times 4$; $\mathbf{z} = D(\mathbf{x})$, the
+#   low-resolution image; $s \in [0, 1]$, the augmentation level of $\mathbf{z}$ (Imagen's `aug_level`; not Dhariwal &
+#   Nichol's guidance scale).
 #
 # Package modules used: `ddpm_scratch.guidance` (every guidance method here is one of its eps-model wrappers, which
 # every sampler takes unchanged), `ddpm_scratch.nets` (`NoisyClassifier`, `ToyCLIP`), `ddpm_scratch.sampling`,
-# `ddpm_scratch.score`, and for section 6 `ddpm_scratch.machinery.train` and `ddpm_scratch.machinery.metrics`.
+# `ddpm_scratch.score`, `ddpm_scratch.cascade` (section 7), and for sections 6-7 `ddpm_scratch.machinery.train` and
+# `ddpm_scratch.machinery.metrics`.
 # Problem set 5 asks for variants the package leaves out; this lesson shows the package's own versions only.
 # With `DDPM_SCRATCH_FAST=1` every cell is shrunk (fewer points, steps and training iterations); the full run trains the
 # classifiers and the digits model far longer. Measured on two CPU cores shared with other work: 25-31 s in fast mode at
@@ -98,7 +102,6 @@ GAMMA_HIGH = 10.0  # the large scale at which thresholding is compared
 CASCADE_STEPS = 150 if FAST else 2000  # training steps of each of the three runs (full mode: the demo's settings)
 N_CASCADE = 100 if FAST else 500  # cascade samples per FD
 CASCADE_LEVELS = (0.0, 0.2) if FAST else (0.0, 0.05, 0.1, 0.2, 0.3, 0.5)  # the sweep over the augmentation level s
-CASCADE_SHOWN_LEVEL = 0.05  # s of the stages picture (the best of benchmarks/cascade_digits.py's sweep)
 
 # Figures and the digits run go to outputs/ of the course folder (the one holding lessons/), wherever the notebook
 # was started from.
@@ -115,7 +118,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from ddpm_scratch.cascade import SuperResolution, augment, downsample, upsample
+from ddpm_scratch.cascade import augment, downsample, super_resolve, upsample
 from ddpm_scratch.forward import as_eps_model
 from ddpm_scratch.guidance import (
     ClassifierFree,
@@ -832,23 +835,33 @@ digits_config = TrainConfig(dataset="digits", num_classes=10, label_dropout=0.1,
                             batch_size=64 if FAST else 128, lr=2e-3, warmup_steps=min(200, DIGITS_STEPS // 5),
                             ema_decay=0.99 if FAST else 0.995, model=dict(DIGITS_MODEL), seed=SEED,
                             checkpoint_every=500)
-run_dir = OUT / ("conditional_digits_fast" if FAST else "conditional_digits")
-saved = run_dir / "config.json"
-cached = (run_dir / "checkpoint.pt").is_file() and saved.is_file() and (
-    json.loads(saved.read_text()) == json.loads(json.dumps(dataclasses.asdict(digits_config))))
+
+
+def cached_run(config: TrainConfig, name: str):
+    """The run of config in OUT / name (name_fast in fast mode): trained there, or loaded when the folder holds a run
+    of the same config (resumed if it stopped early). A cached run this version of the package cannot read is
+    trained afresh."""
+    folder = OUT / (f"{name}_fast" if FAST else name)
+    saved = folder / "config.json"
+    cached = (folder / "checkpoint.pt").is_file() and saved.is_file() and (
+        json.loads(saved.read_text()) == json.loads(json.dumps(dataclasses.asdict(config))))
+    start = time.perf_counter()
+    try:
+        result = train(config, out=folder, resume=cached, progress=True)
+    except (ValueError, RuntimeError) as error:
+        print(f"the cached run could not be resumed ({type(error).__name__}: {error}); training afresh")
+        cached = False
+        result = train(config, out=folder, resume=False, progress=True)
+    print(("loaded the cached run" if cached else f"trained {config.steps} steps") +
+          f" in {time.perf_counter() - start:.0f} s ({folder.name}); "
+          f"{sum(p.numel() for p in result.ema_model.parameters()) / 1e6:.2f}M parameters")
+    return result
+
+
 torch.set_num_threads(UNET_THREADS)  # a U-Net: more threads help on idle cores
-start = time.perf_counter()
-try:  # resume: continue an interrupted run, or load the finished one
-    result = train(digits_config, out=run_dir, resume=cached, progress=True)
-except (ValueError, RuntimeError) as error:  # a cached run this version of the package cannot read: train afresh
-    print(f"the cached run could not be resumed ({type(error).__name__}: {error}); training afresh")
-    cached = False
-    result = train(digits_config, out=run_dir, resume=False, progress=True)
+result = cached_run(digits_config, "conditional_digits")
 digits_network = as_eps_model(result.ema_model.eval(), result.schedule)  # network(x_t, t, y), y == 10: no label
 digits_schedule = result.schedule
-print(("loaded the cached run" if cached else f"trained {DIGITS_STEPS} steps") +
-      f" in {time.perf_counter() - start:.0f} s ({run_dir.name}); "
-      f"{sum(p.numel() for p in result.ema_model.parameters()) / 1e6:.2f}M parameters")
 digit_classifier = digits_classifier()  # the course's digits classifier (machinery.metrics), cached after one training
 print(f"digits classifier's accuracy on real test digits: {digit_classifier.test_accuracy:.3f}")
 
@@ -1064,105 +1077,97 @@ fig.tight_layout()
 show(fig, OUT / "cascade_augmentations.png")
 
 # %% [markdown] id="cascade_train_intro"
-# Three runs of the trainer, cached in `outputs/05_guidance/` like section 6's: the base model on `digits_4x4`, and
-# two SR models on `digits` with `low_resolution=4`, one trained without augmentation and one with Gaussian noise
-# augmentation at $s \sim U(0, 0.5)$. Everything else is the same, seeds included.
+# Three runs of the trainer, cached in `outputs/05_guidance/` by section 6's `cached_run`: the base model on
+# `digits_4x4`, and two SR models on `digits` with `low_resolution=4`, one trained without augmentation and one with
+# Gaussian noise augmentation at $s \sim U(0, 0.5)$. Everything else is the same, seeds included.
 
 # %% id="cascade_train"
-def cached_run(config: TrainConfig, name: str):
-    """Train config's run in OUT / name, or load it when a run with the same config is already there."""
-    folder = OUT / (f"{name}_fast" if FAST else name)
-    saved = folder / "config.json"
-    cached = (folder / "checkpoint.pt").is_file() and saved.is_file() and (
-        json.loads(saved.read_text()) == json.loads(json.dumps(dataclasses.asdict(config))))
-    start = time.perf_counter()
-    run = train(config, out=folder, resume=cached, progress=True)
-    print(f"{name}: " + ("loaded the cached run" if cached else f"trained {config.steps} steps") +
-          f" in {time.perf_counter() - start:.0f} s")
-    return as_eps_model(run.ema_model.eval(), run.schedule), run.schedule
-
-
 torch.set_num_threads(UNET_THREADS)  # U-Nets again
 cascade_settings = dict(steps=CASCADE_STEPS, batch_size=64 if FAST else 128, lr=2e-3,
                         warmup_steps=min(200, CASCADE_STEPS // 5), ema_decay=0.99 if FAST else 0.995, seed=SEED)
 base_args = {**DIGITS_MODEL, "image_size": 4} if DIGITS_MODEL else {}  # {}: digits_4x4's default U-Net
-base_model, base_schedule = cached_run(TrainConfig(dataset="digits_4x4", model=base_args, **cascade_settings),
-                                       "cascade_base")
-sr_models = {kind: cached_run(TrainConfig(dataset="digits", low_resolution=4, augmentation=kind, max_aug_level=0.5,
-                                          model=dict(DIGITS_MODEL), **cascade_settings), f"cascade_sr_{kind}")
-             for kind in ("none", "noise")}
+base_run = cached_run(TrainConfig(dataset="digits_4x4", model=base_args, **cascade_settings), "cascade_base")
+sr_runs = {kind: cached_run(TrainConfig(dataset="digits", low_resolution=4, augmentation=kind,
+                                        model=dict(DIGITS_MODEL), **cascade_settings), f"cascade_sr_{kind}")
+           for kind in ("none", "noise")}
 
-# %% id="cascade_sample"
-def super_resolve(kind: str, z: torch.Tensor, s: float, seed: int = SEED) -> torch.Tensor:
-    """x ~ the SR model trained with augmentation `kind`, given z corrupted at level s (and told s)."""
-    network, schedule = sr_models[kind]
-    g = torch.Generator().manual_seed(seed)
-    z_s = augment(z, s, kind=kind, generator=g)
+
+def cascade_stage_two(kind: str, z: torch.Tensor, s: float, seed: int = SEED) -> torch.Tensor:
+    """x ~ the SR model trained with augmentation `kind`, given z corrupted at level s and told s
+    (`cascade.super_resolve`); the same seed gives the same noises at every s."""
+    run = sr_runs[kind]
     with torch.no_grad():
-        return sample(SuperResolution(network, z_s, size=8, aug_level=s), schedule, (len(z), 1, 8, 8),
-                      sampler="ddim", num_steps=DIGITS_SAMPLER_STEPS, generator=g).clamp(-1, 1)
+        return super_resolve(as_eps_model(run.ema_model.eval(), run.schedule), run.schedule, z, size=8,
+                             aug_level=s, kind=kind, sampler="ddim", num_steps=DIGITS_SAMPLER_STEPS,
+                             generator=torch.Generator().manual_seed(seed)).clamp(-1, 1)
 
 
 with torch.no_grad():
-    z_base = sample(base_model, base_schedule, (N_CASCADE, 1, 4, 4), sampler="ddim",
+    z_base = sample(base_run.ema_model.eval(), base_run.schedule, (N_CASCADE, 1, 4, 4), sampler="ddim",
                     num_steps=DIGITS_SAMPLER_STEPS, generator=torch.Generator().manual_seed(SEED + 1))
+
+# %% [markdown] id="cascade_sweep_intro"
+# **The sweep.** For each level $s$, the noise-augmented SR model super-resolves the same base samples with the same
+# seeds, and the Fréchet distance of the results to the test digits (in the feature space of the course's digits
+# classifier, as in lesson 2) measures the cascade. The SR model trained without augmentation has one entry: it never
+# saw a level other than 0. Two more rows separate the two sources of error: the same SR models given $\mathbf{z}$
+# made from *real* digits (of the train split, so that they are not the test digits the distance compares with: the
+# SR stage alone, when its input is right), and the real-vs-real floor.
+
+# %% id="cascade_sweep"
+train_digits = load_digits("train")[0]
+z_real_train = downsample(train_digits[torch.randperm(len(train_digits), generator=torch.Generator().manual_seed(
+    SEED))[:N_CASCADE]], 4)
+fd = {(z_name, s): digits_fd(cascade_stage_two("noise", z, s))
+      for z_name, z in (("base", z_base), ("real", z_real_train)) for s in CASCADE_LEVELS}
+without = {z_name: digits_fd(cascade_stage_two("none", z, 0.0)) for z_name, z in (("base", z_base),
+                                                                                  ("real", z_real_train))}
+best = min(CASCADE_LEVELS, key=lambda s: fd[("base", s)].fd)
+print(f"FD of {N_CASCADE} cascade samples (real-vs-real floor {without['base'].floor:.2f}; the spread over draws of "
+      f"the test subset is about {without['base'].fd_std:.2f}, shared by every entry: the same draws)")
+print("  s                                 " + "  ".join(f"{s:6g}" for s in CASCADE_LEVELS))
+for z_name, label in (("base", "base z, noise-augmented SR"), ("real", "real z, noise-augmented SR")):
+    print(f"  {label:32s}  " + "  ".join(f"{fd[(z_name, s)].fd:6.2f}" for s in CASCADE_LEVELS))
+print(f"  SR trained without augmentation:  base z {without['base'].fd:.2f}, real z {without['real'].fd:.2f}")
+print(f"the gap base z - real z: without augmentation {without['base'].fd - without['real'].fd:+.2f}, with it at "
+      f"s = 0 {fd[('base', 0.0)].fd - fd[('real', 0.0)].fd:+.2f}")
+print(f"best level s = {best:g}: FD {fd[('base', best)].fd:.2f}, against {without['base'].fd:.2f} without augmentation")
+
+fig, ax = plt.subplots(figsize=(5.5, 3.4))
+ax.plot(CASCADE_LEVELS, [fd[("base", s)].fd for s in CASCADE_LEVELS], "o-", label="cascade (base z), noise aug.")
+ax.plot(CASCADE_LEVELS, [fd[("real", s)].fd for s in CASCADE_LEVELS], "s--", label="real z, noise aug.")
+ax.axhline(without["base"].fd, color="C3", label="cascade, SR without augmentation")
+ax.axhline(without["real"].fd, color="C3", ls="--", label="real z, SR without augmentation")
+ax.axhline(without["base"].floor, color="gray", ls=":", label="real-vs-real floor")
+ax.set(xlabel="augmentation level s at sampling", ylabel="Fréchet distance", title="the sweep over s")
+ax.legend(fontsize=7)
+show(fig, OUT / "cascade_sweep.png")
+
+# %% id="cascade_stages"
 rows = {"base samples z (4x4)": torch.nn.functional.interpolate(z_base[:12], size=8),
-        "SR without augmentation": super_resolve("none", z_base[:12], 0.0),
-        f"SR with noise augmentation, s = {CASCADE_SHOWN_LEVEL:g}": super_resolve("noise", z_base[:12],
-                                                                                 CASCADE_SHOWN_LEVEL)}
+        "SR trained without augmentation": cascade_stage_two("none", z_base[:12], 0.0),
+        f"SR with noise augmentation, best s = {best:g}": cascade_stage_two("noise", z_base[:12], best)}
 fig, axes = plt.subplots(len(rows), 1, figsize=(8, 2.2 * len(rows)))
 for ax, (title, images) in zip(axes, rows.items(), strict=True):
     digit_grid(ax, images, 1, title)
 fig.tight_layout()
 show(fig, OUT / "cascade_stages.png")
 
-# %% [markdown] id="cascade_sweep_intro"
-# **The sweep.** For each level $s$, the SR models super-resolve the same base samples with the same seeds, and the
-# Fréchet distance of the results to the test digits (in the feature space of the course's digits classifier, as in
-# lesson 2) measures the cascade. Two more rows separate the two sources of error: the same SR models given
-# $\mathbf{z}$ made from *real* test digits (no base model: what the SR stage can do when its input is right), and the
-# real-vs-real floor.
-
-# %% id="cascade_sweep"
-z_test = downsample(load_digits("test")[0][:N_CASCADE], 4)
-sweep = {}
-for s in CASCADE_LEVELS:
-    sweep[("noise", "base", s)] = digits_fd(super_resolve("noise", z_base, s)).fd
-    sweep[("noise", "real", s)] = digits_fd(super_resolve("noise", z_test, s)).fd
-without = digits_fd(super_resolve("none", z_base, 0.0))  # the level is not used: the model never saw one
-without_real = digits_fd(super_resolve("none", z_test, 0.0)).fd
-best = min(CASCADE_LEVELS, key=lambda s: sweep[("noise", "base", s)])
-print(f"FD of {N_CASCADE} cascade samples (real-vs-real floor {without.floor:.2f}):")
-print("  s                          " + "  ".join(f"{s:6g}" for s in CASCADE_LEVELS))
-print("  base z, noise-augmented SR  " + "  ".join(f"{sweep[('noise', 'base', s)]:6.2f}" for s in CASCADE_LEVELS))
-print("  real z, noise-augmented SR  " + "  ".join(f"{sweep[('noise', 'real', s)]:6.2f}" for s in CASCADE_LEVELS))
-print(f"  SR without augmentation: base z {without.fd:.2f}, real z {without_real:.2f}")
-print(f"best level s = {best:g}: FD {sweep[('noise', 'base', best)]:.2f} against {without.fd:.2f} without "
-      f"augmentation ({'better' if sweep[('noise', 'base', best)] < without.fd else 'not better'})")
-
-fig, ax = plt.subplots(figsize=(5.5, 3.4))
-ax.plot(CASCADE_LEVELS, [sweep[("noise", "base", s)] for s in CASCADE_LEVELS], "o-",
-        label="cascade (base z), noise aug.")
-ax.plot(CASCADE_LEVELS, [sweep[("noise", "real", s)] for s in CASCADE_LEVELS], "s--", label="real z, noise aug.")
-ax.axhline(without.fd, color="C3", label="cascade, SR without augmentation")
-ax.axhline(without.floor, color="gray", ls=":", label="real-vs-real floor")
-ax.set(xlabel="augmentation level s at sampling", ylabel="Fréchet distance", title="the sweep over s")
-ax.legend(fontsize=8)
-fig.tight_layout()
-show(fig, OUT / "cascade_sweep.png")
-
 # %% [markdown] id="cascade_reading"
-# How to read the sweep (the numbers are printed above; `benchmarks/cascade_digits.py` measures the same with more
-# samples, and with blur as well):
+# How to read the sweep (the numbers are printed above; `benchmarks/cascade_digits.py` measures the same with 1000
+# samples per entry, several sampling seeds with standard errors, and blur as well):
 #
-# - The row "real z" is the SR stage alone. Without augmentation and with real $\mathbf{z}$ it is the easiest task
-#   there is; the gap between it and the cascade without augmentation is the price of the mismatch.
-# - Along the cascade's row, a little augmentation helps (the corrupted base samples look like the corrupted real
-#   ones the network learnt from), and too much hurts (the SR model must invent what the base model got right).
-#   The best level is where the two effects balance; with a well-trained base model it is small, with a poor one
-#   larger. In fast mode the models are barely trained and the curve is noisy.
-# - The figure to compare with "cascade, SR without augmentation" is the cascade at the best level, as CDM does:
-#   the level is a setting chosen after training, like the number of sampling steps.
+# - Without augmentation, compare the two entries "base z" and "real z": the SR stage given right inputs against the
+#   same stage given the base model's samples. Their difference, printed as "the gap", is the price of the
+#   train/test mismatch.
+# - With augmentation, the same gap at $s = 0$: the network trained on corrupted inputs at many levels relies less
+#   on the details of $\mathbf{z}$, even when told that nothing was corrupted.
+# - Along the cascade's row, the level trades the mismatch against information: corrupting hides what the base model
+#   got wrong and what it got right alike. The best level is a setting chosen after training, like the number of
+#   sampling steps; the entry to compare with the cascade without augmentation is the one at the best level, as CDM
+#   does.
+# - In fast mode the models are barely trained and 100 samples give a noisy distance: the printed comparison may go
+#   either way. The full run and the benchmark are the ones to read.
 
 
 # %% [markdown] id="summary"
