@@ -1147,7 +1147,7 @@ show(fig, OUT / "cascade_sweep.png")
 rows = {"base samples z (4x4)": torch.nn.functional.interpolate(z_base[:12], size=8),
         "SR trained without augmentation": cascade_stage_two("none", z_base[:12], 0.0),
         f"SR with noise augmentation, best s = {best:g}": cascade_stage_two("noise", z_base[:12], best)}
-fig, axes = plt.subplots(len(rows), 1, figsize=(8, 2.2 * len(rows)))
+fig, axes = plt.subplots(len(rows), 1, figsize=(8, 1.5 * len(rows)))
 for ax, (title, images) in zip(axes, rows.items(), strict=True):
     digit_grid(ax, images, 1, title)
 fig.tight_layout()
