@@ -69,6 +69,7 @@ def run_notebook(nb: nbformat.NotebookNode, where: Path, name: str, cell_timeout
     return time.perf_counter() - start
 
 
+@pytest.mark.headless  # `make test` deselects it: the browser test runs every lesson to the end, in JupyterLab
 def test_lesson_runs_in_fast_mode(lesson, tmp_path, monkeypatch, record_property):
     monkeypatch.setenv("DDPM_SCRATCH_FAST", "1")  # the kernel inherits this process's environment
     monkeypatch.setenv("OMP_NUM_THREADS", "1")  # as tests/conftest.py: two busy workers on two cores; torch's spinning
