@@ -5,7 +5,10 @@ nbgrader autogrades each submission in a kernel of its own, which costs its star
 bookkeeping every time, and runs every cell to the end. Here one process runs them all: each submission gets a fresh
 namespace (a new globals dict; modules already imported stay imported), its cells run in the source notebook's
 order (solution cells replaced by the submission's, tests cells with their hidden tests), and the run stops after
-the last tests cell the caller asks about. tests/course/test_pipeline.py grades the wrong submissions this way, and
+the last tests cell the caller asks about. A problem set's demo cell (id "<part>_demo": a picture made with the
+answers, scored by nothing, defining nothing a test reads) is skipped: it costs up to 3 s per submission, and
+nbgrader, which runs it, gives the same verdicts (the agreement test in test_pipeline.py would show a
+difference). tests/course/test_pipeline.py grades the wrong submissions this way, and
 checks on every run that it agrees with nbgrader cell by cell on the submissions graded both ways.
 
     python tests/course/in_process.py JOB.json RESULT.json
@@ -59,6 +62,8 @@ def grade_one(cells: list[dict], replace: dict[str, str], until: str | None, cel
     namespace = {"__name__": "__main__", "__builtins__": __builtins__}
     verdicts: dict[str, str | None] = {}
     for cell in cells:
+        if cell["kind"] == "demo":
+            continue
         source = replace.get(cell["id"], cell["source"])
         if visible and cell["kind"] == "tests":
             source = visible_part(source)
@@ -93,7 +98,10 @@ def main(job_path: str, result_path: str) -> None:
             continue
         meta = cell.metadata.get("nbgrader", {})
         kind = "tests" if meta.get("grade") and not meta.get("solution") else "code"
-        cells.append({"id": meta.get("grade_id", cell.get("id")), "kind": kind, "source": cell.source})
+        cell_id = meta.get("grade_id", cell.get("id"))
+        if kind == "code" and not meta.get("solution") and str(cell_id).endswith("_demo"):
+            kind = "demo"
+        cells.append({"id": cell_id, "kind": kind, "source": cell.source})
     signal.signal(signal.SIGALRM, _alarm)
     import matplotlib.pyplot as plt
 
