@@ -135,14 +135,14 @@ def super_resolution_loss(network: Callable[..., Tensor], schedule: NoiseSchedul
     network(x_in, t, y, aug_level): x_in (B, 2C, H, W). y: labels passed as they are (None: unconditional).
     generator: draws s, the augmentation's noise, t and eps. Returns a scalar that carries gradients."""
     _check_image("x0", x0)
+    if x0.shape[-1] != x0.shape[-2]:
+        raise ValueError(f"x0 must hold square images, got {tuple(x0.shape[-2:])}")
     check_choice("kind", kind, AUGMENTATIONS)
     check_number("max_aug_level", max_aug_level, 0, 1)
     z = downsample(x0, low_size)
     s = torch.rand(x0.shape[0], device=x0.device, generator=generator, dtype=x0.dtype) * max_aug_level
     if kind == "none":
         s = torch.zeros_like(s)
-    if x0.shape[-1] != x0.shape[-2]:
-        raise ValueError(f"x0 must hold square images, got {tuple(x0.shape[-2:])}")
     cond = upsample(augment(z, s, kind=kind, generator=generator), x0.shape[-1])
     return l_simple(lambda x_t, t: network(torch.cat([x_t, cond], dim=1), t, y, s), schedule, x0,
                     generator=generator, prediction=prediction)

@@ -438,11 +438,11 @@ def _cascade(args: argparse.Namespace) -> int:
     if low != (high[0], sr_config.low_resolution, sr_config.low_resolution):
         raise ValueError(f"the base run's images {low} must be the super-resolution run's input "
                          f"{(high[0], sr_config.low_resolution, sr_config.low_resolution)}")
-    trained = (0.0, 0.0) if sr_config.augmentation == "none" else (0.0, sr_config.max_aug_level)
-    levels = args.aug_level or [min(DEFAULT_AUG_LEVEL, trained[1])]
+    highest = 0.0 if sr_config.augmentation == "none" else sr_config.max_aug_level  # the levels it was trained on
+    levels = args.aug_level or [min(DEFAULT_AUG_LEVEL, highest)]
     for s in levels:
-        if not trained[0] <= s <= trained[1]:
-            raise ValueError(f"--aug-level must lie in [0, {trained[1]:g}], the levels the super-resolution run was "
+        if not 0 <= s <= highest:
+            raise ValueError(f"--aug-level must lie in [0, {highest:g}], the levels the super-resolution run was "
                              f"trained on (augmentation {sr_config.augmentation!r}, max_aug_level "
                              f"{sr_config.max_aug_level:g}); got {s:g}")
     rows, samples = [], {}
