@@ -212,7 +212,8 @@ class CategoricalDiffusion:
         a = self.alpha_bars[kept]
         betas = torch.zeros_like(a)
         betas[1:] = torch.where(a[:-1] > 0, 1 - a[1:] / a[:-1].clamp_min(1e-300), torch.ones_like(a[1:]))
-        return CategoricalDiffusion(self.kind, self.K, betas.clamp(min=1e-12, max=1.0), self.timesteps[kept])
+        betas[1:] = betas[1:].clamp(min=1e-12, max=1.0)  # a jump that changes nothing still has beta > 0
+        return CategoricalDiffusion(self.kind, self.K, betas, self.timesteps[kept])
 
     def to(self, device: torch.device | str) -> CategoricalDiffusion:
         """The same process with its arrays on `device` (float32 on MPS), so no step copies them."""
@@ -237,21 +238,21 @@ def _per_example(values: Tensor, t: Tensor, like: Tensor) -> Tensor:
     return values[t].to(like.dtype).reshape(-1, *([1] * (like.dim() - 1)))
 
 
-def _one_hot(x: Tensor, n: int) -> Tensor:
-    """(B, ...) long -> (B, ..., n) float32 one-hot rows."""
-    return torch.zeros(*x.shape, n, device=x.device).scatter_(-1, x.unsqueeze(-1), 1.0)
+def _one_hot(x: Tensor, n: int, dtype: torch.dtype) -> Tensor:
+    """(B, ...) long -> (B, ..., n) one-hot rows."""
+    return torch.zeros(*x.shape, n, device=x.device, dtype=dtype).scatter_(-1, x.unsqueeze(-1), 1.0)
 
 
 def _rows(matrices: Tensor, t: Tensor, x: Tensor) -> Tensor:
-    """Row x of matrices[t] for every entry of x (B, ...): (B, ..., K') float32, gathered (no (B, ..., K', K'))."""
-    return matrices[t.reshape(-1, *([1] * (x.dim() - 1))), x].float()
+    """Row x of matrices[t] for every entry of x (B, ...): (B, ..., K'), gathered (no (B, ..., K', K'))."""
+    return matrices[t.reshape(-1, *([1] * (x.dim() - 1))), x]
 
 
 def _times_Q_bar(process: CategoricalDiffusion, p0: Tensor, t: Tensor) -> Tensor:
     """p0 Qbar_t: (B, ..., K') for nonnegative weights p0 (B, ..., K') over x0 (a one-hot row, say)."""
     if process.Q_bar is None:  # alpha_bar p0 + (1 - alpha_bar) (sum p0) pi
         a = _per_example(process.alpha_bars, t, p0)
-        return a * p0 + (1 - a) * p0.sum(-1, keepdim=True) * process.pi.to(p0.dtype)
+        return a * p0 + (1 - a) * p0.sum(-1, keepdim=True) * process.pi
     return torch.einsum("b...i,bij->b...j", p0, process.Q_bar[t].to(p0.dtype))  # one (K, K) matrix per example
 
 
@@ -259,9 +260,9 @@ def _column(process: CategoricalDiffusion, x_t: Tensor, t: Tensor, *, cumulative
     """Column x_t of Q_t (or of Qbar_t): (B, ..., K') with entry i = q(x_t | x_{t-1} = i) (or q(x_t | x0 = i)),
     the likelihood of the observed x_t."""
     if process.Q is None:  # keep [i = x_t] + (1 - keep) pi[x_t], keep = 1 - beta_t (or alpha_bar_t)
-        one_hot = _one_hot(x_t, process.num_states)
+        one_hot = _one_hot(x_t, process.num_states, process.pi.dtype)
         keep = _per_example(process.alpha_bars if cumulative else 1 - process.betas, t, one_hot)
-        return keep * one_hot + (1 - keep) * process.pi.float()[x_t].unsqueeze(-1)
+        return keep * one_hot + (1 - keep) * process.pi[x_t].unsqueeze(-1)
     matrices = process.Q_bar if cumulative else process.Q
     return _rows(matrices.transpose(1, 2), t, x_t)  # row x_t of the transpose is column x_t
 
@@ -281,11 +282,13 @@ def _steps(process: CategoricalDiffusion, t: int | Tensor, batch: int, low: int 
 
 
 def q_probs(process: CategoricalDiffusion, x0: Tensor, t: int | Tensor) -> Tensor:
-    """q(x_t | x0) = x0 Qbar_t: (B, ..., K') float32 for x0 (B, ...) long in 0..K-1 and t in 0..T (int or (B,))."""
+    """q(x_t | x0) = x0 Qbar_t: (B, ..., K') for x0 (B, ...) long in 0..K-1 and t in 0..T (int or (B,)).
+
+    Probabilities here and below are in the process's dtype (float64, float32 on MPS: `.to`)."""
     _check_states("x0", x0, process, data=True)
     t = _steps(process, t, x0.shape[0], low=0)
     if process.Q_bar is None:
-        return _times_Q_bar(process, _one_hot(x0, process.num_states), t)
+        return _times_Q_bar(process, _one_hot(x0, process.num_states, process.pi.dtype), t)
     return _rows(process.Q_bar, t, x0)
 
 
@@ -307,22 +310,23 @@ def q_posterior(process: CategoricalDiffusion, x_t: Tensor, t: int | Tensor, *, 
 
     x_t: (B, ...) long in 0..K'-1; t in 1..T.  x0: (B, ...) long categories, or (B, ..., K) probabilities p over
     them, and then the mixture sum_x0 p(x0) q(x_{t-1} | x_t, x0) (the reverse model's parameterisation; x0 that
-    cannot lead to x_t are left out and p renormalised over the others). With the exact p(x0 | x_t) the mixture is
-    the exact reverse step q(x_{t-1} | x_t). D3PM's eq. 4 instead mixes the joints q(x_{t-1}, x_t | x0), which
-    weights each x0 by q(x_t | x0) as well; for the absorbing kernel the two agree. A pair (x0, x_t) the process
-    cannot produce has no posterior: its row is returned as zeros.
+    cannot lead to x_t, or whose q(x_t | x0) underflows to 0, are left out and p renormalised over the others).
+    With the exact p(x0 | x_t) the mixture is the exact reverse step q(x_{t-1} | x_t). D3PM's eq. 4
+    instead mixes the joints q(x_{t-1}, x_t | x0), which weights each x0 by q(x_t | x0) as well; for the absorbing
+    kernel the two agree. A pair (x0, x_t) the process cannot produce has no posterior: its row is returned as zeros.
     """
     _check_states("x_t", x_t, process, data=False)
     t = _steps(process, t, x_t.shape[0])
     if x0.dtype == torch.long:
         _check_states("x0", x0, process, data=True)
-        weights = _one_hot(x0, process.num_states)
+        weights = _one_hot(x0, process.num_states, process.pi.dtype)
     else:
         if x0.shape != x_t.shape + (process.K,):
             raise ValueError(f"x0 must be long categories of x_t's shape {tuple(x_t.shape)} or probabilities of shape "
                              f"{tuple(x_t.shape) + (process.K,)}, got {x0.dtype} {tuple(x0.shape)}")
         likelihood = _column(process, x_t, t, cumulative=True)[..., :process.K]  # q(x_t | x0), (B, ..., K)
-        weights = F.pad(torch.where(likelihood > 0, x0.float() / likelihood.clamp_min(1e-30), 0.0),
+        possible = likelihood > 0  # (dividing only there keeps the gradient finite)
+        weights = F.pad(torch.where(possible, x0.to(likelihood.dtype) / torch.where(possible, likelihood, 1.0), 0.0),
                         (0, process.num_states - process.K))  # no mass on the mask
     joint = _column(process, x_t, t, cumulative=False) * _times_Q_bar(process, weights, t - 1)
     total = joint.sum(-1, keepdim=True)
@@ -378,7 +382,7 @@ def vb_term(model: X0Model, process: CategoricalDiffusion, x0: Tensor, x_t: Tens
 def prior_kl(process: CategoricalDiffusion, x0: Tensor) -> Tensor:
     """L_T per example (B,), nats per dimension: KL(q(x_T | x0) || pi), the prior the sampler starts from."""
     q = q_probs(process, x0, process.T)
-    return _mean_over_dims(_kl(q, process.pi.to(q.dtype).expand_as(q)))
+    return _mean_over_dims(_kl(q, process.pi.expand_as(q)))
 
 
 def hybrid_loss(model: X0Model, process: CategoricalDiffusion, x0: Tensor, *, lam: float = 0.01,
@@ -390,7 +394,7 @@ def hybrid_loss(model: X0Model, process: CategoricalDiffusion, x0: Tensor, *, la
     check_number("lam", lam, low=0)
     t = torch.randint(1, process.T + 1, (x0.shape[0],), generator=generator, device=x0.device)
     vb, p0 = _terms(model, process, x0, q_sample(process, x0, t, generator=generator), t)
-    return (vb + lam * _nll(p0, x0)).mean()
+    return (vb + lam * _nll(p0, x0)).mean().float()
 
 
 @torch.no_grad()

@@ -1,4 +1,5 @@
-"""Command line: `ddpm-scratch demo | train | train-classifier | distill | sample | cascade` (also
+"""Command line: `ddpm-scratch demo | train | train-classifier | distill | sample | cascade | train-discrete |
+sample-discrete` (also
 `python -m ddpm_scratch ...`).
 
 The options of `train` are built from `TrainConfig`'s fields, those of `train-classifier` from `ClassifierConfig`'s,
@@ -20,6 +21,7 @@ from ..sampling import SAMPLERS, sample
 from ..schedules import SPACINGS
 from .classifier_training import ClassifierConfig
 from .demo import DEMO_SAMPLES, DEMO_STEPS
+from .discrete_cli import add_discrete_commands, sample_discrete_command, train_discrete_command
 from .distillation import DistillConfig
 from .train import TrainConfig
 
@@ -45,6 +47,10 @@ EPILOG = """examples:
   ddpm-scratch train --dataset digits_4x4 --out runs/base4        lecture 5: a cascade's 4x4 base stage, then
   ddpm-scratch train --dataset digits --low-resolution 4 --augmentation noise --out runs/sr8      its 4x4 -> 8x8 stage
   ddpm-scratch cascade --base runs/base4 --sr runs/sr8 --aug-level 0 0.1 0.2 --out cascade.png
+  ddpm-scratch train-discrete --dataset digits --kernel absorbing --out runs/d3pm   lecture 6: categories, masking
+  ddpm-scratch sample-discrete --run runs/d3pm --out d3pm.png --strip d3pm_strip.png --bound
+  ddpm-scratch train-discrete --dataset text --kernel absorbing --out runs/text     sentences of a toy grammar
+  ddpm-scratch sample-discrete --run runs/text --sampler maskgit --num-steps 12 --out sentences.txt
 """
 
 
@@ -108,7 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Denoising diffusion models from scratch: train a DDPM and sample from it.",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True,
-                           metavar="{demo,train,train-classifier,distill,sample,cascade}")
+                           metavar="{demo,train,train-classifier,distill,sample,cascade,train-discrete,sample-discrete}")
 
     d = sub.add_parser("demo", help="train on the built-in digits and write samples, pictures and a report",
                        description="Train a small DDPM on scikit-learn's 8x8 digits with the settings of the demo, "
@@ -229,6 +235,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--out", type=Path, default=Path("cascade.png"), help="picture to write (default: %(default)s)")
     c.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
     c.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:N (default: auto)")
+    add_discrete_commands(sub, add_config_options, _positive_int)
     return p
 
 
@@ -387,6 +394,12 @@ def _sample(args: argparse.Namespace) -> int:
 
     path = args.checkpoint or args.run / CHECKPOINT
     device = select_device(args.device)
+    from .discrete_training import is_discrete_config
+    from .loop import Checkpoint
+
+    if not is_student_file(path) and is_discrete_config(Checkpoint.load(path).config):
+        raise ValueError(f"{path} is a discrete-state (D3PM) run; sample it with `ddpm-scratch sample-discrete --run "
+                         "RUN`")
     if is_student_file(path):
         model, schedule, config, student = load_student(path, device=device)
         _student_steps(args, student.num_steps, student.distill_config["spacing"])
@@ -474,7 +487,8 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         return {"demo": _demo, "train": _train, "train-classifier": _train_classifier, "distill": _distill,
-                "sample": _sample, "cascade": _cascade}[args.command](args)
+                "sample": _sample, "cascade": _cascade, "train-discrete": train_discrete_command,
+                "sample-discrete": sample_discrete_command}[args.command](args)
     except TrainingDiverged as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
