@@ -76,6 +76,7 @@ bench: $(STAMP)  ## print the speed tables, then run the demo and print its qual
 	$(BIN)/python -m benchmarks.guidance_exact
 	$(BIN)/python -m benchmarks.guidance_digits
 	$(BIN)/python -m benchmarks.cascade_digits
+	$(BIN)/python -m benchmarks.discrete_digits --threads 1
 	$(BIN)/python -m benchmarks.demo_quality
 
 .PHONY: student-edition

@@ -15,7 +15,7 @@ Unit 2, learning to denoise
     ddpm            p_mean, p_sample_step, ddpm_sample
     nets            EpsModel, TIME_SCALE, as_time, time_to_tau, SinusoidalEmbedding, RandomFourierFeatures,
                     LabelEmbedding, ResBlock, Attention, Downsample, Upsample, UNet, MLPEps, NoisyEncoder,
-                    NoisyClassifier, ToyCLIP, count_parameters
+                    NoisyClassifier, ToyCLIP, CategoricalUNet, TokenTransformer, count_parameters
 Unit 3, score matching and SDEs
     score           GaussianMixture, mixture_eps_model, mixture_score_fn, dsm_loss, DSM_WEIGHTINGS
     sde             SDE, VPSDE, VESDE, reverse_drift, probability_flow_drift, time_from_step, step_from_time,
@@ -33,12 +33,16 @@ Unit 4, fast sampling
                     kl_monte_carlo, grid_modes
     ddgan           StepMLP, DDGAN, posterior_sample, real_pair, fake_previous, discriminator_loss, generator_loss,
                     ddgan_sample
-Unit 5, guidance (in progress)
+Unit 5, guidance
     guidance        classifier_free_eps, ClassifierFree, classifier_guided_eps, ClassifierGuided,
                     classifier_log_prob_y, classifier_loss, clip_loss, THRESHOLDS, static_threshold, dynamic_threshold,
                     Thresholded, mixture_conditional_eps_model, mixture_log_prob_y
     cascade         AUGMENTATIONS, BLUR_MAX_SIGMA, downsample, upsample, augment, super_resolution_loss,
                     SuperResolution, super_resolve, cascade_sample
+Unit 6, discrete-state diffusion
+    discrete        KINDS, num_states, stationary, transition, cumulative, CategoricalDiffusion, q_probs, q_sample, q_posterior,
+                    p_posterior, x0_probs, categorical, hybrid_loss, vb_term, prior_kl, bound_bits, sample,
+                    maskgit_sample, cosine_mask_schedule, X0Model
 Every sampler, and the extension points of units 5-7
     sampling        Option, Sampler, SAMPLERS, register, sample, trajectory
     reverse_steps   Hook, initial_noise, training_steps, reverse_indices, eps_at, after_step

@@ -42,7 +42,7 @@ from .checks import check_choice, check_int, check_number, check_timestep
 from .reverse_steps import Hook, after_step, reverse_indices
 from .schedules import spaced_timesteps
 
-__all__ = ["KINDS", "num_states", "transition", "cumulative", "CategoricalDiffusion", "q_probs", "q_sample",
+__all__ = ["KINDS", "num_states", "stationary", "transition", "cumulative", "CategoricalDiffusion", "q_probs", "q_sample",
            "q_posterior", "p_posterior", "categorical", "hybrid_loss", "vb_term", "prior_kl", "bound_bits",
            "sample", "maskgit_sample", "cosine_mask_schedule", "x0_probs", "X0Model"]
 
