@@ -42,8 +42,8 @@ from .checks import check_choice, check_int, check_number, check_timestep
 from .reverse_steps import Hook, after_step, reverse_indices
 from .schedules import spaced_timesteps
 
-__all__ = ["KINDS", "num_states", "stationary", "transition", "cumulative", "CategoricalDiffusion", "q_probs", "q_sample",
-           "q_posterior", "p_posterior", "categorical", "hybrid_loss", "vb_term", "prior_kl", "bound_bits",
+__all__ = ["KINDS", "num_states", "stationary", "transition", "cumulative", "CategoricalDiffusion", "q_probs",
+           "q_sample", "q_posterior", "p_posterior", "categorical", "hybrid_loss", "vb_term", "prior_kl", "bound_bits",
            "sample", "maskgit_sample", "cosine_mask_schedule", "x0_probs", "X0Model"]
 
 KINDS = ("uniform", "absorbing", "gaussian")
@@ -208,12 +208,13 @@ class CategoricalDiffusion:
             if not torch.equal(steps, torch.arange(1, len(steps) + 1)):
                 raise ValueError("respace: jumps of the gaussian kernel are not gaussian kernels again; it can only "
                                  "stop early (timesteps 1..n), so sample it with every step (num_steps=None)")
-            return CategoricalDiffusion(self.kind, self.K, self.betas[kept], self.timesteps[kept])
-        a = self.alpha_bars[kept]
+            return CategoricalDiffusion(self.kind, self.K, self.betas.cpu()[kept], self.timesteps.cpu()[kept]).to(
+                self.betas.device)
+        a = self.alpha_bars.cpu().double()[kept]
         betas = torch.zeros_like(a)
         betas[1:] = torch.where(a[:-1] > 0, 1 - a[1:] / a[:-1].clamp_min(1e-300), torch.ones_like(a[1:]))
         betas[1:] = betas[1:].clamp(min=1e-12, max=1.0)  # a jump that changes nothing still has beta > 0
-        return CategoricalDiffusion(self.kind, self.K, betas, self.timesteps[kept])
+        return CategoricalDiffusion(self.kind, self.K, betas, self.timesteps.cpu()[kept]).to(self.betas.device)
 
     def to(self, device: torch.device | str) -> CategoricalDiffusion:
         """The same process with its arrays on `device` (float32 on MPS), so no step copies them."""
@@ -415,15 +416,19 @@ def bound_bits(model: X0Model, process: CategoricalDiffusion, x0: Tensor, *, gen
 # ------------------------------------------------------------------------------------------------ samplers
 def _start(process: CategoricalDiffusion, shape: Sequence[int], x_T: Tensor | None, device: torch.device | str | None,
            generator: torch.Generator | None) -> Tensor:
+    """x_T ~ pi on the process's device (or the caller's x_T, checked)."""
     if len(shape) < 2 or any(int(s) <= 0 for s in shape):
         raise ValueError(f"shape must be (B, ...) with positive sizes, got {tuple(shape)}")
+    here = process.betas.device
+    if device is not None and torch.empty(0, device=device).device != here:  # (resolves "cuda" to "cuda:0")
+        raise ValueError(f"device {device} differs from the process's {here}: move the process with "
+                         f"process.to(device) (it samples where its arrays are)")
     if x_T is not None:
         _check_states("x_T", x_T, process, data=False)
         if tuple(x_T.shape) != tuple(shape):
             raise ValueError(f"x_T has shape {tuple(x_T.shape)}, expected {tuple(shape)}")
         return x_T
-    pi = process.pi.to(device if device is not None else "cpu", torch.float32)
-    return categorical(pi.expand(*shape, -1), generator=generator)
+    return categorical(process.pi.expand(*shape, -1), generator=generator)
 
 
 @torch.no_grad()
@@ -437,7 +442,7 @@ def sample(model: X0Model, process: CategoricalDiffusion, shape: Sequence[int], 
     model(x_t, t) -> x0 logits (B, ..., K).  num_steps: jump between that many evenly spaced steps (`respace`;
     uniform and absorbing kernels).  x_T, t_start: start from the caller's state at step t_start (x_T needed).
     hook(x, t) -> x: after every step, with the training step x is now at (t = 0 last), as in `sampling.sample`.
-    generator draws x_T and every step (on the process's device: move it with `.to` first).
+    generator draws x_T and every step; both happen on the process's device (`.to`; `device`, if given, must be it).
     """
     if t_start is not None and x_T is None:
         raise ValueError("t_start needs x_T: the state at step t_start (e.g. q_sample(process, x0, t_start))")
@@ -447,7 +452,7 @@ def sample(model: X0Model, process: CategoricalDiffusion, shape: Sequence[int], 
     if num_steps is not None or top < process.T:
         steps = torch.arange(1, top + 1) if num_steps is None else spaced_timesteps(top, num_steps)
         process = process.respace(steps)
-    x = _start(process, shape, x_T, device, generator).to(process.betas.device)
+    x = _start(process, shape, x_T, device, generator)
     training_steps = process.timesteps.tolist()
     for i in reverse_indices(process, progress, desc=f"sampling ({process.kind})"):
         t = torch.full((x.shape[0],), i, dtype=torch.long, device=x.device)
@@ -478,7 +483,7 @@ def maskgit_sample(model: X0Model, process: CategoricalDiffusion, shape: Sequenc
         raise ValueError(f"maskgit_sample unmasks: it needs the absorbing kernel, got {process.kind!r}")
     check_int("num_steps", num_steps)
     check_number("temperature", temperature, low=0)
-    x = _start(process, shape, None, device, generator).to(process.betas.device)
+    x = _start(process, shape, None, device, generator)
     B, N = x.shape[0], x[0].numel()
     masked_fraction = (1 - process.alpha_bars).float().contiguous()
     for k in tqdm(range(1, num_steps + 1), disable=not progress, desc="unmasking", leave=False):

@@ -342,6 +342,8 @@ def test_maskgit_unmasks_on_its_cosine_schedule(num_steps):
     (lambda: sample(lambda x, t: torch.zeros(*x.shape, 3), CategoricalDiffusion.default("uniform", 4, 10), (2, 3)),
      "logits"),
     (lambda: sample(lambda x, t: None, CategoricalDiffusion.default("uniform", 4, 10), (2, 3), t_start=4), "x_T"),
+    (lambda: sample(lambda x, t: None, CategoricalDiffusion.default("uniform", 4, 10), (2, 3), device="meta"),
+     "device"),
 ])
 def test_bad_arguments_are_clear_errors(call, message):
     with pytest.raises((ValueError, TypeError), match=message):
