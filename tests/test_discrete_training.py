@@ -22,6 +22,7 @@ from ddpm_scratch.machinery.files import UnreadableFile
 from ddpm_scratch.machinery.text import (
     GRAMMAR,
     LENGTH,
+    MASK,
     PAD,
     VOCAB,
     all_sentences,
@@ -77,6 +78,7 @@ def test_text_splits_are_grammatical_disjoint_and_round_trip():
     assert all(map(is_grammatical, train_text + test_text))
     assert not set(train_text) & set(test_text)
     assert torch.equal(encode([s.rstrip(PAD) for s in train_text[:50]]), train[:50])
+    assert decode(torch.tensor([[len(VOCAB), 0]])) == [MASK + PAD]
     with pytest.raises(ValueError, match="sentences"):
         encode(["The cat sleeps."])
 
@@ -159,7 +161,7 @@ def test_train_and_sample_discrete_commands(tmp_path, capsys):
 
 def test_text_runs_write_sentences(tmp_path, capsys):
     run = tmp_path / "text"
-    assert main(["train-discrete", "--dataset", "text", "--kernel", "uniform", "--T", "10", "--steps", "2",
+    assert main(["train-discrete", "--dataset", "text", "--kernel", "absorbing", "--T", "10", "--steps", "2",
                  "--batch-size", "8", "--device", "cpu", "--model", json.dumps(TINY_TRANSFORMER),
                  "--out", str(run)]) == 0
     out = tmp_path / "sentences.txt"
@@ -168,6 +170,11 @@ def test_text_runs_write_sentences(tmp_path, capsys):
     lines = out.read_text().splitlines()
     assert len(lines) == 5 and all(len(line) == LENGTH for line in lines)
     assert "grammatical:" in capsys.readouterr().out
+    assert MASK in (tmp_path / "strip.txt").read_text()  # the reverse process starts from all mask
+    uniform = tmp_path / "uniform"
+    assert main(["train-discrete", "--dataset", "text", "--kernel", "uniform", "--T", "10", "--steps", "1",
+                 "--batch-size", "8", "--device", "cpu", "--model", json.dumps(TINY_TRANSFORMER),
+                 "--out", str(uniform)]) == 0
     with pytest.raises(SystemExit):
-        main(["sample-discrete", "--run", str(run), "--sampler", "maskgit", "--device", "cpu"])
+        main(["sample-discrete", "--run", str(uniform), "--sampler", "maskgit", "--device", "cpu"])
     assert "absorbing" in capsys.readouterr().err

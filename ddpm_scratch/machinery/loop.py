@@ -14,7 +14,8 @@ on a NaN/inf loss that keeps the last good checkpoint.
 The objectives of the course: L_simple and continuous-time DSM (`train.training_objective`), the distillation
 stage (`distillation.distill_stage`), the DDGAN's two losses (`gan_training.train_ddgan`), the digits classifier's
 cross-entropy (`metrics.train_digits_classifier`), the noise-aware classifier's for guidance
-(`classifier_training.train_classifier`), a cascade's super-resolution stage (`cascade.super_resolution_loss`).
+(`classifier_training.train_classifier`), a cascade's super-resolution stage (`cascade.super_resolution_loss`),
+D3PM's hybrid loss on categories (`discrete_training.train_discrete`).
 
 Randomness: the caller passes two generators, `data_rng` (which examples: Algorithm 1, line 2) and `noise_rng`
 (the objective's t, eps and whatever else it draws), and seeds the model's initial weights itself. Batches are drawn

@@ -18,7 +18,7 @@ from functools import lru_cache
 import torch
 from torch import Tensor
 
-__all__ = ["GRAMMAR", "LENGTH", "PAD", "VOCAB", "TEXT_SPLITS", "all_sentences", "is_grammatical", "encode",
+__all__ = ["GRAMMAR", "LENGTH", "PAD", "MASK", "VOCAB", "TEXT_SPLITS", "all_sentences", "is_grammatical", "encode",
            "decode", "load_text"]
 
 GRAMMAR = {
@@ -30,6 +30,7 @@ GRAMMAR = {
 }
 LENGTH = 40
 PAD = "_"
+MASK = "#"  # how `decode` shows the absorbing kernel's mask, the state after the last character of VOCAB
 VOCAB = PAD + " ." + "".join(sorted({c for words in GRAMMAR.values() for w in words for c in w}))
 TEXT_SPLITS = {"train": 4000, "test": 500}
 _INDEX = {c: i for i, c in enumerate(VOCAB)}
@@ -62,10 +63,14 @@ def encode(sentences: list[str]) -> Tensor:
 
 
 def decode(tokens: Tensor) -> list[str]:
-    """(N, L) long indices into VOCAB -> N strings (padding kept, so a sample shows where it ended)."""
+    """(N, L) long indices into VOCAB -> N strings (padding kept, so a sample shows where it ended); the index
+    len(VOCAB), the absorbing kernel's mask, shows as MASK."""
     if tokens.dim() != 2 or tokens.dtype != torch.long:
         raise ValueError(f"tokens must be a (N, L) LongTensor, got {tokens.dtype} {tuple(tokens.shape)}")
-    return ["".join(VOCAB[i] for i in row) for row in tokens.tolist()]
+    if tokens.numel() and (tokens.min() < 0 or tokens.max() > len(VOCAB)):
+        raise ValueError(f"tokens must lie in 0..{len(VOCAB)} (the last one the mask), got {tokens.min().item()}.."
+                         f"{tokens.max().item()}")
+    return ["".join((VOCAB + MASK)[i] for i in row) for row in tokens.tolist()]
 
 
 @lru_cache(maxsize=2)
