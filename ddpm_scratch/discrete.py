@@ -121,7 +121,8 @@ def cumulative(kind: str, betas: Tensor, K: int) -> Tensor:
 # ------------------------------------------------------------------------------------------------ the process
 def _default_betas(kind: str, T: int) -> Tensor:
     """D3PM's choices (appendix A.7): absorbing beta_t = 1/(T - t + 1), so alpha_bar_t = 1 - t/T and x_T is all mask;
-    uniform the cosine schedule alpha_bar_t = cos((t/T + 0.008)/1.008 pi/2) (not squared, as in D3PM's code);
+    uniform the cosine schedule alpha_bar_t = cos((t/T + 0.008)/1.008 pi/2) (not squared, as in D3PM's code, whose
+    betas stop at 0.999; here beta_T = 1, so x_T is exactly uniform);
     gaussian DDPM's linear 1e-4 .. 0.02, rescaled by 1000/T."""
     t = torch.arange(T + 1, dtype=torch.float64)
     if kind == "absorbing":
@@ -297,7 +298,8 @@ def categorical(probs: Tensor, *, generator: torch.Generator | None = None) -> T
     """One draw per row of probs (..., K') (rows summing to 1): a LongTensor (...), by the inverse CDF."""
     u = torch.rand(probs.shape[:-1] + (1,), generator=generator, device=probs.device, dtype=probs.dtype)
     cdf = probs.cumsum(-1)
-    return torch.searchsorted(cdf, u * cdf[..., -1:]).squeeze(-1).clamp_(max=probs.shape[-1] - 1)
+    # side="right": the first state whose cumulative probability exceeds u, so a state of probability 0 is never drawn
+    return torch.searchsorted(cdf, u * cdf[..., -1:], side="right").squeeze(-1).clamp_(max=probs.shape[-1] - 1)
 
 
 def q_sample(process: CategoricalDiffusion, x0: Tensor, t: int | Tensor, *,

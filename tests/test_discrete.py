@@ -17,6 +17,7 @@ from ddpm_scratch.discrete import (
     KINDS,
     CategoricalDiffusion,
     bound_bits,
+    categorical,
     cosine_mask_schedule,
     cumulative,
     hybrid_loss,
@@ -179,6 +180,13 @@ def test_posteriors_are_distributions_for_any_shape(kind, K, batch, dims, seed):
     if kind == "absorbing":  # an unmasked token stays as it is
         kept = x_t != process.mask
         assert (post.argmax(-1)[kept] == x_t[kept]).all()
+
+
+def test_categorical_never_draws_a_state_of_probability_zero(monkeypatch):
+    probs = torch.tensor([[0.0, 1.0, 0.0], [0.0, 0.0, 1.0]], dtype=F64)
+    for u in (0.0, 0.5, 1 - 2**-53):  # the edges of the inverse CDF, u = 0 included
+        monkeypatch.setattr(torch, "rand", lambda shape, u=u, **kw: torch.full(shape, u, dtype=kw.get("dtype")))
+        assert categorical(probs).tolist() == [1, 2], u
 
 
 def test_q_sample_draws_from_q_probs():
