@@ -9,10 +9,10 @@ one that raises, one that kills its kernel and a correct one graded after it. A 
 graded in a copy of the workspace at the same time (it waits for the cell timeout, asleep).
 
 Every wrong submission, the copied ones included, is also graded in one Python process per problem set
-(tests/course/in_process.py: the notebook's cells in a fresh namespace per submission, up to the last tests cell it
-must fail), which costs a fraction of a kernel per submission. The submissions graded both ways (the reference and
-the copied ones, every tests cell) must get the same verdicts from both, so the cheap grading is checked against
-nbgrader on every run.
+(tests/course/in_process.py: the reference's cells run once, and each submission, forked from that run at the
+first cell it changes, runs on up to the last tests cell it must fail), which costs a fraction of a kernel per
+submission. The submissions graded both ways (the reference and the copied ones, every tests cell) must get the
+same verdicts from both, so the cheap grading is checked against nbgrader on every run.
 
 Grading runs with the course's own nbgrader_config.py: the cell timeout the instructor gets is the one tested. One
 student's error or timeout is that student's result, never the run's: nbgrader exits 1 when any student failed, so
@@ -365,10 +365,15 @@ def grade_in_process(graded: Graded, mistakes: dict) -> Graded:
             submissions[f"visible_{mistake}"] = {"replace": spec["replace"], "until": last, "visible": True}
     folder = graded.root / "in_process"
     folder.mkdir(exist_ok=True)
+    # One torch/OpenMP thread: besides sharing the cores fairly, it is what makes in_process.py's fork() safe (fork
+    # copies only the calling thread; a child of a process with a thread pool would wait on threads it lacks).
     env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", MPLBACKEND="Agg")
     start, left, attempt = time.perf_counter(), dict(submissions), 0
-    while left:  # one process for all; if one submission kills it (or hangs it past the guard), that one is recorded
-        attempt += 1  # as failed and a new process takes the rest: one student's crash is that student's result
+    # One process for all: a submission that kills or hangs its forked child is recorded there ("<harness>"). Should
+    # the process itself die (or hang past the guard), the first submission left is recorded as failed and a new
+    # process takes the rest: one student's crash is that student's result, never the run's.
+    while left:
+        attempt += 1
         job, result = folder / f"job{attempt}.json", folder / f"result{attempt}.json"
         job.write_text(json.dumps({"notebook": str(graded.root / "solutions" / graded.name / f"{graded.name}.ipynb"),
                                    "cell_timeout": graded.timeout, "submissions": left}))
@@ -731,6 +736,7 @@ def test_in_process_grading_contains_a_crash_a_hang_and_a_broken_answer(tmp_path
     verdicts = grade_in_process(graded, mistakes).in_process
     assert verdicts["reference"] == {"answer_tests": None}, verdicts
     assert "died" in verdicts["mistake_a_crash"]["<harness>"], verdicts
+    assert not (tmp_path / "in_process" / "job2.json").exists(), "the crash ended the grading process, not its own"
     assert verdicts["mistake_b_loop"]["<answer answer>"].startswith("CellTimeout"), verdicts
     assert verdicts["mistake_c_broken"]["<answer answer>"].startswith("ValueError"), verdicts
     assert verdicts["mistake_d_hidden"]["answer_tests"].startswith("AssertionError"), verdicts  # the hidden test
