@@ -41,7 +41,7 @@ Both kernels reach 1.2 times the real-vs-real floor, well within the target of 3
 the digits a higher likelihood than the Gaussian model does, by its bound (3.04) and by its ODE (2.16): they model
 the 17 levels directly, where the Gaussian model spends probability between the levels.
 
-Run: python -m benchmarks.discrete_digits [--steps 3000] [--text-steps 3000] [--n 360] [--threads 1] [--only ...]
+Run: python -m benchmarks.discrete_digits [--steps 2000] [--text-steps 3000] [--n 360] [--threads 1] [--only ...]
 """
 
 from __future__ import annotations
@@ -162,7 +162,7 @@ def text(steps: int, n: int, seed: int) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--steps", type=int, default=3000, help="training steps per digits model")
+    parser.add_argument("--steps", type=int, default=2000, help="training steps per digits model")
     parser.add_argument("--text-steps", type=int, default=3000, help="training steps of the text model")
     parser.add_argument("--n", type=int, default=360, help="samples per model")
     parser.add_argument("--seed", type=int, default=0)
