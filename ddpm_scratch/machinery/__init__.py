@@ -11,10 +11,14 @@
     distillation.py  progressive distillation's stages on the loop, and of a trained run: one student file per
                      stage, resume by stage (`ddpm-scratch distill`)
     gan_training.py  the denoising diffusion GAN on the loop (two updates per step)
+    discrete_training.py  D3PM runs (lecture 6): data as categories, the hybrid loss on the loop, load_discrete
+    discrete_cli.py  the command line of those runs (`ddpm-scratch train-discrete | sample-discrete`)
+    text.py          the toy grammar's sentences as characters: the text corpus of lecture 6, and its exact check
     metrics.py       sample quality: sliced Wasserstein, Frechet distance on digits with its real-data floor
     viz.py           pictures: sample grids, reverse-process strips and animations, loss curves
     demo.py          `make demo`: train on digits, sample, write the pictures and a report
     cli.py           the command line `ddpm-scratch demo | train | train-classifier | distill | sample | cascade`
+                     (and the discrete commands of discrete_cli.py)
     notebook.py      what the lesson notebooks share: figure folder, sliders that fall back to a static figure, threads
 
 The machinery imports the lecture modules; the lecture modules never import it.
