@@ -62,8 +62,11 @@
 # red), `ddpm_scratch.machinery.text` (the toy grammar), `ddpm_scratch.machinery.metrics` (`digits_fd`), and in
 # section 1 lesson 1's `schedules` and `forward`. Problem set 6 asks for variants the package leaves out; this lesson
 # shows the package's own versions only. With `DDPM_SCRATCH_FAST=1` every cell is shrunk (fewer steps, smaller
-# networks, fewer samples); the full run trains the three networks far longer. TIMES. Every cell that takes more than a
-# few seconds shows a progress bar.
+# networks, fewer samples); the full run trains the three networks far longer. Measured on two CPU cores: 15-28 s in
+# fast mode at a load of 1-2 (34 s at a load of about 5, with other work on the cores); about 16 minutes in full mode
+# with one torch thread at a load of 1-3, most of it training (the two digits networks 8 minutes, the text network 4)
+# and section 8's bounds (2.5 minutes); a load of 4-5 stretched the same cells to about twice that. Every cell that
+# takes more than a few seconds shows a progress bar.
 
 # %% id="parameters" tags=["parameters"]
 import os
@@ -94,7 +97,7 @@ MASKGIT_STEPS = (4, 8) if FAST else (4, 8, 16, 32)
 MASKGIT_TEMPERATURES = (1.0, 4.5) if FAST else (1.0, 4.5, 20.0)
 # 7. text
 T_TEXT = 50 if FAST else 1000
-TEXT_CHUNKS = (15, 30) if FAST else (250, 500, 1000, 2000)  # training steps at which samples are drawn
+TEXT_CHUNKS = (15, 30) if FAST else (500, 1500, 4000)  # training steps at which samples are drawn
 TEXT_BATCH = 16 if FAST else 64
 TEXT_MODEL = dict(dim=16, depth=1, heads=2) if FAST else dict(dim=64, depth=2, heads=4)
 TEXT_SAMPLER_STEPS = 10 if FAST else 100
@@ -599,9 +602,9 @@ show(fig, OUT / "factorised_steps.png")
 #
 # one term $L_{t-1}$ at a random $t$ plus $\lambda$ times the cross-entropy of the network's direct guess of $x_0$
 # (`hybrid_loss`, with $\lambda = 0.01$ here; D3PM used 0.001 on images and 0.01 on text). The cross-entropy gives the
-# network a target at every position and every $t$, also where the KL barely depends on the prediction (a pixel that
-# is still masked and will stay masked for the next step, say), and D3PM found it trained better than $L_\text{vb}$
-# alone.
+# network a target at every position and every $t$, also where the KL barely depends on the prediction (a masked
+# pixel at a large $t$, which the next step almost surely leaves masked), and D3PM found it trained better than
+# $L_\text{vb}$ alone.
 #
 # **The bound of the exact model.** For an exact reverse process (and a prior equal to $q(x_T)$, as here) the bound
 # is tight: averaged over the data it equals the entropy $H$ of the data law, the smallest value any model can reach.
@@ -645,10 +648,10 @@ for kind in ("absorbing", "uniform"):
 
 # %% [markdown] id="exact_bound_read"
 # With one position the bound equals $H(a)$ to rounding at every $T$: a perfect network makes the discrete bound
-# tight, as lesson 2 promised for the Gaussian one. With two positions it stays above $H/2$, by an amount that falls
-# roughly in proportion to $1/T$ (compare the rows): the cost of drawing the positions of one step independently,
-# which more, smaller steps shrink. A trained network adds its own error on top; section 8 measures its bound on the
-# digits.
+# tight, as for any model whose reverse process is the true one. With two positions it stays above $H/2$, by an
+# amount that falls roughly in proportion to $1/T$ (compare the rows): the cost of drawing the positions of one step
+# independently, which more, smaller steps shrink. A trained network adds its own error on top; section 8 measures
+# its bound on the digits.
 
 # %% [markdown] id="digits_intro"
 # ## 5. Categorical digits
@@ -737,8 +740,8 @@ for ax, (title, x) in zip(axes, panels.items(), strict=True):
 show(fig, OUT / "digits_samples.png")
 
 # %% [markdown] id="digits_reverse_intro"
-# **The reverse process.** Three samples of each network from $t = T$ to $0$ (the hook of lesson 5's samplers, `hook(x,
-# t)`, keeps a copy after every step). The absorbing network starts from an all-mask image and fills pixels in; the
+# **The reverse process.** Three samples of each network from $t = T$ to $0$ (a `hook(x, t)`, as the Gaussian samplers
+# take, keeps a copy after every step). The absorbing network starts from an all-mask image and fills pixels in; the
 # uniform one starts from uniform noise over the levels and changes pixels until a digit is left.
 
 # %% id="digits_reverse"
@@ -793,13 +796,17 @@ show(fig, OUT / "digits_reverse.png")
 # pixel from $\tilde p_\theta(x_0 \mid \mathbf{x}_t)$, scores each draw by its log-probability plus Gumbel noise times
 # a *temperature* that falls to 0 over the steps, keeps the most confident draws and masks the others again, so that a
 # share $\gamma(k/n) = \cos(\frac{\pi}{2}\frac{k}{n})$ of the pixels stays masked: few are revealed at first, many at
-# the end (`discrete.maskgit_sample`; MaskGIT's default is 12 steps and a temperature of 4.5 on $16\times 16$ tokens).
+# the end (`discrete.maskgit_sample`; MaskGIT's code decodes in 12 steps by default, with a temperature of 4.5 in its
+# class-conditional ImageNet setting, $16\times 16$ tokens).
 # It needs nothing but a network that predicts $x_0$ from partly masked input, which is what the absorbing network
-# is: D3PM showed that its loss is a reweighted masked-token (BERT-style) objective, the one MaskGIT trains with.
+# is: D3PM showed that its loss is a reweighted masked-token (BERT-style) objective, of the kind MaskGIT trains with
+# (MaskGIT draws the masked share from its schedule and weighs every masked token alike).
 #
-# The cell records, for `N_DIGITS` samples of each sampler, when each pixel was revealed (as a fraction of the
-# sampler's steps), and shows four samples with their reveal maps and the mean reveal time of each pixel position; it
-# also prints which grey levels come first.
+# The cell records, for `N_DIGITS` samples of ancestral sampling (`SAMPLER_STEPS` steps) and of MaskGIT (8 steps, at
+# temperatures 1 and 4.5), when each pixel was revealed (as a fraction of the sampler's steps), and shows four samples
+# of each with their reveal maps (dark: early, light: late) and the mean reveal time of each pixel position. It also
+# prints the share of the pixels revealed in the first quarter of the steps, how many of those are background (level
+# 0), and the background's share of the finished samples.
 
 # %% id="maskgit_order"
 absorbing_process = digit_runs["absorbing"].process
@@ -828,9 +835,11 @@ def maskgit_digits(n: int, seed: int, num_steps: int, temperature: float, hook=N
 
 
 orders = {"ancestral": with_reveal_times(lambda hook: digit_samples("absorbing", N_DIGITS, seed=13, hook=hook),
-                                         N_DIGITS),
-          f"MaskGIT, {REVEAL_STEPS} steps, temperature 4.5": with_reveal_times(
-              lambda hook: maskgit_digits(N_DIGITS, 13, REVEAL_STEPS, 4.5, hook=hook), N_DIGITS)}
+                                         N_DIGITS)}
+for temperature in MASKGIT_TEMPERATURES[:2]:
+    orders[f"MaskGIT, {REVEAL_STEPS} steps, temperature {temperature:g}"] = with_reveal_times(
+        lambda hook, temperature=temperature: maskgit_digits(N_DIGITS, 13, REVEAL_STEPS, temperature, hook=hook),
+        N_DIGITS)
 print(f"{'':>38} {'revealed in the first quarter':>30} {'of which background':>20} {'background overall':>19}")
 for name, (x, revealed) in orders.items():
     first = revealed <= 0.25
@@ -897,15 +906,21 @@ for temperature in (*MASKGIT_TEMPERATURES, 1000.0):
 
 # %% [markdown] id="maskgit_read"
 # **Reading section 6.** The reveal maps confirm the formula: ancestral sampling reveals pixels in no particular
-# order (its mean map is flat, and the first quarter holds as much background as the whole), while MaskGIT reveals
-# the background first, where the network is surest (black borders), and the strokes last. On the pairs with the
-# exact network, two MaskGIT steps come far closer to the law than two ancestral steps: revealing one position per
-# step *is* the chain rule, and only the choice of which position goes first is biased towards confident draws. That
-# bias shrinks with the temperature, and with a very large one the order is random and the sampler exact. On the
-# digits the same bias shows at temperature 1: the confident choices feed on each other and the samples collapse
-# towards a few stroke shapes (the table and the grids); a larger temperature keeps them varied. The number of
-# network calls is where masking pays: every table entry costs as many calls as steps, against the $T$ steps the
-# network was trained on.
+# order (its mean map is flat, and what it reveals in the first quarter of the steps is background as often as the
+# finished samples are), while MaskGIT reveals the background first, where the network is surest (the borders), and
+# the strokes last, the more so the lower its temperature.
+#
+# On the pairs with the exact network, two MaskGIT steps come far closer to the law than two ancestral steps:
+# revealing one position per step *is* the chain rule, and only the choice of which position goes first is biased
+# towards confident draws. That bias shrinks as the temperature grows; with a very large one the order is random and
+# the sampler exact, up to the sampling noise.
+#
+# On the digits, in the full run: with the fewest steps, MaskGIT at the larger temperatures beats ancestral sampling,
+# whose distance falls steadily as it gets more steps. At temperature 1 the confident choices feed on each other and
+# the samples collapse towards a few thin strokes (the grids), far from the data, and more steps make it worse, not
+# better: each step's confident choices condition the next. The temperature is a setting to tune, like lesson 5's
+# guidance scale, and the point of confidence ordering is the small number of network calls (every entry of the
+# table costs as many calls as steps, against the $T$ = `T_DIGITS` steps the network was trained on).
 
 # %% [markdown] id="text_intro"
 # ## 7. Text: a toy grammar
@@ -934,18 +949,19 @@ for kind in ("absorbing", "uniform"):
 # %% [markdown] id="text_train_intro"
 # **Training, and samples along the way.** A `nets.TokenTransformer` (a small bidirectional Transformer encoder:
 # every character sees all others, with the step $t$ added to each token's embedding) is trained with the absorbing
-# kernel and the hybrid loss, in chunks: after each chunk of training the cell draws `N_TEXT` samples (ancestral,
-# `TEXT_SAMPLER_STEPS` steps), prints a few, and counts three things: the share of samples whose words are all words
-# of the grammar, the share that are grammatical sentences, and among those the share that are *not* in the training
-# set (4,000 of the 20,952 sentences, so a model that had learnt the grammar and nothing else would put about 81% of
-# its sentences outside the training set; one that memorised it, none). Each chunk continues the same run exactly
+# kernel and the hybrid loss, in chunks. After each chunk the cell draws `N_TEXT` samples with each of section 6's
+# samplers, ancestral (`TEXT_SAMPLER_STEPS` steps) and MaskGIT (`LENGTH` steps, one character per step, temperature
+# 1), prints a few, and counts three things: the share of samples whose words are all words of the grammar, the share
+# that are grammatical sentences, and among those the share that are *not* in the training set (4,000 of the 20,952
+# sentences, so a model that had learnt the grammar and nothing else would put about 81% of its sentences outside the
+# training set; one that had memorised the training set, none). Each chunk continues the same run exactly
 # (`train_discrete(..., resume=True)` with a larger `steps`), and its checkpoint is kept, so that a second run of the
 # cell loads the snapshots instead of training.
 
 # %% id="text_train"
 WORDS = {word for words in GRAMMAR.values() for word in words}
 text_config = DiscreteConfig(dataset="text", kernel="absorbing", T=T_TEXT, steps=TEXT_CHUNKS[-1], batch_size=TEXT_BATCH,
-                             lr=1e-3, warmup_steps=min(200, TEXT_CHUNKS[0]), ema_decay=0.99 if FAST else 0.995,
+                             lr=3e-3, warmup_steps=min(200, TEXT_CHUNKS[0]), ema_decay=0.99 if FAST else 0.995,
                              model=dict(TEXT_MODEL), seed=SEED, checkpoint_every=TEXT_CHUNKS[0])
 text_folder = OUT / ("text_fast" if FAST else "text")
 
@@ -956,7 +972,7 @@ def as_json(config: DiscreteConfig) -> dict:
 
 def text_run_at(steps: int):
     """(the EMA network, the process) of the text run after `steps` training steps: its snapshot when the folder
-    holds one of this config, else trained on (resumed) from the run's checkpoint and snapshotted."""
+    holds one of this config; else trained on from the latest earlier snapshot (or from scratch) and snapshotted."""
     config = dataclasses.replace(text_config, steps=steps)
     snapshot = text_folder / f"checkpoint_{steps}.pt"
     if snapshot.is_file():
@@ -967,6 +983,10 @@ def text_run_at(steps: int):
                 return network, process
         except (ValueError, RuntimeError) as error:  # UnreadableFile is a ValueError
             print(f"the snapshot {snapshot.name} could not be read ({error}); training")
+    earlier = [s for s in TEXT_CHUNKS if s < steps and (text_folder / f"checkpoint_{s}.pt").is_file()]
+    if earlier:  # continue from it: cached_run resumes a folder whose config asks for fewer steps
+        shutil.copyfile(text_folder / f"checkpoint_{max(earlier)}.pt", text_folder / "checkpoint.pt")
+        (text_folder / "config.json").write_text(json.dumps(as_json(dataclasses.replace(config, steps=max(earlier)))))
     run = cached_run(config, "text")
     shutil.copyfile(text_folder / "checkpoint.pt", snapshot)
     return run.ema_model.eval(), run.process
@@ -977,31 +997,41 @@ def words_ok(sentence: str) -> bool:
     return all(word in WORDS for word in sentence.rstrip(PAD).removesuffix(".").split(" "))
 
 
+def text_measures(texts: list[str]) -> dict:
+    grammatical = [s for s in texts if is_grammatical(s)]
+    return dict(words=np.mean([words_ok(s) for s in texts]), grammatical=len(grammatical) / len(texts),
+                new=np.mean([s not in train_sentences for s in grammatical]) if grammatical else float("nan"))
+
+
+TEXT_SAMPLERS = {
+    "ancestral": lambda network, process: sample(network, process, (N_TEXT, LENGTH), num_steps=TEXT_SAMPLER_STEPS,
+                                                 generator=gen(22)),
+    "MaskGIT": lambda network, process: maskgit_sample(network, process, (N_TEXT, LENGTH), num_steps=LENGTH,
+                                                       temperature=1.0, generator=gen(22)),
+}
 torch.set_num_threads(UNET_THREADS)
-text_progress = {}
+text_progress = {name: {} for name in TEXT_SAMPLERS}
 for steps in TEXT_CHUNKS:
     network, text_process = text_run_at(steps)
-    with torch.no_grad():
-        texts = decode(sample(network, text_process, (N_TEXT, LENGTH), num_steps=TEXT_SAMPLER_STEPS,
-                              generator=gen(22)))
-    grammatical = [s for s in texts if is_grammatical(s)]
-    text_progress[steps] = dict(words=np.mean([words_ok(s) for s in texts]), grammatical=len(grammatical) / N_TEXT,
-                                new=np.mean([s not in train_sentences for s in grammatical]) if grammatical else
-                                float("nan"))
-    row = text_progress[steps]
-    print(f"after {steps} steps: words of the grammar {row['words']:.2f}, grammatical {row['grammatical']:.2f}, "
-          f"of which not in the training set {row['new']:.2f}")
-    for s in texts[:4]:
-        print(f"    {'+' if is_grammatical(s) else ' '} {s.rstrip(PAD)}")
+    print(f"after {steps} steps:")
+    for name, draw in TEXT_SAMPLERS.items():
+        with torch.no_grad():
+            texts = decode(draw(network, text_process))
+        row = text_progress[name][steps] = text_measures(texts)
+        print(f"  {name:>9}: words of the grammar {row['words']:.2f}, grammatical {row['grammatical']:.2f}, "
+              f"of which not in the training set {row['new']:.2f}")
+        for s in texts[:3]:
+            print(f"      {'+' if is_grammatical(s) else ' '} {s.rstrip(PAD)}")
 text_network = network  # the last chunk's
 
-fig, ax = plt.subplots(figsize=(5.5, 3.4))
-for key, label in (("words", "all words of the grammar"), ("grammatical", "grammatical sentences"),
-                   ("new", "grammatical and not in the training set")):
-    ax.plot(list(text_progress), [row[key] for row in text_progress.values()], "o-", label=label)
-ax.set(xscale="log", xlabel="training steps", ylabel="share of the samples", ylim=(-0.02, 1.02),
-       title="text samples during training")
-ax.legend(fontsize=8)
+fig, axes = plt.subplots(1, len(TEXT_SAMPLERS), figsize=(11, 3.4), sharey=True)
+for ax, (name, progress) in zip(axes, text_progress.items(), strict=True):
+    for key, label in (("words", "all words of the grammar"), ("grammatical", "grammatical sentences"),
+                       ("new", "grammatical, not in the training set")):
+        ax.plot(list(progress), [row[key] for row in progress.values()], "o-", label=label)
+    ax.set(xscale="log", xlabel="training steps", ylim=(-0.02, 1.02), title=f"{name} samples during training")
+axes[0].set_ylabel("share of the samples")
+axes[0].legend(fontsize=8)
 show(fig, OUT / "text_progress.png")
 
 # %% [markdown] id="text_reverse_intro"
@@ -1020,12 +1050,15 @@ for i in range(3):
     print()
 
 # %% [markdown] id="text_read"
-# Early in training the samples are letter soup; words appear before sentences do (the first curve rises before the
-# second), and the grammar's long-range rules (a verb after the subject, a noun after every determiner, one full stop
-# and padding to the end) come last. In the full run most samples end up grammatical, and most of those are new
-# sentences rather than copies of the training set: the model has learnt the grammar's rules, not the list. In the
-# reverse process the padding and the short function words tend to be filled in before the content words, the
-# confident positions again, though ancestral sampling chooses *which* positions at random.
+# Early in training the samples are letter soup; then words appear, and in the full run nearly every string whose
+# words are all words of the grammar is also a grammatical sentence (the first two curves of each panel almost
+# coincide): once the words are right, the grammar's rules come almost for free. The samplers differ far more than
+# the later chunks do: with the same network, MaskGIT's samples are grammatical several times as often as the
+# ancestral ones. Most errors of the ancestral samples are local, letters doubled or dropped within a word or where
+# two words meet (the samples printed above): neighbouring positions filled in a random order, or in the same step,
+# that do not agree. MaskGIT fills in the characters it is surest of first and the others in their context. Of the
+# grammatical sentences, most are not in the training set, close to the 81% of a model that knows the grammar rather
+# than the list (with few grammatical samples this share is noisy).
 
 # %% [markdown] id="likelihood_intro"
 # ## 8. Likelihood across units
@@ -1050,8 +1083,8 @@ for i in range(3):
 #
 # The Gaussian rows are not recomputed here (training the demo's network and running its likelihoods takes longer
 # than this lesson): they are the course repository's `benchmarks/likelihood_nfe.py`, digits section, measured on the
-# demo's U-Net (lesson 2's network, 2,000 steps) and these 360 test digits: 3.04 bits per dimension for the
-# variational bound (all 1000 steps) and 2.16 for the ODE likelihood (Heun on the full grid). Two reference rows
+# demo's U-Net (`make demo`'s network and settings, 2,000 training steps) and these 360 test digits: 3.04 bits per
+# dimension for the variational bound (all 1000 steps) and 2.16 for the ODE likelihood. Two reference rows
 # are exact: a uniform distribution over the 17 levels, $\log_2 17$ bits, and a model of independent pixels (each of
 # the 64 positions with its own histogram of levels over the training digits, plus a tenth of a count per level so
 # that no level has probability 0). The D3PM rows are computed here, with the networks of section 5 and $T$ =
@@ -1086,16 +1119,14 @@ for name, value in likelihood_table:
 
 # %% [markdown] id="likelihood_read"
 # **Reading the table** (full mode; in fast mode the networks are barely trained and $T$ is small). All rows are
-# bits per pixel of one probability model of the 17-level images, so lower is better and every row lies below the
-# uniform model's $\log_2 17$; the independent-pixels row is what a model that ignores every correlation between pixels
-# gets. The absorbing D3PM's bound is the lowest row: a model of the categories themselves has no bins to fill, and
-# puts its probability right on the levels (half the pixels are exactly black). The uniform D3PM's bound is higher,
-# as D3PM found on images, for section 5's reason. The Gaussian model's variational bound is the highest of the
-# learned models, above even independent pixels: the chain spends its early steps and its decoder on detail far
-# finer than a level, which the bound charges for, while its ODE likelihood, a different model of the same network,
-# is much better. The comparison is fair in what it measures (the same images, the same 17 bins, probabilities that
-# sum to at most one), not in effort: the networks, their sizes and training times differ, and the D3PM rows are bounds
-# estimated with one draw per step.
+# bits per pixel of one probability model of the 17-level images, so lower is better; the uniform model's $\log_2 17$
+# is what knowing nothing costs, and the independent-pixels row what a model gets that ignores every correlation
+# between pixels. In the full run the absorbing D3PM's bound is the lowest row, and the uniform D3PM's bound is a
+# little higher (D3PM found the same order on images). The Gaussian model's variational bound is the highest of the
+# learned rows, above even independent pixels, while its ODE likelihood, a different model built from the same
+# network, comes out much lower, between the D3PM rows and independent pixels. The comparison is fair in what it
+# measures (the same images, the same 17 bins, probabilities that sum to at most one), not in effort: the networks,
+# their sizes and training times differ, and the D3PM rows are bounds estimated with one draw per step.
 
 # %% [markdown] id="encodings_intro"
 # ## 9. Discrete encodings: the bridge to latent models
@@ -1170,7 +1201,7 @@ for row, label in enumerate(("test digit", "tokens (4x4)", "decoded")):
 show(fig, OUT / "tokens.png")
 
 # %% [markdown] id="encodings_read"
-# Sixteen tokens of four bits each keep every digit legible (a quarter of the raw information at most, and the
+# Sixteen tokens of four bits each keep the digits legible (a quarter of the raw information at most, and the
 # codebook's patches are averages, so strokes come out blockier). A D3PM or MaskGIT over these $4\times 4$ grids would
 # generate digits as token grids, sixteen positions instead of sixty-four, and the decoder would paste the patches
 # (What to try, item 5). Real systems learn the encoder, the codebook and the decoder together (VQ-VAE, VQGAN), with
@@ -1198,8 +1229,8 @@ show(fig, OUT / "tokens.png")
 # - D3PM trains on the hybrid loss $L_\text{vb} + \lambda\,\mathrm{CE}(x_0)$; `bound_bits` is the bound in bits per
 #   dimension, tight for a perfect network.
 # - With the absorbing kernel, generation is de-masking; ancestral sampling reveals positions in a uniformly random
-#   order, MaskGIT by confidence, which needs far fewer steps and biases the result towards confident choices unless
-#   its temperature keeps the order random enough.
+#   order, MaskGIT by confidence. With very few steps MaskGIT does better; its order biases the samples towards
+#   confident choices unless its temperature keeps the order random enough.
 # - Likelihoods compare across units when they are probabilities of the same discrete data: D3PM's bound, DDPM's bound
 #   with a discretised decoder, and the ODE likelihood of dequantised data with the bins' $\log_2 8 = 3$ bits added.
 # - Categorical diffusion on the tokens of a discrete encoder is how MaskGIT and VQ-Diffusion generate images;
@@ -1223,8 +1254,8 @@ show(fig, OUT / "tokens.png")
 #    change on either side of it?
 # 5. Train a D3PM on section 9's token grids: a `CategoricalUNet(num_states=CODES + 1, K=CODES, image_size=4,
 #    base_channels=16, channel_mults=(1,), attention_resolutions=())` with the absorbing kernel, a plain Adam loop on
-#    `discrete.hybrid_loss(network, process, tokens)`, and `detokenize` on its samples. How do the digits compare with
-#    section 5's?
+#    `discrete.hybrid_loss(network, process, tokens[:, None])` (a channel axis: (B, 1, 4, 4)), and `detokenize` on its
+#    samples. How do the digits compare with section 5's?
 # 6. In section 7, train the text model with the uniform kernel. D3PM found uniform noise much worse than masking on
 #    text; is it here?
 #
