@@ -954,9 +954,9 @@ for kind in ("absorbing", "uniform"):
 # 1), prints a few, and counts three things: the share of samples whose words are all words of the grammar, the share
 # that are grammatical sentences, and among those the share that are *not* in the training set (4,000 of the 20,952
 # sentences, so a model that had learnt the grammar and nothing else would put about 81% of its sentences outside the
-# training set; one that had memorised the training set, none). Each chunk continues the same run exactly
-# (`train_discrete(..., resume=True)` with a larger `steps`), and its checkpoint is kept, so that a second run of the
-# cell loads the snapshots instead of training.
+# training set, the dotted line; one that had memorised the training set, none). Each chunk continues the same run
+# exactly (`train_discrete(..., resume=True)` with a larger `steps`), and its checkpoint is kept, so that a second run
+# of the cell loads the snapshots instead of training.
 
 # %% id="text_train"
 WORDS = {word for words in GRAMMAR.values() for word in words}
@@ -1027,10 +1027,12 @@ text_network = network  # the last chunk's
 fig, axes = plt.subplots(1, len(TEXT_SAMPLERS), figsize=(11, 3.4), sharey=True)
 for ax, (name, progress) in zip(axes, text_progress.items(), strict=True):
     for key, label in (("words", "all words of the grammar"), ("grammatical", "grammatical sentences"),
-                       ("new", "grammatical, not in the training set")):
+                       ("new", "of the grammatical ones: not in the training set")):
         ax.plot(list(progress), [row[key] for row in progress.values()], "o-", label=label)
-    ax.set(xscale="log", xlabel="training steps", ylim=(-0.02, 1.02), title=f"{name} samples during training")
-axes[0].set_ylabel("share of the samples")
+    ax.axhline(1 - len(train_text) / len(all_sentences()), color="0.6", ls=":", lw=1)  # 81%: new, if drawn at random
+    ax.set(xticks=list(TEXT_CHUNKS), xlabel="training steps", ylim=(-0.02, 1.02),
+           title=f"{name} samples during training")
+axes[0].set_ylabel("share")
 axes[0].legend(fontsize=8)
 show(fig, OUT / "text_progress.png")
 
