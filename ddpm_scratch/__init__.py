@@ -40,9 +40,9 @@ Unit 5, guidance
     cascade         AUGMENTATIONS, BLUR_MAX_SIGMA, downsample, upsample, augment, super_resolution_loss,
                     SuperResolution, super_resolve, cascade_sample
 Unit 6, discrete-state diffusion
-    discrete        KINDS, num_states, stationary, transition, cumulative, CategoricalDiffusion, q_probs, q_sample, q_posterior,
-                    p_posterior, x0_probs, categorical, hybrid_loss, vb_term, prior_kl, bound_bits, sample,
-                    maskgit_sample, cosine_mask_schedule, X0Model
+    discrete        KINDS, num_states, stationary, transition, cumulative, CategoricalDiffusion, q_probs, q_sample,
+                    q_posterior, p_posterior, x0_probs, categorical, hybrid_loss, vb_term, prior_kl, bound_bits,
+                    sample, maskgit_sample, cosine_mask_schedule, X0Model
 Every sampler, and the extension points of units 5-7
     sampling        Option, Sampler, SAMPLERS, register, sample, trajectory
     reverse_steps   Hook, initial_noise, training_steps, reverse_indices, eps_at, after_step

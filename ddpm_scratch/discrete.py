@@ -313,7 +313,8 @@ def q_posterior(process: CategoricalDiffusion, x_t: Tensor, t: int | Tensor, *, 
 
     x_t: (B, ...) long in 0..K'-1; t in 1..T.  x0: (B, ...) long categories, or (B, ..., K) probabilities p over
     them, and then the mixture sum_x0 p(x0) q(x_{t-1} | x_t, x0) (the reverse model's parameterisation; x0 that
-    cannot lead to x_t, or whose q(x_t | x0) underflows to 0, are left out and p renormalised over the others).
+    cannot lead to x_t, or whose q(x_t | x0) underflows to 0, are left out and p renormalised over the others; if p
+    puts no mass on any of those, they count equally, so the step always goes somewhere the process allows).
     With the exact p(x0 | x_t) the mixture is the exact reverse step q(x_{t-1} | x_t). D3PM's eq. 4
     instead mixes the joints q(x_{t-1}, x_t | x0), which weights each x0 by q(x_t | x0) as well; for the absorbing
     kernel the two agree. A pair (x0, x_t) the process cannot produce has no posterior: its row is returned as zeros.
@@ -329,7 +330,8 @@ def q_posterior(process: CategoricalDiffusion, x_t: Tensor, t: int | Tensor, *, 
                              f"{tuple(x_t.shape) + (process.K,)}, got {x0.dtype} {tuple(x0.shape)}")
         likelihood = _column(process, x_t, t, cumulative=True)[..., :process.K]  # q(x_t | x0), (B, ..., K)
         possible = likelihood > 0  # (dividing only there keeps the gradient finite)
-        weights = F.pad(torch.where(possible, x0.to(likelihood.dtype) / torch.where(possible, likelihood, 1.0), 0.0),
+        p = x0.to(likelihood.dtype).clamp_min(torch.finfo(likelihood.dtype).tiny)  # no possible x0 weighs exactly 0
+        weights = F.pad(torch.where(possible, p / torch.where(possible, likelihood, 1.0), 0.0),
                         (0, process.num_states - process.K))  # no mass on the mask
     joint = _column(process, x_t, t, cumulative=False) * _times_Q_bar(process, weights, t - 1)
     total = joint.sum(-1, keepdim=True)

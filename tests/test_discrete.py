@@ -189,6 +189,15 @@ def test_categorical_never_draws_a_state_of_probability_zero(monkeypatch):
         assert categorical(probs).tolist() == [1, 2], u
 
 
+def test_a_model_that_rules_out_every_possible_x0_still_gets_a_distribution():
+    process = CategoricalDiffusion.default("absorbing", 4, T=10)
+    x_t = torch.tensor([[2, 4]])  # an unmasked 2 can only come from x0 = 2; the mask from anything
+    p0 = torch.tensor([[[0.0, 1.0, 0.0, 0.0], [0.0, 1.0, 0.0, 0.0]]], dtype=F64)  # all on x0 = 1
+    post = q_posterior(process, x_t, 5, x0=p0)
+    torch.testing.assert_close(post.sum(-1), torch.ones(1, 2, dtype=F64), rtol=0, atol=1e-12)
+    assert post[0, 0].argmax() == 2 and post[0, 0, 2] == 1  # never the mask, never a zero row
+
+
 def test_q_sample_draws_from_q_probs():
     process = CategoricalDiffusion.default("uniform", 4, T=10)
     n = 40_000

@@ -1085,8 +1085,8 @@ for i in range(3):
 #
 # The Gaussian rows are not recomputed here (training the demo's network and running its likelihoods takes longer
 # than this lesson): they are the course repository's `benchmarks/likelihood_nfe.py`, digits section, measured on the
-# demo's U-Net (`make demo`'s network and settings, 2,000 training steps) and these 360 test digits: 3.04 bits per
-# dimension for the variational bound (all 1000 steps) and 2.16 for the ODE likelihood. Two reference rows
+# demo's U-Net (`ddpm-scratch demo`'s network and settings, 2,000 training steps) and these 360 test digits: 3.04
+# bits per dimension for the variational bound (all 1000 steps) and 2.16 for the ODE likelihood. Two reference rows
 # are exact: a uniform distribution over the 17 levels, $\log_2 17$ bits, and a model of independent pixels (each of
 # the 64 positions with its own histogram of levels over the training digits, plus a tenth of a count per level so
 # that no level has probability 0). The D3PM rows are computed here, with the networks of section 5 and $T$ =
