@@ -40,7 +40,7 @@ from tqdm.auto import tqdm
 
 from .checks import check_choice, check_int, check_number, check_timestep
 from .reverse_steps import Hook, after_step, reverse_indices
-from .schedules import spaced_timesteps
+from .schedules import lookup, spaced_timesteps
 
 __all__ = ["KINDS", "num_states", "stationary", "transition", "cumulative", "CategoricalDiffusion", "q_probs",
            "q_sample", "q_posterior", "p_posterior", "categorical", "hybrid_loss", "vb_term", "prior_kl", "bound_bits",
@@ -86,7 +86,7 @@ def transition(kind: str, beta: float, K: int) -> Tensor:
     return Q + torch.diag(1 - Q.sum(dim=1))
 
 
-def _check_betas(betas: Tensor, kind: str) -> Tensor:
+def _check_betas(betas: Tensor) -> Tensor:
     if not isinstance(betas, Tensor) or betas.dim() != 1 or betas.numel() < 2:
         raise ValueError(f"betas must be a 1-D tensor of length T+1 >= 2 (index 0 is the data), got "
                          f"{tuple(betas.shape) if isinstance(betas, Tensor) else type(betas).__name__}")
@@ -106,7 +106,7 @@ def cumulative(kind: str, betas: Tensor, K: int) -> Tensor:
     (alpha_bar_t = prod_{s<=t} (1 - beta_s), a product of numbers in (0, 1]: no matrix product, no cancellation).
     Gaussian: the running product of the Q_s in float64.
     """
-    betas = _check_betas(betas, kind)
+    betas = _check_betas(betas)
     n = num_states(kind, K)
     if kind != "gaussian":
         alpha_bars = torch.cumprod(1 - betas, dim=0)[:, None, None]
@@ -163,7 +163,7 @@ class CategoricalDiffusion:
     def __post_init__(self) -> None:
         check_choice("kind", self.kind, KINDS)
         num_states(self.kind, self.K)
-        betas = _check_betas(self.betas, self.kind)
+        betas = _check_betas(self.betas)
         T = len(betas) - 1
         steps = torch.arange(T + 1) if self.timesteps is None else torch.as_tensor(self.timesteps).long().cpu()
         if steps.shape != (T + 1,) or steps[0] != 0 or (steps[1:] <= steps[:-1]).any():
@@ -235,11 +235,6 @@ class CategoricalDiffusion:
 
 
 # ------------------------------------------------------------------------------------------------ rows and columns
-def _per_example(values: Tensor, t: Tensor, like: Tensor) -> Tensor:
-    """values[t] shaped (B, 1, ..., 1) to broadcast against like (B, ..., K')."""
-    return values[t].to(like.dtype).reshape(-1, *([1] * (like.dim() - 1)))
-
-
 def _one_hot(x: Tensor, n: int, dtype: torch.dtype) -> Tensor:
     """(B, ...) long -> (B, ..., n) one-hot rows."""
     return torch.zeros(*x.shape, n, device=x.device, dtype=dtype).scatter_(-1, x.unsqueeze(-1), 1.0)
@@ -253,7 +248,7 @@ def _rows(matrices: Tensor, t: Tensor, x: Tensor) -> Tensor:
 def _times_Q_bar(process: CategoricalDiffusion, p0: Tensor, t: Tensor) -> Tensor:
     """p0 Qbar_t: (B, ..., K') for nonnegative weights p0 (B, ..., K') over x0 (a one-hot row, say)."""
     if process.Q_bar is None:  # alpha_bar p0 + (1 - alpha_bar) (sum p0) pi
-        a = _per_example(process.alpha_bars, t, p0)
+        a = lookup(process.alpha_bars, t, p0)
         return a * p0 + (1 - a) * p0.sum(-1, keepdim=True) * process.pi
     return torch.einsum("b...i,bij->b...j", p0, process.Q_bar[t].to(p0.dtype))  # one (K, K) matrix per example
 
@@ -263,7 +258,7 @@ def _column(process: CategoricalDiffusion, x_t: Tensor, t: Tensor, *, cumulative
     the likelihood of the observed x_t."""
     if process.Q is None:  # keep [i = x_t] + (1 - keep) pi[x_t], keep = 1 - beta_t (or alpha_bar_t)
         one_hot = _one_hot(x_t, process.num_states, process.pi.dtype)
-        keep = _per_example(process.alpha_bars if cumulative else 1 - process.betas, t, one_hot)
+        keep = lookup(process.alpha_bars if cumulative else 1 - process.betas, t, one_hot)
         return keep * one_hot + (1 - keep) * process.pi[x_t].unsqueeze(-1)
     matrices = process.Q_bar if cumulative else process.Q
     return _rows(matrices.transpose(1, 2), t, x_t)  # row x_t of the transpose is column x_t
