@@ -2,7 +2,15 @@
 
     x_t (B, C, H, W) -> conv -> level 0 -> Down -> level 1 -> ... -> middle -> ... -> Up -> level 0 -> out -> eps
                                |  skips, concatenated on the way up  ^
-    t -> time embedding -> MLP -> c (+ label embedding of y) (+ embedding of aug_level)  ->  every ResBlock
+    t -> time embedding -> MLP -> c (+ label embedding of y) (+ embedding of aug_level) (+ MLP of code)
+                                  c  ->  every ResBlock
+
+The optional `code` (B, code_dim) is a vector computed from an image, a diffusion autoencoder's semantic code
+z_sem (Preechakul et al. 2022, `applications.diffae`): a two-layer MLP maps it into c's space and it is added to c,
+as the label and aug_level embeddings are. DiffAE itself scales the normalised features by an affine map of z_sem,
+h <- (1 + A z_sem) * AdaGN(h, t), a gain separate from the time's; adding it to c instead keeps one conditioning
+path and every ResBlock as it is (a net without a code has the same parameters as before), and with
+time_injection="adagn" the code still sets per-channel gains, through W c.
 
 A level is num_res_blocks ResBlocks at one resolution (channels base_channels * mult), each followed by
 self-attention when that level's feature maps are s x s with s in attention_resolutions. Resolutions are
@@ -103,7 +111,7 @@ class Upsample(nn.Module):
 
 
 class UNet(nn.Module):
-    """eps_theta(x_t, t, y=None, aug_level=None): (B, in_channels, H, W) -> (B, out_channels, H, W).
+    """eps_theta(x_t, t, y=None, aug_level=None, *, code=None): (B, in_channels, H, W) -> (B, out_channels, H, W).
 
     t: (B,) LongTensor steps 1..T or float continuous time in [0, 1] (see `embeddings` for the time scale);
     an int or 0-d tensor is broadcast over the batch.  y: (B,) labels in 0..num_classes (num_classes = "no
@@ -111,13 +119,16 @@ class UNet(nn.Module):
     aug_level: (B,) float in [0, 1], or a float for every row; only with aug_level_conditioning=True, and then
     required: a second scalar input embedded like a continuous time (its own embedding and MLP) and added to c. A
     cascade's super-resolution stage reads the augmentation level of its low-resolution input here (`cascade`).
+    code: (B, code_dim) float; only with code_dim set, and then required: a semantic code, mapped by an MLP
+    (Linear-SiLU-Linear) into c and added to it (a diffusion autoencoder's z_sem, `applications.diffae`).
     """
 
     def __init__(self, in_channels: int = 1, base_channels: int = 32, channel_mults: Sequence[int] = (1, 2),
                  num_res_blocks: int = 1, attention_resolutions: Sequence[int] = (4,),
                  time_embedding: str = "sinusoidal", time_injection: str = "add", dropout: float = 0.0,
                  num_groups: int = 8, num_classes: int | None = None, out_channels: int | None = None,
-                 image_size: int = 8, attention_heads: int = 1, aug_level_conditioning: bool = False) -> None:
+                 image_size: int = 8, attention_heads: int = 1, aug_level_conditioning: bool = False,
+                 code_dim: int | None = None) -> None:
         super().__init__()
         self.in_channels = check_int("in_channels", in_channels)
         self.out_channels = in_channels if out_channels is None else check_int("out_channels", out_channels)
@@ -154,6 +165,9 @@ class UNet(nn.Module):
         self.aug_level_embed = None if not aug_level_conditioning else nn.Sequential(
             make_time_embedding(time_embedding, emb_dim), nn.Linear(emb_dim, cond_dim), nn.SiLU(),
             nn.Linear(cond_dim, cond_dim))
+        self.code_dim = None if code_dim is None else check_int("code_dim", code_dim)
+        self.code_embed = None if code_dim is None else nn.Sequential(
+            nn.Linear(code_dim, cond_dim), nn.SiLU(), nn.Linear(cond_dim, cond_dim))
 
         def block(cin: int, cout: int) -> ResBlock:
             return ResBlock(cin, cout, cond_dim, time_injection, dropout, num_groups)
@@ -188,7 +202,7 @@ class UNet(nn.Module):
         self.num_res_blocks, self.num_levels = num_res_blocks, len(mults)
 
     def forward(self, x_t: Tensor, t: int | float | Tensor, y: Tensor | None = None,
-                aug_level: float | Tensor | None = None) -> Tensor:
+                aug_level: float | Tensor | None = None, *, code: Tensor | None = None) -> Tensor:
         if not isinstance(x_t, Tensor) or not x_t.is_floating_point():
             raise TypeError(f"x_t must be a float tensor, got {getattr(x_t, 'dtype', type(x_t).__name__)}")
         if x_t.dim() != 4 or x_t.shape[1] != self.in_channels:
@@ -211,6 +225,18 @@ class UNet(nn.Module):
             c = c + self.aug_level_embed(as_time(aug_level, batch=x_t.shape[0], device=x_t.device))
         elif aug_level is not None:
             raise ValueError("aug_level was given but the network was built with aug_level_conditioning=False")
+        if self.code_embed is not None:
+            if code is None:
+                raise ValueError(f"code is required: the network was built with code_dim={self.code_dim}")
+            if not isinstance(code, Tensor) or not code.is_floating_point():
+                raise TypeError(f"code must be a ({x_t.shape[0]}, code_dim={self.code_dim}) float tensor (the network "
+                                f"was built with code_dim), got {getattr(code, 'dtype', type(code).__name__)}")
+            if code.shape != (x_t.shape[0], self.code_dim):
+                raise ValueError(f"code must have shape (B, code_dim) = ({x_t.shape[0]}, {self.code_dim}), got "
+                                 f"{tuple(code.shape)}")
+            c = c + self.code_embed(code)
+        elif code is not None:
+            raise ValueError("code was given but the network was built with code_dim=None")
 
         h, skips, k = self.conv_in(x_t), [], 0
         for level in range(self.num_levels):
