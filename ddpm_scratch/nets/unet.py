@@ -229,8 +229,8 @@ class UNet(nn.Module):
             if code is None:
                 raise ValueError(f"code is required: the network was built with code_dim={self.code_dim}")
             if not isinstance(code, Tensor) or not code.is_floating_point():
-                raise TypeError(f"code must be a ({x_t.shape[0]}, code_dim={self.code_dim}) float tensor (the network "
-                                f"was built with code_dim), got {getattr(code, 'dtype', type(code).__name__)}")
+                raise TypeError(f"code must be a ({x_t.shape[0]}, code_dim={self.code_dim}) float tensor, got "
+                                f"{getattr(code, 'dtype', type(code).__name__)}")
             if code.shape != (x_t.shape[0], self.code_dim):
                 raise ValueError(f"code must have shape (B, code_dim) = ({x_t.shape[0]}, {self.code_dim}), got "
                                  f"{tuple(code.shape)}")
