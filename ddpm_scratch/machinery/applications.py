@@ -25,7 +25,7 @@ from ..checks import check_int, register_once
 from ..nets.protocol import EpsModel
 from ..schedules import NoiseSchedule
 from .loop import CHECKPOINT, Checkpoint, LoopSettings, Objective, Update, run_loop
-from .train import TrainConfig, load_model, select_device, train
+from .train import load_model, select_device, train
 
 __all__ = ["RunSettings", "Report", "Application", "APPLICATIONS", "register_application", "fit", "pixel_model",
            "QUICK_STEPS"]
