@@ -13,6 +13,9 @@ that SDEdit, inpainting and ILVR share (the demo's recipe, `demo.demo_config`).
 
 from __future__ import annotations
 
+import argparse
+import importlib
+import os
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -27,8 +30,8 @@ from ..schedules import NoiseSchedule
 from .loop import CHECKPOINT, Checkpoint, LoopSettings, Objective, Update, run_loop
 from .train import load_model, select_device, train
 
-__all__ = ["RunSettings", "Report", "Application", "APPLICATIONS", "register_application", "fit", "pixel_model",
-           "QUICK_STEPS"]
+__all__ = ["RunSettings", "Report", "Application", "APPLICATIONS", "register_application", "applications", "fit",
+           "pixel_model", "QUICK_STEPS", "RUN_MODULES", "add_apply_command", "apply_command"]
 
 QUICK_STEPS = 20  # training steps of every stage in a --quick run: the run's plumbing checked in seconds
 
@@ -63,6 +66,13 @@ class Report:
     pictures: list[Path] = field(default_factory=list)
     lines: list[str] = field(default_factory=list)
 
+    def as_markdown(self, folder: Path) -> str:
+        """The figures as a table and the pictures as links relative to `folder`, where the file will sit."""
+        rows = [f"# {self.name}", "", "| figure | value |", "|---|---:|"]
+        rows += [f"| {k} | {v:.4g} |" for k, v in self.figures.items()]
+        pictures = [f"![{p.name}]({os.path.relpath(p, folder)})" for p in self.pictures]
+        return "\n".join(rows + [""] + pictures + [""] + self.lines) + "\n"
+
     def __str__(self) -> str:
         rows = [f"{self.name}:"] + [f"  {k:<32} {v:.4g}" for k, v in self.figures.items()]
         rows += [f"  wrote {p}" for p in self.pictures] + [f"  {line}" for line in self.lines]
@@ -84,6 +94,16 @@ APPLICATIONS: dict[str, Application] = {}
 def register_application(application: Application) -> Application:
     """Add an application to APPLICATIONS under its (unique) name. Returns it."""
     return register_once(APPLICATIONS, application.name, application, "application")
+
+
+RUN_MODULES = ("pixel_runs",)  # the machinery modules whose import registers the built-in runs
+
+
+def applications() -> dict[str, Application]:
+    """APPLICATIONS with every built-in run registered (RUN_MODULES imported; they import this module)."""
+    for module in RUN_MODULES:
+        importlib.import_module(f"{__package__}.{module}")
+    return APPLICATIONS
 
 
 def fit(build: Callable[[], nn.Module], objective: Objective, data: Tensor, settings: LoopSettings, *, out: Path,
@@ -140,3 +160,42 @@ def pixel_model(out: Path, settings: RunSettings) -> tuple[EpsModel, NoiseSchedu
         train(config, run, progress=settings.progress)
     eps_model, schedule, _ = load_model(run / CHECKPOINT, device=device)
     return eps_model, schedule.to(device)
+
+
+# ---------------------------------------------------------------------------------- the command line
+
+def add_apply_command(sub: argparse._SubParsersAction) -> None:
+    """Add `apply` to the command line's subparsers."""
+    a = sub.add_parser("apply", help="run lecture 7's applications on the digits (SDEdit, inpainting, SR3, ...)",
+                       description="Run applications of a trained diffusion model on the digits. Each trains what it "
+                                   "needs once, in a folder under --out (a finished stage is reused, an interrupted "
+                                   "one resumed), writes its pictures and report.md under --out/NAME and prints its "
+                                   "figures. --list names them.")
+    a.add_argument("names", nargs="*", metavar="NAME", help="applications to run (see --list)")
+    a.add_argument("--list", action="store_true", help="list the applications and stop")
+    a.add_argument("--out", type=Path, default=Path("runs/apps"), help="run folder (default: %(default)s)")
+    a.add_argument("--quick", action="store_true",
+                   help=f"train each stage {QUICK_STEPS} steps and draw few samples: checks the plumbing in seconds, "
+                        "its figures mean nothing (use another --out than a full run's)")
+    a.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
+    a.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:N (default: auto)")
+
+
+def apply_command(args: argparse.Namespace) -> int:
+    """`ddpm-scratch apply`: run the named applications one after the other."""
+    registered = applications()
+    if args.list or not args.names:
+        for application in registered.values():
+            print(f"  {application.name:<10} {application.description}")
+        return 0
+    unknown = [n for n in args.names if n not in registered]
+    if unknown:
+        raise ValueError(f"unknown application(s) {', '.join(unknown)}; valid: {', '.join(registered)}")
+    settings = RunSettings(quick=args.quick, seed=args.seed, device=args.device)
+    for name in args.names:
+        report = registered[name].run(args.out, settings)
+        folder = args.out / name
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "report.md").write_text(report.as_markdown(folder))
+        print(report)
+    return 0

@@ -19,6 +19,7 @@ from typing import Any
 
 from ..sampling import SAMPLERS, sample
 from ..schedules import SPACINGS
+from .applications import add_apply_command, apply_command
 from .classifier_training import ClassifierConfig
 from .demo import DEMO_SAMPLES, DEMO_STEPS
 from .discrete_cli import add_discrete_commands, sample_discrete_command, train_discrete_command
@@ -51,6 +52,8 @@ EPILOG = """examples:
   ddpm-scratch sample-discrete --run runs/d3pm --out d3pm.png --strip d3pm_strip.png --bound
   ddpm-scratch train-discrete --dataset text --kernel absorbing --out runs/text     sentences of a toy grammar
   ddpm-scratch sample-discrete --run runs/text --sampler maskgit --num-steps 12 --out sentences.txt
+  ddpm-scratch apply sdedit inpaint ilvr --out runs/apps   lecture 7: edit digits with one trained model (cached)
+  ddpm-scratch apply --list                         every application: SDEdit, inpainting, SR3, Palette, ILVR, ...
 """
 
 
@@ -114,7 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Denoising diffusion models from scratch: train a DDPM and sample from it.",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True,
-                           metavar="{demo,train,train-classifier,distill,sample,cascade,train-discrete,sample-discrete}")
+                           metavar="{demo,train,train-classifier,distill,sample,cascade,train-discrete,sample-discrete,apply}")
 
     d = sub.add_parser("demo", help="train on the built-in digits and write samples, pictures and a report",
                        description="Train a small DDPM on scikit-learn's 8x8 digits with the settings of the demo, "
@@ -236,6 +239,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
     c.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:N (default: auto)")
     add_discrete_commands(sub, add_config_options, _positive_int)
+    add_apply_command(sub)
     return p
 
 
@@ -488,7 +492,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return {"demo": _demo, "train": _train, "train-classifier": _train_classifier, "distill": _distill,
                 "sample": _sample, "cascade": _cascade, "train-discrete": train_discrete_command,
-                "sample-discrete": sample_discrete_command}[args.command](args)
+                "sample-discrete": sample_discrete_command, "apply": apply_command}[args.command](args)
     except TrainingDiverged as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
