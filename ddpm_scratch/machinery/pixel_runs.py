@@ -7,8 +7,9 @@ and writes one picture and one table of figures:
 
     sdedit    guides = stroke paintings of test digits; t0 swept over the chain: FD / floor (realism) and the RMS
               distance to the guide (faithfulness) against t0, a table of edits and the trade-off curve
-    inpaint   the centre 4x4 of each test digit unknown: replacement and RePaint's resampling (and the conditional
-              Palette model when given), the error on the unknown pixels, FD / floor, the known pixels' largest change
+    inpaint   the centre 4x4 of each test digit unknown: replacement and RePaint's resampling on the pixel model, and
+              the conditional Palette model (`palette_runs`, trained once); the error on the unknown pixels, FD / floor,
+              the known pixels' largest change (0 for replacement; the conditional model only approaches them)
     ilvr      test digits as references, the low-pass factor N swept: the largest low-pass gap |phi_N(x0) - phi_N(y)|,
               FD / floor, the share of samples the digits classifier reads as the reference's class, the RMS distance
               to the reference
@@ -29,6 +30,7 @@ from torch import Tensor  # noqa: E402
 from ..applications.ilvr import ilvr, low_pass  # noqa: E402
 from ..applications.inpainting import inpaint  # noqa: E402
 from ..applications.masks import centre_mask  # noqa: E402
+from ..applications.palette import conditional_inpaint  # noqa: E402
 from ..applications.sdedit import sdedit, stroke_painting  # noqa: E402
 from ..schedules import NoiseSchedule  # noqa: E402
 from ..score import GaussianMixture, mixture_eps_model  # noqa: E402
@@ -127,11 +129,21 @@ def run_inpaint(out: Path, settings: RunSettings) -> Report:
     methods = {"replacement": dict(jumps=0), f"RePaint (jumps {INPAINT_JUMPS}, length {INPAINT_JUMP_LENGTH})":
                dict(jumps=INPAINT_JUMPS, jump_length=INPAINT_JUMP_LENGTH if not settings.quick else 5)}
     report, shown = Report("inpaint"), {"truth": x0[:SHOWN].cpu(), "known": torch.where(mask, x0, -1)[:SHOWN].cpu()}
+    from .palette_runs import palette_model  # the conditional model of `apply palette`, trained there once
+
+    network, palette_schedule = palette_model(out, settings)
+    methods["Palette (conditional, no replacement)"] = dict(network=network)
+
     with flush_subnormals():
         for name, options in methods.items():
             start = time.perf_counter()
-            x = inpaint(eps_model, schedule, x0, mask, num_steps=steps, generator=_generator(settings, device),
-                        progress=settings.progress, **options)
+            if "network" in options:
+                x = conditional_inpaint(options["network"], palette_schedule, x0, mask, sampler="ddpm",
+                                        num_steps=steps, generator=_generator(settings, device),
+                                        progress=settings.progress)
+            else:
+                x = inpaint(eps_model, schedule, x0, mask, num_steps=steps, generator=_generator(settings, device),
+                            progress=settings.progress, **options)
             report.figures[f"{name}: seconds"] = time.perf_counter() - start
             report.figures[f"{name}: RMS error, unknown pixels"] = _rms(x, x0, ~mask)
             report.figures[f"{name}: largest change of a known pixel"] = (x - x0)[mask.expand_as(x)].abs().max().item()
