@@ -10,9 +10,10 @@ once per run folder (out/diffae/model, `applications.fit`), then writes three pi
                          EDIT_TO, fitted on the train split's codes), decoded with each digit's own x_T
 
     figures: reconstruction MSE (and PSNR, peak-to-peak 2) with the inferred x_T and with a random one, over the test
-    split; the share of random-x_T decodes the digits classifier reads as the digit's class; the accuracy of a
-    linear probe (logistic regression) from z_sem to the class, fitted on train codes and read on test codes; the
-    share of edited digits read as EDIT_TO (`metrics.digits_classifier`); the seconds spent.
+    split, beside the mean squared difference between two test digits of the same class (what keeping the class
+    alone would cost); the share of random-x_T decodes the digits classifier reads as the digit's class; the accuracy
+    of a linear probe (logistic regression) from z_sem to the class, fitted on train codes and read on test codes;
+    the share of edited digits read as EDIT_TO (`metrics.digits_classifier`); the seconds spent.
 """
 
 from __future__ import annotations
@@ -58,8 +59,8 @@ def diffae_network(code_dim: int = CODE_DIM) -> DiffAE:
 
 
 def _train(out: Path, settings: RunSettings, schedule: NoiseSchedule, device: torch.device) -> DiffAE:
-    loop = LoopSettings(steps=settings.steps(DIFFAE_STEPS), batch_size=128, lr=2e-3, warmup_steps=200,
-                        max_grad_norm=1.0, ema_decay=0.995, checkpoint_every=500)
+    loop = LoopSettings(steps=settings.steps(DIFFAE_STEPS), batch_size=settings.count(128, quick=16), lr=2e-3,
+                        warmup_steps=200, max_grad_norm=1.0, ema_decay=0.995, checkpoint_every=500)
     record = {"stage": "diffae", "code_dim": CODE_DIM, "unet": _unet_args(), "T": T, "schedule": "linear",
               "steps": loop.steps, "batch_size": loop.batch_size, "lr": loop.lr, "seed": settings.seed}
     x_train, _ = load_digits("train")
@@ -79,6 +80,19 @@ def _one_per_class(labels: Tensor, classes: range | tuple[int, ...]) -> Tensor:
 def _psnr(mse: float) -> float:
     """PSNR in dB of images in [-1, 1] (peak-to-peak 2): 10 log10(2^2 / MSE)."""
     return 10 * torch.log10(torch.tensor(4.0 / mse)).item() if mse > 0 else float("inf")
+
+
+def _same_class_mse(x0: Tensor, y: Tensor) -> float:
+    """The mean squared difference between two different test digits of the same class, over all such pairs: what
+    keeping the class and nothing else would cost (the reference for the random-x_T error)."""
+    total, pairs = 0.0, 0
+    for c in y.unique():
+        x = x0[(y == c).to(x0.device)].flatten(1)
+        n = x.shape[0]
+        if n > 1:
+            total += (torch.cdist(x, x).pow(2).sum() / x.shape[1]).item()  # the diagonal adds 0
+            pairs += n * (n - 1)
+    return total / pairs if pairs else float("nan")
 
 
 @torch.no_grad()
@@ -122,6 +136,7 @@ def run_diffae(out: Path, settings: RunSettings) -> Report:
     random_recon = decode(model, schedule, z_sem, noise, num_steps=steps, progress=settings.progress)
     mse = (recon - x0).pow(2).mean().item()
     mse_random = (random_recon.clamp(-1, 1) - x0).pow(2).mean().item()
+    same_class = _same_class_mse(x0, y0)
     classifier = digits_classifier().to(device)
     kept_class = (_read(classifier, random_recon) == y0).double().mean().item()
 
@@ -172,6 +187,7 @@ def run_diffae(out: Path, settings: RunSettings) -> Report:
     report.figures.update({
         "recon_mse_inferred_xT": mse, "recon_psnr_inferred_xT_db": _psnr(mse),
         "recon_mse_random_xT": mse_random, "recon_psnr_random_xT_db": _psnr(mse_random),
+        "mse_between_test_digits_same_class": same_class,
         "random_xT_class_kept": kept_class, "probe_accuracy_test": probe_accuracy,
         f"edit_{EDIT_FROM}_to_{EDIT_TO}_success_s1": success[EDIT_SCALES.index(1.0)].item(),
         f"edit_{EDIT_FROM}_to_{EDIT_TO}_success_s1.5": success[-1].item(),
