@@ -2,15 +2,17 @@
 `ddpm-scratch apply sdedit`, `apply inpaint` and `apply ilvr` (lecture 7), plus the exact-Gaussian measurement of
 replacement's bias (`gaussian_inpainting_bias`).
 
-Each run loads (or trains once, in out/pixel) the demo's model (`applications.pixel_model`), edits the test digits
-and writes one picture and one table of figures:
+Each run loads (or trains once, in out/pixel) the demo's model (`applications.pixel_model`), edits 360 digits of
+the train split and writes one picture and one table of figures. Train digits, not test digits: FD compares with the
+test split, and outputs made from the very digits it compares with (an inpainted test digit is mostly that digit)
+would score below the real-data floor.
 
-    sdedit    guides = stroke paintings of test digits; t0 swept over the chain: FD / floor (realism) and the RMS
+    sdedit    guides = stroke paintings of the digits; t0 swept over the chain: FD / floor (realism) and the RMS
               distance to the guide (faithfulness) against t0, a table of edits and the trade-off curve
-    inpaint   the centre 4x4 of each test digit unknown: replacement and RePaint's resampling on the pixel model, and
+    inpaint   the centre 4x4 of each digit unknown: replacement and RePaint's resampling on the pixel model, and
               the conditional Palette model (`palette_runs`, trained once); the error on the unknown pixels, FD / floor,
               the known pixels' largest change (0 for replacement; the conditional model only approaches them)
-    ilvr      test digits as references, the low-pass factor N swept: the largest low-pass gap |phi_N(x0) - phi_N(y)|,
+    ilvr      the digits as references, the low-pass factor N swept: the largest low-pass gap |phi_N(x0) - phi_N(y)|,
               FD / floor, the share of samples the digits classifier reads as the reference's class, the RMS distance
               to the reference
 """
@@ -50,8 +52,9 @@ ILVR_STEPS = 50
 SHOWN = 8  # columns of the pictures
 
 
-def _test_digits(settings: RunSettings, n: int = 360) -> tuple[Tensor, Tensor]:
-    images, labels = load_digits("test")
+def _inputs(settings: RunSettings, n: int = 360) -> tuple[Tensor, Tensor]:
+    """The first n digits of the train split (4 in a quick run) and their labels (module docstring: why train)."""
+    images, labels = load_digits("train")
     n = settings.count(min(n, len(images)), quick=4)
     return images[:n], labels[:n]
 
@@ -76,10 +79,10 @@ def _rms(a: Tensor, b: Tensor, where: Tensor | None = None) -> float:
 # ---------------------------------------------------------------------------------- SDEdit
 
 def run_sdedit(out: Path, settings: RunSettings) -> Report:
-    """SDEdit on stroke paintings of the test digits, t0 swept over SDEDIT_T0 (module docstring)."""
+    """SDEdit on stroke paintings of digits, t0 swept over SDEDIT_T0 (module docstring)."""
     eps_model, schedule = pixel_model(out, settings)
     device = schedule.betas.device
-    x0, _ = _test_digits(settings)
+    x0, _ = _inputs(settings)
     guide = stroke_painting(x0, block=2, levels=3).to(device)
     report = Report("sdedit")
     report.figures["guide FD/floor"] = _fd_ratio(guide, settings)
@@ -119,10 +122,10 @@ def run_sdedit(out: Path, settings: RunSettings) -> Report:
 # ---------------------------------------------------------------------------------- inpainting
 
 def run_inpaint(out: Path, settings: RunSettings) -> Report:
-    """Inpaint the centre 4x4 of each test digit by replacement and by RePaint's resampling (module docstring)."""
+    """Inpaint the centre 4x4 of digits by replacement and by RePaint's resampling (module docstring)."""
     eps_model, schedule = pixel_model(out, settings)
     device = schedule.betas.device
-    x0, _ = _test_digits(settings)
+    x0, _ = _inputs(settings)
     x0 = x0.to(device)
     mask = centre_mask(x0.shape[0], 8, 8, 4).to(device)
     steps = settings.count(INPAINT_STEPS, quick=20)
@@ -188,10 +191,10 @@ def gaussian_inpainting_bias(*, rho: float = 0.95, a: float = 1.5, n: int = 2000
 # ---------------------------------------------------------------------------------- ILVR
 
 def run_ilvr(out: Path, settings: RunSettings) -> Report:
-    """ILVR towards test digits for each factor N in ILVR_FACTORS (module docstring)."""
+    """ILVR towards digits for each factor N in ILVR_FACTORS (module docstring)."""
     eps_model, schedule = pixel_model(out, settings)
     device = schedule.betas.device
-    x0, labels = _test_digits(settings)
+    x0, labels = _inputs(settings)
     reference = x0.to(device)
     classifier = digits_classifier()
     report, shown = Report("ilvr"), {"reference": x0[:SHOWN]}
