@@ -15,7 +15,7 @@ Unit 2, learning to denoise
     ddpm            p_mean, p_sample_step, ddpm_sample
     nets            EpsModel, TIME_SCALE, as_time, time_to_tau, SinusoidalEmbedding, RandomFourierFeatures,
                     LabelEmbedding, ResBlock, Attention, Downsample, Upsample, UNet, MLPEps, NoisyEncoder,
-                    NoisyClassifier, ToyCLIP, CategoricalUNet, TokenTransformer, count_parameters
+                    NoisyClassifier, ToyCLIP, CategoricalUNet, TokenTransformer, Autoencoder, count_parameters
 Unit 3, score matching and SDEs
     score           GaussianMixture, mixture_eps_model, mixture_score_fn, dsm_loss, DSM_WEIGHTINGS
     sde             SDE, VPSDE, VESDE, reverse_drift, probability_flow_drift, time_from_step, step_from_time,
@@ -43,6 +43,16 @@ Unit 6, discrete-state diffusion
     discrete        KINDS, num_states, stationary, transition, cumulative, CategoricalDiffusion, q_probs, q_sample,
                     q_posterior, p_posterior, x0_probs, categorical, hybrid_loss, vb_term, prior_kl, bound_bits,
                     sample, maskgit_sample, cosine_mask_schedule, X0Model
+Unit 7, applications (the subpackage `applications`, one module each)
+    applications.masks        centre_mask, half_mask, random_box_masks, check_mask
+    applications.sdedit       sdedit, stroke_painting
+    applications.inpainting   replacement_hook, repaint_indices, inpaint
+    applications.ilvr         low_pass, ilvr_hook, ilvr
+    applications.palette      TASKS, DENOISE_SIGMA, corrupt, Palette, palette_loss, translate, conditional_inpaint
+    applications.super_resolution  PEAK, psnr, consistency
+    applications.latent       RECONSTRUCTIONS, LatentAutoencoder, kl_standard_normal, autoencoder_loss, latent_scale,
+                              LatentSpace, latent_loss, FlatEps, sample_latent
+    applications.diffae       SemanticEncoder, DiffAE, diffae_loss, CodeBound, encode, decode, interpolate
 Every sampler, and the extension points of units 5-7
     sampling        Option, Sampler, SAMPLERS, register, sample, trajectory
     reverse_steps   Hook, initial_noise, training_steps, reverse_indices, eps_at, after_step

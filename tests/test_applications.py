@@ -72,8 +72,8 @@ def test_quick_pixel_applications_write_pictures_and_reports(tmp_path, capsys):
             if line.startswith("| ") and line.count("|") == 3:
                 key, value = line.strip("| ").split(" | ")
                 rows[key] = value
-    known = [float(v) for k, v in rows.items() if "largest change of a known pixel" in k]
+    known = [float(v) for k, v in rows.items() if "largest change of a known pixel" in k and "Palette" not in k]
     gaps = [float(v) for k, v in rows.items() if "largest low-pass gap" in k]
-    assert len(known) == 2 and known == [0.0, 0.0]
+    assert len(known) == 2 and known == [0.0, 0.0]  # replacement and RePaint (the conditional model only nears them)
     assert len(gaps) == 3 and max(gaps) < 1e-4
     assert "realism" in capsys.readouterr().out  # the reports were printed too

@@ -32,7 +32,8 @@ LECTURE_MODULES = {  # the lecture's modules (DESIGN.md's layout), with the name
     "integrators.py", "guidance.py", "cascade.py",
 }
 MACHINERY_MODULES = {"data.py", "loop.py", "train.py", "distillation.py", "gan_training.py", "metrics.py", "viz.py",
-                     "demo.py", "cli.py", "files.py", "notebook.py", "classifier_training.py"}
+                     "demo.py", "cli.py", "files.py", "notebook.py", "classifier_training.py",
+                     "applications.py"}
 RENAMED = {"solvers.py": "eps_solvers.py", "sde_solvers.py": "score_solvers.py",
            "machinery/students.py": "machinery/distillation.py"}
 
@@ -44,7 +45,8 @@ def test_the_layout_has_lecture_modules_and_one_machinery_subpackage():
     assert MACHINERY_MODULES <= {p.name for p in (PACKAGE / "machinery").glob("*.py")}
     assert (PACKAGE / "nets" / "__init__.py").exists()
     subpackages = {p.parent.name for p in PACKAGE.glob("*/__init__.py")}
-    assert subpackages == {"machinery", "nets"}  # one machinery subpackage; the networks are the lecture's
+    # one machinery subpackage; the networks and lecture 7's applications are the lecture's
+    assert subpackages == {"machinery", "nets", "applications"}
 
 
 def test_the_machinery_docstring_lists_its_modules():

@@ -110,3 +110,21 @@ def test_ilvr_checks_its_arguments():
     with pytest.raises(ValueError, match="until"):
         ilvr(stand_in, schedule, torch.zeros(1, 1, 8, 8), 2, until=11)
     assert math.isfinite(ilvr(stand_in, schedule, torch.zeros(1, 1, 8, 8), 8).sum().item())
+
+
+def test_sdedit_takes_a_given_eps_and_a_generator_for_the_sampler():
+    """noise= is q(x_t0 | guide)'s eps: the first network call sees exactly sqrt(abar) guide + sqrt(1 - abar) eps,
+    while the generator still draws the sampler's own noise."""
+    schedule = NoiseSchedule.linear(100)
+    guide = torch.rand(3, 1, 4, 4, generator=torch.Generator().manual_seed(0))
+    eps = torch.randn(3, 1, 4, 4, generator=torch.Generator().manual_seed(1))
+    seen = []
+
+    def recording(x_t, t):
+        seen.append(x_t.clone())
+        return torch.zeros_like(x_t)
+
+    t0 = 40
+    sdedit(recording, schedule, guide, t0, noise=eps, generator=torch.Generator().manual_seed(2))
+    abar = schedule.alpha_bars[t0].float()
+    torch.testing.assert_close(seen[0], abar.sqrt() * guide + (1 - abar).sqrt() * eps)

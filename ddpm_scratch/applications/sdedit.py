@@ -45,7 +45,8 @@ def sdedit(eps_model: EpsModel, schedule: NoiseSchedule, guide: Tensor, t0: int,
     check_data("guide", guide)
     check_int("t0", t0)
     check_timestep(t0, schedule.T, low=1)
-    x_t0 = q_sample(schedule, guide, t0, noise=noise, generator=generator)  # SDEdit, Algorithm 1, line 2
+    # SDEdit, Algorithm 1, line 2 (a given eps draws nothing; the generator is then the sampler's alone)
+    x_t0 = q_sample(schedule, guide, t0, noise=noise, generator=None if noise is not None else generator)
     return sample(eps_model, schedule, guide.shape, sampler=sampler, num_steps=num_steps, x_T=x_t0, t_start=t0,
                   generator=generator, progress=progress, **options)  # lines 3-6: the reverse process from t0
 

@@ -16,9 +16,15 @@
     text.py          the toy grammar's sentences as characters: the text corpus of lecture 6, and its exact check
     metrics.py       sample quality: sliced Wasserstein, Frechet distance on digits with its real-data floor
     viz.py           pictures: sample grids, reverse-process strips and animations, loss curves
-    demo.py          `make demo`: train on digits, sample, write the pictures and a report
+    demo.py          the demo: train on digits, sample, write the pictures and a report
+    applications.py  lecture 7's runs (`ddpm-scratch apply NAME`): their registry, `fit` (one stage trained once per
+                     folder, through the loop), the shared pixel-space digits model
+    pixel_runs.py    the runs that steer that model: SDEdit's t0 sweep, inpainting with and without RePaint, ILVR
+    palette_runs.py  the conditional image-to-image runs: one Palette model for three tasks, SR3 on the cascade's stage
+    latent_runs.py   latent diffusion: a KL autoencoder and a diffusion model on its latents, beside the pixel model
+    diffae_runs.py   diffusion autoencoders: reconstructions, interpolations and an attribute edit of the digits
     cli.py           the command line `ddpm-scratch demo | train | train-classifier | distill | sample | cascade`
-                     (and the discrete commands of discrete_cli.py)
+                     (and the discrete commands of discrete_cli.py, `apply` of applications.py)
     notebook.py      what the lesson notebooks share: figure folder, sliders that fall back to a static figure, threads
 
 The machinery imports the lecture modules; the lecture modules never import it.

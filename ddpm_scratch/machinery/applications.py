@@ -96,7 +96,8 @@ def register_application(application: Application) -> Application:
     return register_once(APPLICATIONS, application.name, application, "application")
 
 
-RUN_MODULES = ("pixel_runs",)  # the machinery modules whose import registers the built-in runs
+# the machinery modules whose import registers the built-in runs
+RUN_MODULES = ("pixel_runs", "palette_runs", "latent_runs", "diffae_runs")
 
 
 def applications() -> dict[str, Application]:

@@ -35,7 +35,7 @@ from .train import select_device, with_subnormals_flushed
 from .viz import image_table, save_figure
 
 __all__ = ["CODE_DIM", "DIFFAE_STEPS", "CODING_STEPS", "EDIT_FROM", "EDIT_TO", "EDIT_SCALES", "diffae_network",
-           "run_diffae"]
+           "diffae_model", "run_diffae"]
 
 CODE_DIM = 16  # z_sem's dimension (DiffAE: 512 for 256x256 faces; 16 is plenty for 64 pixels)
 DIFFAE_STEPS = 2000  # training steps, the demo's
@@ -58,7 +58,11 @@ def diffae_network(code_dim: int = CODE_DIM) -> DiffAE:
     return DiffAE(1, code_dim, **_unet_args())
 
 
-def _train(out: Path, settings: RunSettings, schedule: NoiseSchedule, device: torch.device) -> DiffAE:
+def diffae_model(out: Path, settings: RunSettings) -> tuple[DiffAE, NoiseSchedule]:
+    """The digits' DiffAE of out/diffae/model, trained there on first use (`fit`), with its schedule, on the
+    settings' device: for `applications.diffae.encode` / `decode` / `interpolate`."""
+    device = select_device(settings.device)
+    schedule = NoiseSchedule.linear(T, rescale=True).to(device)
     loop = LoopSettings(steps=settings.steps(DIFFAE_STEPS), batch_size=settings.count(128, quick=16), lr=2e-3,
                         warmup_steps=200, max_grad_norm=1.0, ema_decay=0.995, checkpoint_every=500)
     record = {"stage": "diffae", "code_dim": CODE_DIM, "unet": _unet_args(), "T": T, "schedule": "linear",
@@ -68,8 +72,9 @@ def _train(out: Path, settings: RunSettings, schedule: NoiseSchedule, device: to
     def objective(model: DiffAE, batch: Batch, *, generator: torch.Generator | None = None) -> Tensor:
         return diffae_loss(model, schedule, batch.x0, generator=generator)
 
-    return fit(diffae_network, objective, x_train.to(device), loop, out=out / "diffae" / "model", record=record,
-               seed=settings.seed, progress=settings.progress, desc="DiffAE")
+    model = fit(diffae_network, objective, x_train.to(device), loop, out=Path(out) / "diffae" / "model",
+                record=record, seed=settings.seed, progress=settings.progress, desc="DiffAE")
+    return model, schedule
 
 
 def _one_per_class(labels: Tensor, classes: range | tuple[int, ...]) -> Tensor:
@@ -118,9 +123,8 @@ def run_diffae(out: Path, settings: RunSettings) -> Report:
 
     start = time.perf_counter()
     out = Path(out)
-    device = select_device(settings.device)
-    schedule = NoiseSchedule.linear(T, rescale=True).to(device)
-    model = _train(out, settings, schedule, device)
+    model, schedule = diffae_model(out, settings)
+    device = schedule.betas.device
     train_seconds = time.perf_counter() - start
     steps = 10 if settings.quick else CODING_STEPS
     report = Report("diffae")

@@ -22,25 +22,22 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-import matplotlib
+import torch
+from matplotlib.figure import Figure
+from torch import Tensor
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import torch  # noqa: E402
-from torch import Tensor  # noqa: E402
-
-from ..applications.ilvr import ilvr, low_pass  # noqa: E402
-from ..applications.inpainting import inpaint  # noqa: E402
-from ..applications.masks import centre_mask  # noqa: E402
-from ..applications.palette import conditional_inpaint  # noqa: E402
-from ..applications.sdedit import sdedit, stroke_painting  # noqa: E402
-from ..schedules import NoiseSchedule  # noqa: E402
-from ..score import GaussianMixture, mixture_eps_model  # noqa: E402
-from .applications import Application, Report, RunSettings, pixel_model, register_application  # noqa: E402
-from .data import load_digits  # noqa: E402
-from .metrics import digits_classifier, digits_fd  # noqa: E402
-from .train import flush_subnormals  # noqa: E402
-from .viz import image_table, save_figure  # noqa: E402
+from ..applications.ilvr import ilvr, low_pass
+from ..applications.inpainting import inpaint
+from ..applications.masks import centre_mask
+from ..applications.palette import conditional_inpaint
+from ..applications.sdedit import sdedit, stroke_painting
+from ..schedules import NoiseSchedule
+from ..score import GaussianMixture, mixture_eps_model
+from .applications import Application, Report, RunSettings, pixel_model, register_application
+from .data import load_digits
+from .metrics import digits_classifier, digits_fd
+from .train import flush_subnormals
+from .viz import image_table, save_figure
 
 __all__ = ["run_sdedit", "run_inpaint", "run_ilvr", "gaussian_inpainting_bias", "SDEDIT_T0", "ILVR_FACTORS"]
 
@@ -101,7 +98,8 @@ def run_sdedit(out: Path, settings: RunSettings) -> Report:
             report.figures[f"t0={t0}: RMS to guide"] = distances[-1]
     report.figures["seconds (editing, all t0)"] = time.perf_counter() - start
     folder = Path(out) / "sdedit"
-    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.5), gridspec_kw={"width_ratios": [1.1, 1]})
+    fig = Figure(figsize=(11, 4.5))  # not pyplot: the runs draw off screen, without changing a notebook's backend
+    left, right = fig.subplots(1, 2, gridspec_kw={"width_ratios": [1.1, 1]})
     rows = torch.stack([x0[:SHOWN], guide[:SHOWN].cpu(), *edits])
     image_table(left, rows.transpose(0, 1), ["truth", "guide"] + [f"{f:g}T" for f in SDEDIT_T0])
     left.set_title("SDEdit: columns are t0 / T")
@@ -152,7 +150,8 @@ def run_inpaint(out: Path, settings: RunSettings) -> Report:
             report.figures[f"{name}: largest change of a known pixel"] = (x - x0)[mask.expand_as(x)].abs().max().item()
             report.figures[f"{name}: FD/floor"] = _fd_ratio(x, settings)
             shown[name] = x[:SHOWN].cpu()
-    fig, ax = plt.subplots(figsize=(1.0 + 0.55 * SHOWN, 0.7 * len(shown) + 0.6))
+    fig = Figure(figsize=(1.0 + 0.55 * SHOWN, 0.7 * len(shown) + 0.6))
+    ax = fig.add_subplot()
     image_table(ax, torch.stack(list(shown.values())), [""] * len(x0[:SHOWN]), list(shown))
     ax.set_title(f"inpainting the centre 4x4 ({steps} steps)")
     report.pictures.append(save_figure(fig, Path(out) / "inpaint" / "inpaint.png"))
@@ -212,7 +211,8 @@ def run_ilvr(out: Path, settings: RunSettings) -> Report:
             report.figures[f"N={factor}: RMS to y"] = _rms(x, x0)
             shown[f"N = {factor}"] = x[:SHOWN].clamp(-1, 1)
             shown[f"phi_{factor}(y)"] = low_pass(x0[:SHOWN], factor)
-    fig, ax = plt.subplots(figsize=(1.0 + 0.55 * SHOWN, 0.7 * len(shown) + 0.6))
+    fig = Figure(figsize=(1.0 + 0.55 * SHOWN, 0.7 * len(shown) + 0.6))
+    ax = fig.add_subplot()
     image_table(ax, torch.stack(list(shown.values())), [""] * len(x0[:SHOWN]), list(shown))
     ax.set_title(f"ILVR: samples sharing the reference's N x N block means ({steps} DDPM steps)")
     report.pictures.append(save_figure(fig, Path(out) / "ilvr" / "ilvr.png"))
