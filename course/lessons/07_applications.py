@@ -112,14 +112,12 @@ OUT = lesson_output_dir("07_applications")
 RUNS = OUT / ("runs_fast" if FAST else "runs")
 
 # %% id="setup"
-import dataclasses
-import json
 import time
 
 import matplotlib.pyplot as plt
 import torch
 
-from ddpm_scratch.applications.diffae import decode, diffae_loss, encode, interpolate
+from ddpm_scratch.applications.diffae import decode, encode, interpolate
 from ddpm_scratch.applications.ilvr import ilvr, low_pass
 from ddpm_scratch.applications.inpainting import inpaint, repaint_indices
 from ddpm_scratch.applications.latent import sample_latent
@@ -130,12 +128,11 @@ from ddpm_scratch.applications.super_resolution import consistency, psnr
 from ddpm_scratch.cascade import downsample, super_resolve, upsample
 from ddpm_scratch.ddim import ddim_invert, slerp
 from ddpm_scratch.forward import q_sample
-from ddpm_scratch.machinery.applications import RunSettings, fit, pixel_model
+from ddpm_scratch.machinery.applications import RunSettings, pixel_model
 from ddpm_scratch.machinery.data import load_digits
 from ddpm_scratch.machinery.demo import DEMO_SAMPLER, DEMO_SAMPLING_STEPS, DEMO_SPACING
-from ddpm_scratch.machinery.diffae_runs import CODE_DIM, DIFFAE_STEPS, INTERPOLATION_ALPHAS, diffae_network
+from ddpm_scratch.machinery.diffae_runs import CODE_DIM, INTERPOLATION_ALPHAS, diffae_model
 from ddpm_scratch.machinery.latent_runs import seconds_per_batch, train_latent
-from ddpm_scratch.machinery.loop import LoopSettings
 from ddpm_scratch.machinery.metrics import digits_classifier, digits_fd
 from ddpm_scratch.machinery.notebook import explore, show
 from ddpm_scratch.machinery.palette_runs import palette_model, sr3_model
@@ -143,10 +140,7 @@ from ddpm_scratch.machinery.pixel_runs import gaussian_inpainting_bias
 from ddpm_scratch.machinery.viz import image_table
 from ddpm_scratch.nets import count_parameters
 from ddpm_scratch.sampling import sample
-from ddpm_scratch.schedules import NoiseSchedule
 
-# %matplotlib inline
-# (the line above keeps figures in the notebook: importing machinery.pixel_runs switches matplotlib to files only)
 torch.manual_seed(SEED)  # only for code you add; every cell below passes its own seeded generator
 torch.set_flush_denormal(True)  # arithmetic on subnormal floats is very slow on CPUs; round them to 0
 if THREADS:
@@ -688,27 +682,16 @@ table({"test digits": x_test[:SHOWN], "reconstructed": reconstructed[:SHOWN], "l
 # keeps whatever $\mathbf{z}_\text{sem}$ leaves out. Encoder and denoiser are trained together on
 # $L_\text{simple}$ alone (`diffae_loss`); the code is worth something to the denoiser only where it carries what the
 # noisy $\mathbf{x}_t$ has lost, which at large $t$ is what the image *is*. The lesson trains the digits' DiffAE of
-# `ddpm-scratch apply diffae` (`diffae_network`, the course's U-Net reading the code) with the package's cached loop
-# `fit`, then encodes one test digit of each class (`encode`: $\mathbf{z}_\text{sem}$ and $\mathbf{x}_T$), decodes
-# with the inferred $\mathbf{x}_T$ and with fresh noise in its place, and interpolates between pairs of digits
-# (`interpolate`: $\mathbf{z}_\text{sem}$ on a straight line, $\mathbf{x}_T$ along `slerp`). Beside them, the pixel
-# model's own DDIM codes: $\mathbf{x}_T$ alone, inverted with `ddim_invert` and interpolated by `slerp`.
+# `ddpm-scratch apply diffae` (`diffae_model(RUNS, SETTINGS)`: `diffae_network`, the course's U-Net reading the
+# code, trained once by the package's cached loop `fit`), then encodes one test digit of each class (`encode`:
+# $\mathbf{z}_\text{sem}$ and $\mathbf{x}_T$), decodes with the inferred $\mathbf{x}_T$ and with fresh noise in its
+# place, and interpolates between pairs of digits (`interpolate`: $\mathbf{z}_\text{sem}$ on a straight line,
+# $\mathbf{x}_T$ along `slerp`). Beside them, the pixel model's own DDIM codes: $\mathbf{x}_T$ alone, inverted with
+# `ddim_invert` and interpolated by `slerp`.
 
 # %% id="diffae"
-diffae_schedule = NoiseSchedule.linear(1000, rescale=True)
-diffae_loop = LoopSettings(steps=SETTINGS.steps(DIFFAE_STEPS), batch_size=128, lr=2e-3, warmup_steps=200,
-                           max_grad_norm=1.0, ema_decay=0.995, checkpoint_every=500)
-diffae_record = json.loads(json.dumps({"stage": "diffae, lesson 07", "code_dim": CODE_DIM,
-                                       "loop": dataclasses.asdict(diffae_loop), "seed": SEED}))
-
-
-def diffae_objective(model, batch, *, generator=None):
-    return diffae_loss(model, diffae_schedule, batch.x0, generator=generator)
-
-
 start = time.perf_counter()
-diffae = fit(diffae_network, diffae_objective, load_digits("train")[0], diffae_loop, out=RUNS / "diffae",
-             record=diffae_record, seed=SEED, desc="DiffAE")
+diffae, diffae_schedule = diffae_model(RUNS, SETTINGS)
 print(f"DiffAE: {millions(diffae):.2f}M parameters (code of {CODE_DIM} numbers), "
       f"{time.perf_counter() - start:.0f} s (trained, or loaded)")
 
