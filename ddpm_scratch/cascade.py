@@ -36,7 +36,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .checks import check_choice, check_data, check_int, check_noise_source, check_number
+from .checks import check_choice, check_images, check_int, check_noise_source, check_number
 from .forward import make_noise
 from .losses import l_simple
 from .nets.protocol import EpsModel, ImageConditioned
@@ -51,18 +51,12 @@ BLUR_MAX_SIGMA = 1.0  # the blur's std, in pixels of z, at aug_level 1 (z is 4x4
 _BLUR_RADIUS = 2  # taps -2..2: beyond 2 sigma = 2 pixels the Gaussian's weight is under 14% of the centre's
 
 
-def _check_image(name: str, x: object) -> Tensor:
-    check_data(name, x)
-    if x.dim() != 4:  # type: ignore[union-attr]
-        raise ValueError(f"{name} must be an image batch (B, C, H, W), got shape {tuple(x.shape)}")  # type: ignore
-    return x  # type: ignore[return-value]
-
 
 def downsample(x0: Tensor, size: int) -> Tensor:
     """The low-resolution image z of x0: each of its size x size pixels the mean of a block of x0's.
 
     x0: (B, C, H, W) with size dividing H and W. Returns (B, C, size, size)."""
-    _check_image("x0", x0)
+    check_images("x0", x0)
     check_int("size", size)
     H, W = x0.shape[-2:]
     if H % size or W % size:
@@ -72,7 +66,7 @@ def downsample(x0: Tensor, size: int) -> Tensor:
 
 def upsample(z: Tensor, size: int) -> Tensor:
     """z (B, C, h, w) resized to (B, C, size, size) by bilinear interpolation: the SR network's view of z."""
-    _check_image("z", z)
+    check_images("z", z)
     check_int("size", size)
     return F.interpolate(z, size=(size, size), mode="bilinear", align_corners=False)
 
@@ -113,7 +107,7 @@ def augment(z: Tensor, aug_level: float | Tensor, *, kind: str = "noise", noise:
     z: (B, C, h, w). aug_level: a float or (B,) in [0, 1]. kind: "noise", "blur" or "none". noise: the eps of
     kind="noise", (B, C, h, w), drawn with generator when None (give one or the other, not both).
     Returns a tensor shaped like z."""
-    _check_image("z", z)
+    check_images("z", z)
     check_choice("kind", kind, AUGMENTATIONS)
     check_noise_source(noise, generator)
     s = _aug_levels(aug_level, z)[:, None, None, None]
@@ -134,7 +128,7 @@ def super_resolution_loss(network: Callable[..., Tensor], schedule: NoiseSchedul
 
     network(x_in, t, y, aug_level): x_in (B, 2C, H, W). y: labels passed as they are (None: unconditional).
     generator: draws s, the augmentation's noise, t and eps. Returns a scalar that carries gradients."""
-    _check_image("x0", x0)
+    check_images("x0", x0)
     if x0.shape[-1] != x0.shape[-2]:
         raise ValueError(f"x0 must hold square images, got {tuple(x0.shape[-2:])}")
     check_choice("kind", kind, AUGMENTATIONS)
@@ -158,7 +152,7 @@ class SuperResolution(ImageConditioned):
 
     def __init__(self, network: Callable[..., Tensor], z: Tensor, *, size: int, aug_level: float | Tensor,
                  y: Tensor | None = None) -> None:
-        _check_image("z", z)
+        check_images("z", z)
         super().__init__(network, upsample(z, size), y, _aug_levels(aug_level, z))
 
 

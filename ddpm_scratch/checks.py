@@ -17,8 +17,8 @@ from torch import Tensor
 
 T = TypeVar("T")
 
-__all__ = ["check_int", "check_number", "check_choice", "check_int_tuple", "check_data", "check_timestep",
-           "check_time", "check_noise_source", "register_once"]
+__all__ = ["check_int", "check_number", "check_choice", "check_int_tuple", "check_data", "check_images",
+           "check_timestep", "check_time", "check_noise_source", "register_once"]
 
 
 def check_int(name: str, value: object, low: int = 1) -> int:
@@ -66,6 +66,14 @@ def check_data(name: str, x: object) -> Tensor:
     if x.dim() < 1 or not x.is_floating_point():
         raise ValueError(f"{name} must be a floating tensor of shape (B, ...), got {x.dtype} {tuple(x.shape)}")
     return x
+
+
+def check_images(name: str, x: object) -> Tensor:
+    """x must be a floating image batch (B, C, H, W)."""
+    check_data(name, x)
+    if x.dim() != 4:  # type: ignore[union-attr]
+        raise ValueError(f"{name} must be an image batch (B, C, H, W), got shape {tuple(x.shape)}")  # type: ignore
+    return x  # type: ignore[return-value]
 
 
 def _as_batch(name: str, t: object, batch: int | None) -> Tensor:

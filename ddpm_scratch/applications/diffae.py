@@ -37,7 +37,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..checks import check_choice, check_data, check_int, check_number
+from ..checks import check_choice, check_images, check_int, check_number
 from ..ddim import ddim_invert, slerp
 from ..losses import l_simple
 from ..nets.protocol import OnDevice
@@ -47,12 +47,6 @@ from ..schedules import SPACINGS, NoiseSchedule
 
 __all__ = ["SemanticEncoder", "DiffAE", "diffae_loss", "CodeBound", "encode", "decode", "interpolate"]
 
-
-def _check_image(name: str, x: object) -> Tensor:
-    check_data(name, x)
-    if x.dim() != 4:  # type: ignore[union-attr]
-        raise ValueError(f"{name} must be an image batch (B, C, H, W), got shape {tuple(x.shape)}")  # type: ignore
-    return x  # type: ignore[return-value]
 
 
 def _check_code(z_sem: object, rows: int | None = None) -> Tensor:
@@ -132,7 +126,7 @@ def diffae_loss(model: DiffAE, schedule: NoiseSchedule, x0: Tensor, *, generator
     """L_simple of the autoencoder: mean ||eps - eps_theta(x_t, t, Enc_phi(x0))||^2 with t ~ U{1..T}, eps ~ N(0, I),
     x_t = q_sample(x0, t, eps) (DiffAE eq. 6). The gradient reaches the encoder through the code, so both parts are
     trained by the one loss. x0: (B, C, H, W). Returns a scalar that carries gradients."""
-    _check_image("x0", x0)
+    check_images("x0", x0)
     z_sem = model.semantic(x0)
     return l_simple(lambda x_t, t: model(x_t, t, code=z_sem), schedule, x0, generator=generator)
 
@@ -167,7 +161,7 @@ def encode(model: DiffAE, schedule: NoiseSchedule, x0: Tensor, *, num_steps: int
     """x0 -> (z_sem, x_T): the semantic code Enc_phi(x0) (B, code_dim), and x_T (B, C, H, W) by DDIM inversion of
     the denoiser with z_sem bound (`ddim.ddim_invert`, its num_steps, spacing and fixed_point_iterations: decode
     with the same num_steps and spacing). x0: (B, C, H, W) on the model's device."""
-    _check_image("x0", x0)
+    check_images("x0", x0)
     _check_steps(num_steps, spacing)
     z_sem = model.semantic(x0)
     x_T = ddim_invert(CodeBound(model, z_sem), schedule, x0, num_steps=num_steps, spacing=spacing,
@@ -180,7 +174,7 @@ def decode(model: DiffAE, schedule: NoiseSchedule, z_sem: Tensor, x_T: Tensor, *
            spacing: str = "uniform", progress: bool = False) -> Tensor:
     """(z_sem, x_T) -> x0: DDIM (eta = 0) from x_T with z_sem bound, `sampling.sample(..., sampler="ddim", x_T=x_T)`.
     z_sem: (B, code_dim); x_T: (B, C, H, W) on the model's device. Returns (B, C, H, W)."""
-    _check_image("x_T", x_T)
+    check_images("x_T", x_T)
     _check_code(z_sem, x_T.shape[0])
     _check_steps(num_steps, spacing)
     return sample(CodeBound(model, z_sem), schedule, x_T.shape, sampler="ddim", num_steps=num_steps,
@@ -196,7 +190,7 @@ def interpolate(model: DiffAE, schedule: NoiseSchedule, a: tuple[Tensor, Tensor]
     its second."""
     (z_a, x_a), (z_b, x_b) = a, b
     for name, x in (("x_T_a", x_a), ("x_T_b", x_b)):
-        _check_image(name, x)
+        check_images(name, x)
     _check_code(z_a, x_a.shape[0])
     _check_code(z_b, x_b.shape[0])
     if z_a.shape != z_b.shape or x_a.shape != x_b.shape:

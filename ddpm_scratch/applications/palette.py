@@ -33,7 +33,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ..checks import check_choice, check_data
+from ..checks import check_choice, check_images
 from ..losses import l_simple
 from ..nets.protocol import ImageConditioned
 from ..sampling import sample
@@ -45,12 +45,6 @@ __all__ = ["TASKS", "DENOISE_SIGMA", "corrupt", "Palette", "palette_loss", "tran
 TASKS = ("inpaint", "uncrop", "denoise")
 DENOISE_SIGMA = 0.5  # std of the Gaussian noise of the denoising task, in units of the [-1, 1] range (PSNR 12 dB)
 
-
-def _check_images(name: str, x: object) -> Tensor:
-    check_data(name, x)
-    if x.dim() != 4:  # type: ignore[union-attr]
-        raise ValueError(f"{name} must be an image batch (B, C, H, W), got shape {tuple(x.shape)}")  # type: ignore
-    return x  # type: ignore[return-value]
 
 
 def _cpu_generator(generator: torch.Generator | None) -> torch.Generator | None:
@@ -67,7 +61,7 @@ def corrupt(x0: Tensor, task: str, *, generator: torch.Generator | None = None) 
     x0: (B, C, H, W) in [-1, 1]. task: "inpaint", "uncrop" or "denoise". generator: draws the masks (a CUDA one
     seeds a CPU generator for them) and the denoising noise (on x0's device, so it must live there).
     Returns (source (B, C, H, W), mask (B, 1, H, W) float, 1 = known), on x0's device and in its dtype."""
-    _check_images("x0", x0)
+    check_images("x0", x0)
     check_choice("task", task, TASKS)
     B, _, H, W = x0.shape
     if task == "denoise":
@@ -102,7 +96,7 @@ class Palette(ImageConditioned):
     float 0/1, 1 = known. The rows of the batches it is called with are the rows of source."""
 
     def __init__(self, network: Callable[..., Tensor], source: Tensor, mask: Tensor) -> None:
-        _check_images("source", source)
+        check_images("source", source)
         super().__init__(network, torch.cat([source, _as_float_mask(mask, source)], dim=1))
 
 
@@ -114,7 +108,7 @@ def palette_loss(network: Callable[..., Tensor], schedule: NoiseSchedule, x0: Te
     network(cat([x_t, source, mask]), t). x0: (B, C, H, W). generator (on x0's device) draws, in this order: the
     task of each example, each task's corruption of the whole batch (`corrupt`, in the order of `tasks`), then
     L_simple's t and eps. Returns a scalar that carries gradients to the network's parameters."""
-    _check_images("x0", x0)
+    check_images("x0", x0)
     if isinstance(tasks, str) or not tasks:
         raise ValueError(f"tasks must be a non-empty sequence of names from {TASKS}, got {tasks!r}")
     for task in tasks:
@@ -133,7 +127,7 @@ def translate(network: Callable[..., Tensor], schedule: NoiseSchedule, source: T
     source: (B, C, H, W); mask: (B, 1, H, W), bool or float 0/1 (1 = known; all 0 for denoising). device: where
     x_T is drawn (default: source's). sample_options: `sample`'s (sampler, num_steps, generator, ...).
     Returns (B, C, H, W); the known pixels are close to the source's, not equal."""
-    _check_images("source", source)
+    check_images("source", source)
     model = Palette(network, source, mask)
     return sample(model, schedule, tuple(source.shape), device=source.device if device is None else device,
                   **sample_options)
@@ -145,7 +139,7 @@ def conditional_inpaint(network: Callable[..., Tensor], schedule: NoiseSchedule,
 
     known: (B, C, H, W), read where mask is True; mask: (B, 1, H, W) bool, True = known (`applications.inpainting`'s
     convention). sample_options: `sample`'s. Returns the samples as they come (the known region is not put back)."""
-    _check_images("known", known)
+    check_images("known", known)
     check_mask(mask, known)
     if tuple(mask.shape) != (known.shape[0], 1, *known.shape[2:]):
         raise ValueError(f"mask must have shape {(known.shape[0], 1, *known.shape[2:])}, got {tuple(mask.shape)}")

@@ -27,26 +27,20 @@ from __future__ import annotations
 from torch import Tensor
 
 from ..cascade import downsample
-from ..checks import check_data
+from ..checks import check_images
 
 __all__ = ["PEAK", "psnr", "consistency"]
 
 PEAK = 2.0  # peak-to-peak range of [-1, 1] images: PSNR's signal
 
 
-def _check_images(name: str, x: object) -> Tensor:
-    check_data(name, x)
-    if x.dim() != 4:  # type: ignore[union-attr]
-        raise ValueError(f"{name} must be an image batch (B, C, H, W), got shape {tuple(x.shape)}")  # type: ignore
-    return x  # type: ignore[return-value]
-
 
 def psnr(x: Tensor, reference: Tensor) -> Tensor:
     """Peak signal-to-noise ratio of each image of x against its reference, in dB: 10 log10(PEAK^2 / MSE).
 
     x, reference: (B, C, H, W) in [-1, 1]. Returns (B,); inf for an image equal to its reference."""
-    _check_images("x", x)
-    _check_images("reference", reference)
+    check_images("x", x)
+    check_images("reference", reference)
     if x.shape != reference.shape:
         raise ValueError(f"x {tuple(x.shape)} and reference {tuple(reference.shape)} must have the same shape")
     mse = (x - reference).pow(2).flatten(1).mean(dim=1)
@@ -58,8 +52,8 @@ def consistency(x: Tensor, z: Tensor) -> Tensor:
 
     x: (B, C, H, W); z: (B, C, h, w), h = w dividing H and W. Returns (B,); 0 when every h x w block mean of x is
     z's pixel (x = z repeated over each block, or that plus any detail of zero block mean)."""
-    _check_images("x", x)
-    _check_images("z", z)
+    check_images("x", x)
+    check_images("z", z)
     if x.shape[:2] != z.shape[:2] or z.shape[-1] != z.shape[-2]:
         raise ValueError(f"z must be square and share x's batch and channels: x {tuple(x.shape)}, z {tuple(z.shape)}")
     return (downsample(x, z.shape[-1]) - z).pow(2).flatten(1).mean(dim=1)
