@@ -66,7 +66,7 @@ notebooks: $(STAMP)  ## build lessons/*.ipynb and solutions/ from the jupytext s
 release: notebooks  ## regenerate the student release assignments/ from solutions/ (nbgrader)
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python tools/release.py
 
-bench: $(STAMP)  ## print the speed tables, then run the demo and print its quality figures (55-70 minutes; sampler_nfe alone 7-10, guidance_exact about 10, cascade_digits 20-25)
+bench: $(STAMP)  ## print the speed tables, then run the demo and print its quality figures (70-90 minutes; sampler_nfe alone 7-10, guidance_exact about 10, cascade_digits 20-25, applications 20-25)
 	$(BIN)/python -m pip install --quiet -e ".[bench]"
 	$(BIN)/python -m benchmarks.train_throughput --threads 1
 	$(BIN)/python -m benchmarks.step_overhead
@@ -77,6 +77,7 @@ bench: $(STAMP)  ## print the speed tables, then run the demo and print its qual
 	$(BIN)/python -m benchmarks.guidance_digits
 	$(BIN)/python -m benchmarks.cascade_digits
 	$(BIN)/python -m benchmarks.discrete_digits --threads 1
+	$(BIN)/python -m benchmarks.applications --out runs/bench_applications
 	$(BIN)/python -m benchmarks.demo_quality
 
 .PHONY: student-edition
