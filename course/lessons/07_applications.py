@@ -69,9 +69,10 @@
 # (`runs_fast/` in fast mode) and loaded, not trained again, when the lesson runs a second time; a folder that holds a
 # model trained with other settings stops the cell with a message naming it (delete it to train afresh). Measured on
 # two CPU cores shared with other work, fast mode with its five short trainings: 33-52 s at a load average of 2-4,
-# 43-74 s at 8-9. The full run trains five models of the demo's size the first time (the pixel model, Palette, the SR
-# stage, the two latent stages, the diffusion autoencoder), each taking minutes, and then only samples. Every cell
-# that takes more than a few seconds shows a progress bar.
+# 43-74 s at 8-9. The full run trains its models the first time (the pixel model, Palette, the SR stage, the two
+# latent stages, the diffusion autoencoder; a model of the demo's size took 190-200 s on two quiet cores, about 15-20
+# minutes in all), and afterwards only samples: 3.5 minutes (206 s at a load of 0.2-2, every model loaded). Every
+# cell that takes more than a few seconds shows a progress bar.
 
 # %% id="parameters" tags=["parameters"]
 import os
