@@ -8,7 +8,8 @@ its pictures under `out` and returns the figures; the command line and `benchmar
 Training goes through the one loop (`loop.run_loop`) by `fit`: a stage is a folder under `out` holding its
 checkpoint; a finished stage is loaded instead of trained again, an interrupted one resumes, and one trained with
 other settings is refused (another --out, or delete the folder). `pixel_model` is the unconditional digits model
-that SDEdit, inpainting and ILVR share (the demo's recipe, `demo.demo_config`).
+that SDEdit, inpainting and ILVR share (the demo's recipe, `demo.demo_config`); `trained_run` caches any run of
+`machinery.train` the same way (the SR3 stage).
 """
 
 from __future__ import annotations
@@ -28,10 +29,10 @@ from ..checks import check_int, register_once
 from ..nets.protocol import EpsModel
 from ..schedules import NoiseSchedule
 from .loop import CHECKPOINT, Checkpoint, LoopSettings, Objective, Update, run_loop
-from .train import load_model, select_device, train
+from .train import TrainConfig, load_model, select_device, train
 
 __all__ = ["RunSettings", "Report", "Application", "APPLICATIONS", "register_application", "applications", "fit",
-           "pixel_model", "QUICK_STEPS", "RUN_MODULES", "add_apply_command", "apply_command"]
+           "trained_run", "pixel_model", "QUICK_STEPS", "RUN_MODULES", "add_apply_command", "apply_command"]
 
 QUICK_STEPS = 20  # training steps of every stage in a --quick run: the run's plumbing checked in seconds
 
@@ -142,15 +143,11 @@ def fit(build: Callable[[], nn.Module], objective: Objective, data: Tensor, sett
 PIXEL_STEPS = 2000  # the demo's training (demo.DEMO_STEPS): FD/floor about 1.1 with 20 DPM-Solver++ steps
 
 
-def pixel_model(out: Path, settings: RunSettings) -> tuple[EpsModel, NoiseSchedule]:
-    """The unconditional digits eps-model of out/pixel (the demo's recipe), trained there on first use.
-    Returns (eps_model, schedule) on the settings' device."""
-    from .demo import demo_config
-
-    check_int("seed", settings.seed, low=0)
-    config = demo_config(steps=settings.steps(PIXEL_STEPS), seed=settings.seed, device=settings.device)
-    run = Path(out) / "pixel"
-    device = select_device(settings.device)
+def trained_run(config: TrainConfig, run: Path, settings: RunSettings) -> tuple[EpsModel, NoiseSchedule]:
+    """The eps-model of the `machinery.train` run `config` in folder `run`: trained there on first use, resumed if
+    interrupted, loaded if finished; a folder holding another config is refused. Returns (eps_model, schedule) on the
+    settings' device."""
+    run = Path(run)
     if (run / CHECKPOINT).exists():
         state = Checkpoint.load(run / CHECKPOINT)
         if state.config != asdict(config):
@@ -159,8 +156,19 @@ def pixel_model(out: Path, settings: RunSettings) -> tuple[EpsModel, NoiseSchedu
             train(config, run, resume=True, progress=settings.progress)
     else:
         train(config, run, progress=settings.progress)
+    device = select_device(settings.device)
     eps_model, schedule, _ = load_model(run / CHECKPOINT, device=device)
     return eps_model, schedule.to(device)
+
+
+def pixel_model(out: Path, settings: RunSettings) -> tuple[EpsModel, NoiseSchedule]:
+    """The unconditional digits eps-model of out/pixel (the demo's recipe), trained there on first use.
+    Returns (eps_model, schedule) on the settings' device."""
+    from .demo import demo_config
+
+    check_int("seed", settings.seed, low=0)
+    config = demo_config(steps=settings.steps(PIXEL_STEPS), seed=settings.seed, device=settings.device)
+    return trained_run(config, Path(out) / "pixel", settings)
 
 
 # ---------------------------------------------------------------------------------- the command line

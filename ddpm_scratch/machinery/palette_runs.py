@@ -34,12 +34,12 @@ from ..applications.super_resolution import consistency, psnr
 from ..cascade import downsample, super_resolve, upsample
 from ..checks import check_int
 from ..schedules import NoiseSchedule
-from .applications import Application, Report, RunSettings, fit, register_application
+from .applications import Application, Report, RunSettings, fit, register_application, trained_run
 from .data import DATASETS, load_digits
 from .demo import demo_config
-from .loop import CHECKPOINT, Batch, Checkpoint
+from .loop import Batch
 from .metrics import digits_fd
-from .train import load_model, select_device, train, with_subnormals_flushed
+from .train import select_device, with_subnormals_flushed
 from .viz import image_table, save_figure
 
 __all__ = ["PALETTE_STEPS", "SR3_STEPS", "SR3_LEVELS", "SAMPLING", "palette_model", "sr3_model", "run_palette",
@@ -93,18 +93,7 @@ def sr3_model(out: Path, settings: RunSettings) -> tuple[nn.Module, NoiseSchedul
     check_int("seed", settings.seed, low=0)
     config = dataclasses.replace(demo_config(steps=settings.steps(SR3_STEPS), seed=settings.seed,
                                              device=settings.device), low_resolution=4)
-    run = Path(out) / "sr3"
-    if (run / CHECKPOINT).exists():
-        state = Checkpoint.load(run / CHECKPOINT)
-        if state.config != dataclasses.asdict(config):
-            raise ValueError(f"{run} holds a model trained with other settings; give another --out or delete it")
-        if state.step < config.steps:
-            train(config, run, resume=True, progress=settings.progress)
-    else:
-        train(config, run, progress=settings.progress)
-    device = select_device(settings.device)
-    network, schedule, _ = load_model(run / CHECKPOINT, device=device)
-    return network, schedule.to(device)
+    return trained_run(config, Path(out) / "sr3", settings)
 
 
 def _table(rows: list[tuple[str, Tensor]], title: str, path: Path) -> Path:
